@@ -1,0 +1,317 @@
+//! Run configuration: the command line, an optional TOML file (or the embedded default),
+//! merged and validated once, so that everything after it is infallible.
+
+use std::path::PathBuf;
+
+use chrono::{Days, NaiveDate};
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The embedded default pipeline (`pipelines/local.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../pipelines/local.toml");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cc-analytics",
+    version,
+    about = "Rebuilds Claude Code analytics tables from raw OpenTelemetry telemetry in object storage"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read telemetry, compute the analytics tables, write them per role.
+    Run(RunArgs),
+    /// Write deterministic synthetic telemetry (and a roster) for tests, demos and benchmarks.
+    Generate(crate::generate::GenerateArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Pipeline file (TOML). Without it the embedded default `pipelines/local.toml` is used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Telemetry prefix: a path, file://, s3://, gs:// or az:// URL. Repeatable.
+    #[arg(long, value_name = "URL")]
+    pub input: Vec<String>,
+    /// Output root (a path or URL).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Roster CSV (member,member_type,role,aliases).
+    #[arg(long, value_name = "URL")]
+    pub roster: Option<String>,
+    /// Role policy (TOML). Without it the built-in policy applies.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<String>,
+    /// Recompute one day: YYYY-MM-DD, today or yesterday (in --timezone).
+    #[arg(long, value_name = "D", conflicts_with_all = ["from", "to"])]
+    pub date: Option<String>,
+    /// First day of a range to recompute (with --to).
+    #[arg(long, value_name = "D", requires = "to")]
+    pub from: Option<String>,
+    /// Last day of a range to recompute (with --from).
+    #[arg(long, value_name = "D", requires = "from")]
+    pub to: Option<String>,
+    /// With --date D: recompute D-N … D.
+    #[arg(long, value_name = "N")]
+    pub lookback_days: Option<u32>,
+    /// IANA time zone of days and months (default UTC).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Roles to write reports for, comma-separated (default: every role that may see something).
+    #[arg(long, value_name = "ROLE,...", value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// Largest share of bad lines tolerated before the run fails with exit 3 (default 0.01).
+    #[arg(long, value_name = "F")]
+    pub max_bad_ratio: Option<f64>,
+}
+
+/// The pipeline file. Unknown keys are errors.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub input: Vec<String>,
+    pub output: Option<String>,
+    pub roster: Option<String>,
+    pub policy: Option<String>,
+    pub date: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub lookback_days: Option<u32>,
+    pub timezone: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub max_bad_ratio: Option<f64>,
+    pub max_arrival_delay_days: Option<u32>,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str, source: &str) -> Result<FileConfig> {
+        toml::from_str(text).map_err(|e| {
+            Error::usage(format!(
+                "config {source}: {}",
+                e.to_string().replace('\n', " ").trim()
+            ))
+        })
+    }
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub inputs: Vec<String>,
+    pub output: String,
+    pub roster: Option<String>,
+    pub policy: Option<String>,
+    pub tz: Tz,
+    /// Inclusive range of event dates to recompute; `None` = every date in the input.
+    pub range: Option<(NaiveDate, NaiveDate)>,
+    pub roles: Option<Vec<String>>,
+    pub max_bad_ratio: f64,
+    pub max_arrival_delay_days: u32,
+}
+
+impl RunConfig {
+    /// Merges flags over the config file; `now` resolves `today` and `yesterday`.
+    pub fn resolve(args: &RunArgs, now: chrono::DateTime<chrono::Utc>) -> Result<RunConfig> {
+        let file = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::usage(format!("cannot read config {}: {e}", p.display()))
+                })?;
+                FileConfig::parse(&text, &p.display().to_string())?
+            }
+            None => FileConfig::parse(DEFAULT_CONFIG, "pipelines/local.toml (embedded)")?,
+        };
+        let tz_name = args
+            .timezone
+            .clone()
+            .or(file.timezone.clone())
+            .unwrap_or_else(|| "UTC".into());
+        let tz: Tz = tz_name.parse().map_err(|_| {
+            Error::usage(format!(
+                "unknown time zone {tz_name:?} (use an IANA name such as Europe/Berlin)"
+            ))
+        })?;
+        let inputs = if args.input.is_empty() {
+            file.input.clone()
+        } else {
+            args.input.clone()
+        };
+        if inputs.is_empty() {
+            return Err(Error::usage("no --input given and none in the config"));
+        }
+        let output = args
+            .output
+            .clone()
+            .or(file.output.clone())
+            .ok_or_else(|| Error::usage("no --output given and none in the config"))?;
+        let today = now.with_timezone(&tz).date_naive();
+        let flag_range = args.date.is_some() || args.from.is_some();
+        let (date, from, to) = if flag_range {
+            (args.date.clone(), args.from.clone(), args.to.clone())
+        } else {
+            (file.date.clone(), file.from.clone(), file.to.clone())
+        };
+        let lookback = args.lookback_days.or(file.lookback_days);
+        let range = match (date, from, to) {
+            (Some(d), None, None) => {
+                let d = parse_day(&d, today)?;
+                let start = d
+                    .checked_sub_days(Days::new(lookback.unwrap_or(0) as u64))
+                    .ok_or_else(|| Error::usage("--lookback-days reaches before year 1"))?;
+                Some((start, d))
+            }
+            (None, Some(f), Some(t)) => {
+                let (f, t) = (parse_day(&f, today)?, parse_day(&t, today)?);
+                if f > t {
+                    return Err(Error::usage(format!("--from {f} is after --to {t}")));
+                }
+                if lookback.is_some() {
+                    return Err(Error::usage(
+                        "--lookback-days goes with --date, not --from/--to",
+                    ));
+                }
+                Some((f, t))
+            }
+            (None, None, None) => {
+                if lookback.is_some() {
+                    return Err(Error::usage("--lookback-days needs --date"));
+                }
+                None
+            }
+            (Some(_), _, _) => {
+                return Err(Error::usage("--date cannot be combined with --from/--to"))
+            }
+            _ => return Err(Error::usage("--from and --to go together")),
+        };
+        let max_bad_ratio = args.max_bad_ratio.or(file.max_bad_ratio).unwrap_or(0.01);
+        if !(0.0..=1.0).contains(&max_bad_ratio) {
+            return Err(Error::usage(format!(
+                "--max-bad-ratio {max_bad_ratio} is not between 0 and 1"
+            )));
+        }
+        let roles = args.roles.clone().or(file.roles.clone());
+        if let Some(roles) = &roles {
+            for r in roles {
+                if !crate::schema::ROLES.contains(&r.as_str()) {
+                    return Err(Error::usage(format!(
+                        "unknown role {r:?} (one of {})",
+                        crate::schema::ROLES.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(RunConfig {
+            inputs,
+            output,
+            roster: args.roster.clone().or(file.roster.clone()),
+            policy: args.policy.clone().or(file.policy.clone()),
+            tz,
+            range,
+            roles,
+            max_bad_ratio,
+            max_arrival_delay_days: file.max_arrival_delay_days.unwrap_or(3),
+        })
+    }
+}
+
+/// `YYYY-MM-DD`, `today` or `yesterday`.
+pub fn parse_day(s: &str, today: NaiveDate) -> Result<NaiveDate> {
+    match s {
+        "today" => Ok(today),
+        "yesterday" => Ok(today.pred_opt().expect("a day before today")),
+        _ => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+            Error::usage(format!(
+                "bad date {s:?} (use YYYY-MM-DD, today or yesterday)"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        // 2026-11-25T03:00Z is still 2026-11-24 in Los Angeles.
+        chrono::Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
+    }
+
+    fn args(f: impl FnOnce(&mut RunArgs)) -> RunArgs {
+        let mut a = RunArgs::default();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn embedded_default_reads_sample_data() {
+        let c = RunConfig::resolve(&RunArgs::default(), now()).unwrap();
+        assert_eq!(c.inputs, vec!["sample_data/telemetry"]);
+        assert_eq!(c.output, "out");
+        assert_eq!(c.tz, chrono_tz::UTC);
+        assert_eq!(c.range, None);
+    }
+
+    #[test]
+    fn dates_resolve_in_the_time_zone() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let c = RunConfig::resolve(
+            &args(|a| {
+                a.date = Some("yesterday".into());
+                a.timezone = Some("America/Los_Angeles".into());
+                a.lookback_days = Some(2);
+            }),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(c.range, Some((d(2026, 11, 21), d(2026, 11, 23))));
+        let c = RunConfig::resolve(&args(|a| a.date = Some("today".into())), now()).unwrap();
+        assert_eq!(c.range, Some((d(2026, 11, 25), d(2026, 11, 25))));
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        let cases: Vec<(RunArgs, &str)> = vec![
+            (
+                args(|a| a.timezone = Some("Mars/Olympus".into())),
+                "Mars/Olympus",
+            ),
+            (args(|a| a.date = Some("2026-13-01".into())), "2026-13-01"),
+            (
+                args(|a| {
+                    a.from = Some("2026-02-02".into());
+                    a.to = Some("2026-02-01".into());
+                }),
+                "after",
+            ),
+            (args(|a| a.roles = Some(vec!["boss".into()])), "boss"),
+            (args(|a| a.max_bad_ratio = Some(2.0)), "max-bad-ratio"),
+        ];
+        for (a, needle) in cases {
+            let e = RunConfig::resolve(&a, now()).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let e = FileConfig::parse("inputs = [\"x\"]\n", "p.toml").unwrap_err();
+        assert!(e.to_string().contains("inputs"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+}

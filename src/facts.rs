@@ -1,0 +1,444 @@
+//! Records → daily facts: deduplication (3.3), metric increments (3.4), identity per session (3.5),
+//! the events-before-metrics rule per (session, day) (3.6). Relational work runs in polars.
+//!
+//! A fact row is one (date, member, session, model, tool) with its measures; every report is a
+//! group-by over facts, so facts stored by earlier runs rebuild the reports without raw input.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::model::{sym, Dict, Records, CUMULATIVE, EVENT, METRIC};
+use crate::roster::Roster;
+use crate::schema::{member_type, UNATTRIBUTED_MEMBER};
+
+/// Fact columns (internal).
+pub mod fcol {
+    pub const DATE: &str = "date";
+    pub const MEMBER: &str = "member";
+    pub const MEMBER_TYPE: &str = "member_type";
+    pub const ROLE: &str = "role";
+    pub const SESSION: &str = "session";
+    pub const AGENTS: &str = "agents_view";
+    pub const MODEL: &str = "model";
+    pub const TOOL: &str = "tool";
+    pub const REQUESTS: &str = "requests";
+    /// Spend in 1e-12 USD: integer sums are exact and independent of summation order.
+    pub const SPEND_PICO: &str = "spend_pico_usd";
+    pub const INPUT_TOKENS: &str = "input_tokens";
+    pub const OUTPUT_TOKENS: &str = "output_tokens";
+    pub const CACHE_READ_TOKENS: &str = "cache_read_tokens";
+    pub const CACHE_CREATION_TOKENS: &str = "cache_creation_tokens";
+    pub const ACCEPTED: &str = "accepted";
+    pub const REJECTED: &str = "rejected";
+    pub const LINES_ACCEPTED: &str = "lines_accepted";
+    pub const LINES_REMOVED: &str = "lines_removed";
+    pub const COMMITS: &str = "commits";
+    pub const PULL_REQUESTS: &str = "pull_requests";
+    /// Integer measures, in order.
+    pub const MEASURES: [&str; 13] = [
+        REQUESTS,
+        SPEND_PICO,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+        CACHE_READ_TOKENS,
+        CACHE_CREATION_TOKENS,
+        ACCEPTED,
+        REJECTED,
+        LINES_ACCEPTED,
+        LINES_REMOVED,
+        COMMITS,
+        PULL_REQUESTS,
+        "records",
+    ];
+    pub const RECORDS: &str = "records";
+}
+
+pub const PICO_PER_USD: f64 = 1e12;
+
+/// A resolved member: display identity, type, roster role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub name: String,
+    pub member_type: String,
+    pub role: Option<String>,
+}
+
+/// Facts and the record counts of the transform.
+pub struct Facts {
+    pub df: DataFrame,
+    pub records_used: u64,
+    pub records_duplicate: u64,
+    pub records_outside_range: u64,
+}
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// Per-record identity candidates (3.5 step 2), as `priority << 32 | member index`: the smallest
+/// over a session is its member.
+fn candidates(rec: &Records, dict: &Dict, roster: &Roster) -> (Vec<u64>, Vec<Member>) {
+    let mut members: Vec<Member> = roster
+        .members
+        .iter()
+        .map(|m| Member {
+            name: m.member.clone(),
+            member_type: m.member_type.clone(),
+            role: Some(m.role.clone()),
+        })
+        .collect();
+    let roster_of: Vec<Option<u32>> = dict
+        .strings()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if i == sym::NONE as usize {
+                None
+            } else {
+                roster.lookup(s).map(|m| m as u32)
+            }
+        })
+        .collect();
+    let mut raw: HashMap<(u8, u32), u32> = HashMap::new();
+    let mut raw_member = |members: &mut Vec<Member>, kind: u8, id: u32| -> u32 {
+        *raw.entry((kind, id)).or_insert_with(|| {
+            let (name, t) = match kind {
+                4 => (dict.resolve(id).to_string(), member_type::USER),
+                5 => (dict.resolve(id).to_string(), member_type::API_KEY),
+                6 => (dict.resolve(id).to_string(), member_type::INSTALL),
+                _ => (UNATTRIBUTED_MEMBER.to_string(), member_type::UNATTRIBUTED),
+            };
+            members.push(Member {
+                name,
+                member_type: t.to_string(),
+                role: None,
+            });
+            (members.len() - 1) as u32
+        })
+    };
+    let mut out = Vec::with_capacity(rec.len());
+    for i in 0..rec.len() {
+        let ids = [rec.email[i], rec.api_key[i], rec.account[i], rec.user_id[i]];
+        let via_roster = ids
+            .iter()
+            .enumerate()
+            .find_map(|(p, &id)| roster_of[id as usize].map(|m| (p as u64, m)));
+        let (prio, m) = match via_roster {
+            Some(c) => c,
+            None => {
+                let (kind, id) = if ids[0] != sym::NONE {
+                    (4u8, ids[0])
+                } else if ids[1] != sym::NONE {
+                    (5, ids[1])
+                } else if ids[3] != sym::NONE {
+                    (6, ids[3])
+                } else {
+                    (7, sym::NONE)
+                };
+                (kind as u64, raw_member(&mut members, kind, id))
+            }
+        };
+        out.push(prio << 32 | m as u64);
+    }
+    (out, members)
+}
+
+fn u8_to_i32(v: &[u8]) -> Vec<i32> {
+    v.iter().map(|&x| x as i32).collect()
+}
+
+fn records_frame(rec: &Records, cand: Vec<u64>) -> PolarsResult<DataFrame> {
+    let c = |n: &str, s: Column| s.with_name(n.into());
+    DataFrame::new_infer_height(vec![
+        c("kind", Column::new("".into(), u8_to_i32(&rec.kind))),
+        c("name", Column::new("".into(), &rec.name)),
+        c("time", Column::new("".into(), &rec.time_ns)),
+        c("date", Column::new("".into(), &rec.date)),
+        c("session", Column::new("".into(), &rec.session)),
+        c("cand", Column::new("".into(), cand)),
+        c("dkey", Column::new("".into(), &rec.dkey)),
+        c("series", Column::new("".into(), &rec.series)),
+        c("start", Column::new("".into(), &rec.start_ns)),
+        c("temp", Column::new("".into(), u8_to_i32(&rec.temporality))),
+        c("value", Column::new("".into(), &rec.value)),
+        c("model", Column::new("".into(), &rec.model)),
+        c("cost", Column::new("".into(), &rec.cost)),
+        c("in_tok", Column::new("".into(), &rec.input_tokens)),
+        c("out_tok", Column::new("".into(), &rec.output_tokens)),
+        c("cr_tok", Column::new("".into(), &rec.cache_read_tokens)),
+        c("cc_tok", Column::new("".into(), &rec.cache_creation_tokens)),
+        c("tool", Column::new("".into(), &rec.tool)),
+        c("decision", Column::new("".into(), &rec.decision)),
+        c("typ", Column::new("".into(), &rec.typ)),
+        c("start_type", Column::new("".into(), &rec.start_type)),
+    ])
+}
+
+fn is(name: &str, id: u32) -> Expr {
+    col(name).eq(lit(id))
+}
+
+/// Builds the facts of the records whose date lies in `range` (all when `None`).
+pub fn build(
+    rec: &Records,
+    dict: &Dict,
+    roster: &Roster,
+    range: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Facts> {
+    let (cand, members) = candidates(rec, dict, roster);
+    let df = records_frame(rec, cand)?;
+    let n_parsed = df.height();
+
+    // 3.3: one of each duplicate, keeping the first in object order.
+    let df = df
+        .lazy()
+        .unique_stable(
+            Some(cols(["kind", "name", "session", "time", "dkey"])),
+            UniqueKeepStrategy::First,
+        )
+        .collect()?;
+    let records_duplicate = (n_parsed - df.height()) as u64;
+
+    // 3.4: cumulative points become increments over the previous point of their series.
+    let series = [col("name"), col("series"), col("start"), col("temp")];
+    let prev = col("value").shift(lit(1)).over(series)?;
+    let inc = when(
+        col("kind")
+            .eq(lit(METRIC as i32))
+            .and(col("temp").eq(lit(CUMULATIVE as i32))),
+    )
+    .then(
+        when(prev.clone().is_null().or(col("value").lt(prev.clone())))
+            .then(col("value"))
+            .otherwise(col("value") - prev),
+    )
+    .otherwise(col("value"))
+    .alias("inc");
+
+    // 3.5: a session's member is the best candidate over all its records in the run.
+    let has_session = col("session").neq(lit(sym::NONE));
+    let mkey = when(has_session.clone())
+        .then(col("cand").min().over([col("session")])?)
+        .otherwise(col("cand"));
+    let member = (mkey % lit(1u64 << 32))
+        .cast(DataType::UInt32)
+        .alias("member");
+    // 3.6: agents_view sessions are not sessions.
+    let agents = (is("name", sym::M_SESSION).and(is("start_type", sym::AGENTS_VIEW)))
+        .any(true)
+        .over([col("session")])?
+        .and(has_session)
+        .alias("agents");
+
+    let mut lf = df
+        .lazy()
+        .sort(
+            ["kind", "name", "series", "start", "time"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .with_columns([inc, member, agents]);
+    let n_dedup = n_parsed as u64 - records_duplicate;
+    if let Some((from, to)) = range {
+        lf = lf.filter(
+            col("date")
+                .gt_eq(lit(days_since_epoch(from)))
+                .and(col("date").lt_eq(lit(days_since_epoch(to)))),
+        );
+    }
+
+    // 3.6: per (session, day) — records without a session form one group per member and day.
+    let group = [col("date"), col("member"), col("session")];
+    let event = col("kind").eq(lit(EVENT as i32));
+    let metric = col("kind").eq(lit(METRIC as i32));
+    let edit_tool = sym::EDIT_TOOLS
+        .iter()
+        .map(|&t| is("tool", t))
+        .reduce(|a, b| a.or(b))
+        .unwrap();
+    let is_req = event.clone().and(is("name", sym::API_REQUEST));
+    let is_dec_ev = event
+        .and(is("name", sym::TOOL_DECISION))
+        .and(edit_tool.clone());
+    let has_req = is_req.clone().any(true).over(group.clone())?;
+    let has_dec = is_dec_ev.clone().any(true).over(group)?;
+    let use_cost = metric
+        .clone()
+        .and(is("name", sym::M_COST))
+        .and(has_req.clone().not());
+    let use_tok = metric
+        .clone()
+        .and(is("name", sym::M_TOKEN))
+        .and(has_req.not());
+    let dec_met = metric
+        .clone()
+        .and(is("name", sym::M_DECISION))
+        .and(edit_tool)
+        .and(has_dec.not());
+    let f0 = || lit(0.0f64);
+    let tokens = |ev_col: &str, typ: u32| {
+        when(is_req.clone())
+            .then(col(ev_col).cast(DataType::Float64).fill_null(f0()))
+            .when(use_tok.clone().and(is("typ", typ)))
+            .then(col("inc"))
+            .otherwise(f0())
+    };
+    let decisions = |d: u32| {
+        when(is_dec_ev.clone().and(is("decision", d)))
+            .then(lit(1.0f64))
+            .when(dec_met.clone().and(is("decision", d)))
+            .then(col("inc"))
+            .otherwise(f0())
+    };
+    let metric_of = |name: u32| {
+        when(metric.clone().and(is("name", name)))
+            .then(col("inc"))
+            .otherwise(f0())
+    };
+    let null_u32 = || lit(NULL).cast(DataType::UInt32);
+    let contrib = lf.with_columns([
+        is_req.clone().cast(DataType::Float64).alias(fcol::REQUESTS),
+        (when(is_req.clone())
+            .then(col("cost").fill_null(f0()))
+            .when(use_cost.clone())
+            .then(col("inc"))
+            .otherwise(f0())
+            * lit(PICO_PER_USD))
+        .alias(fcol::SPEND_PICO),
+        tokens("in_tok", sym::INPUT).alias(fcol::INPUT_TOKENS),
+        tokens("out_tok", sym::OUTPUT).alias(fcol::OUTPUT_TOKENS),
+        tokens("cr_tok", sym::CACHE_READ).alias(fcol::CACHE_READ_TOKENS),
+        tokens("cc_tok", sym::CACHE_CREATION).alias(fcol::CACHE_CREATION_TOKENS),
+        decisions(sym::ACCEPT).alias(fcol::ACCEPTED),
+        decisions(sym::REJECT).alias(fcol::REJECTED),
+        when(
+            metric
+                .clone()
+                .and(is("name", sym::M_LINES))
+                .and(is("typ", sym::ADDED)),
+        )
+        .then(col("inc"))
+        .otherwise(f0())
+        .alias(fcol::LINES_ACCEPTED),
+        when(
+            metric
+                .clone()
+                .and(is("name", sym::M_LINES))
+                .and(is("typ", sym::REMOVED)),
+        )
+        .then(col("inc"))
+        .otherwise(f0())
+        .alias(fcol::LINES_REMOVED),
+        metric_of(sym::M_COMMIT).alias(fcol::COMMITS),
+        metric_of(sym::M_PR).alias(fcol::PULL_REQUESTS),
+        lit(1.0f64).alias(fcol::RECORDS),
+        when(is_req.or(use_cost).or(use_tok))
+            .then(
+                when(is("model", sym::NONE))
+                    .then(lit(sym::UNKNOWN_MODEL))
+                    .otherwise(col("model")),
+            )
+            .otherwise(null_u32())
+            .alias("model_key"),
+        when(is_dec_ev.or(dec_met))
+            .then(col("tool"))
+            .otherwise(null_u32())
+            .alias("tool_key"),
+    ]);
+    // Measures are rounded per record to integers (spend to 1e-12 USD), so that sums are exact
+    // and do not depend on summation order: the same run twice gives identical tables.
+    let contrib = contrib.with_columns(
+        fcol::MEASURES
+            .iter()
+            .map(|m| (col(*m) + lit(0.5)).cast(DataType::Int64).alias(*m))
+            .collect::<Vec<_>>(),
+    );
+    let mut aggs: Vec<Expr> = fcol::MEASURES
+        .iter()
+        .map(|m| col(*m).sum().alias(*m))
+        .collect();
+    aggs.push(col("agents").first().alias(fcol::AGENTS));
+    let grouped = contrib
+        .group_by([
+            col("date"),
+            col("member"),
+            col("session"),
+            col("model_key"),
+            col("tool_key"),
+        ])
+        .agg(aggs)
+        .sort(
+            ["date", "member", "session", "model_key", "tool_key"],
+            SortMultipleOptions::default().with_nulls_last(false),
+        )
+        .collect()?;
+    let records_used = grouped
+        .column(fcol::RECORDS)?
+        .as_materialized_series()
+        .i64()?
+        .sum()
+        .unwrap_or(0) as u64;
+    let records_outside_range = n_dedup - records_used;
+    let df = resolve_strings(grouped, dict, &members)?;
+    Ok(Facts {
+        df,
+        records_used,
+        records_duplicate,
+        records_outside_range,
+    })
+}
+
+/// Replaces integer ids by their strings: the facts' stable, run-independent form.
+fn resolve_strings(g: DataFrame, dict: &Dict, members: &[Member]) -> Result<DataFrame> {
+    let ids = |name: &str| -> Result<Vec<Option<u32>>> {
+        Ok(g.column(name)?
+            .as_materialized_series()
+            .u32()?
+            .iter()
+            .collect())
+    };
+    let text = |v: &[Option<u32>]| -> Vec<Option<String>> {
+        v.iter()
+            .map(|o| {
+                o.filter(|&i| i != sym::NONE)
+                    .map(|i| dict.resolve(i).to_string())
+            })
+            .collect()
+    };
+    let member_ids = ids("member")?;
+    let m = |i: &Option<u32>| &members[i.expect("member is never null") as usize];
+    let mut columns = vec![
+        g.column("date")?.cast(&DataType::Date)?,
+        Column::new(
+            fcol::MEMBER.into(),
+            member_ids
+                .iter()
+                .map(|i| m(i).name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            fcol::MEMBER_TYPE.into(),
+            member_ids
+                .iter()
+                .map(|i| m(i).member_type.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            fcol::ROLE.into(),
+            member_ids
+                .iter()
+                .map(|i| m(i).role.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(fcol::SESSION.into(), text(&ids("session")?)),
+        g.column(fcol::AGENTS)?.clone(),
+        Column::new(fcol::MODEL.into(), text(&ids("model_key")?)),
+        Column::new(fcol::TOOL.into(), text(&ids("tool_key")?)),
+    ];
+    for m in fcol::MEASURES {
+        columns.push(g.column(m)?.clone());
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}

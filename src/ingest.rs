@@ -1,0 +1,223 @@
+//! Reading telemetry objects in parallel: fetch, decompress, split lines, decode, merge.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
+
+use crate::error::{Error, Result};
+use crate::manifest::Counts;
+use crate::model::{Dict, Records};
+use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
+use crate::source::{decompress, Location};
+
+/// Longest line the decoder accepts; longer ones are quarantined unread.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// One quarantined line: where it was, why, and its bytes unchanged.
+#[derive(Debug, Clone)]
+pub struct BadLine {
+    pub object: String,
+    /// 1-based line number in the decompressed object.
+    pub line_no: usize,
+    pub reasons: Vec<Reason>,
+    pub detail: String,
+    pub text: Vec<u8>,
+}
+
+/// An object to read: its store and metadata.
+#[derive(Clone)]
+pub struct Task {
+    pub location: Arc<Location>,
+    pub meta: ObjectMeta,
+}
+
+/// Everything decoded from the inputs.
+pub struct Ingested {
+    pub dict: Dict,
+    pub records: Records,
+    pub counts: Counts,
+    pub bad_lines: Vec<BadLine>,
+}
+
+struct ObjectOutput {
+    decoder: ObjectDecoder,
+    lines_read: u64,
+    lines_parsed: u64,
+    bad_lines: Vec<BadLine>,
+}
+
+fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
+    let d = decompress(bytes);
+    let mut out = ObjectOutput {
+        decoder: ObjectDecoder::new(ctx),
+        lines_read: 0,
+        lines_parsed: 0,
+        bad_lines: Vec::new(),
+    };
+    let data = &d.data[..];
+    // A truncated stream's last line is incomplete: only lines ended by a newline are used.
+    let (complete, tail) = match (&d.truncated, data.iter().rposition(|&b| b == b'\n')) {
+        (Some(_), Some(p)) => (&data[..=p], &data[p + 1..]),
+        (Some(_), None) => (&data[..0], data),
+        (None, _) => (data, &data[..0]),
+    };
+    let mut n_lines = 0;
+    for (i, raw) in complete.split(|&b| b == b'\n').enumerate() {
+        n_lines = i + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        out.lines_read += 1;
+        let rejected_before = out.decoder.rejected.len();
+        let result = if line.len() > MAX_LINE_BYTES {
+            Err((Reason::LineTooLong, format!("{} bytes", line.len())))
+        } else {
+            match std::str::from_utf8(line) {
+                Ok(s) => out.decoder.decode_line(i, s),
+                Err(e) => Err((Reason::InvalidJson, format!("not UTF-8: {e}"))),
+            }
+        };
+        match result {
+            Ok(()) => {
+                out.lines_parsed += 1;
+                let rejected = &out.decoder.rejected[rejected_before..];
+                if !rejected.is_empty() {
+                    out.bad_lines.push(BadLine {
+                        object: key.to_string(),
+                        line_no: i + 1,
+                        reasons: rejected.iter().map(|r| r.1).collect(),
+                        detail: format!("{} record(s) rejected", rejected.len()),
+                        text: line.to_vec(),
+                    });
+                }
+            }
+            Err((reason, detail)) => out.bad_lines.push(BadLine {
+                object: key.to_string(),
+                line_no: i + 1,
+                reasons: vec![reason],
+                detail,
+                text: line.to_vec(),
+            }),
+        }
+    }
+    if let Some(err) = d.truncated {
+        out.lines_read += 1;
+        out.bad_lines.push(BadLine {
+            object: key.to_string(),
+            line_no: n_lines.max(1),
+            reasons: vec![Reason::Truncated],
+            detail: format!("compressed stream ends early: {err}"),
+            text: tail.to_vec(),
+        });
+    }
+    out
+}
+
+/// Reads and decodes every task, `concurrency` objects at a time; results keep task order.
+pub async fn ingest(tasks: Vec<Task>, ctx: DecodeContext, concurrency: usize) -> Result<Ingested> {
+    let total = tasks.len();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outputs: Vec<ObjectOutput> = futures::stream::iter(tasks)
+        .map(|task| {
+            let done = done.clone();
+            async move {
+                let key = task.meta.location.to_string();
+                let bytes = task.location.get(&task.meta.location).await?;
+                let k = key.clone();
+                let out = tokio::task::spawn_blocking(move || decode_object(&k, &bytes, ctx))
+                    .await
+                    .map_err(|e| Error::Other(format!("decoding {key} failed: {e}")))?;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n % 500 == 0 || n == total {
+                    tracing::info!("read {n}/{total} objects");
+                }
+                Ok::<_, Error>(out)
+            }
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+
+    let mut dict = Dict::default();
+    let mut records = Records::default();
+    let mut counts = Counts::default();
+    let mut bad_lines = Vec::new();
+    for o in outputs {
+        records.append_remapped(&o.decoder.records, &o.decoder.dict, &mut dict);
+        counts.lines_read += o.lines_read;
+        counts.lines_parsed += o.lines_parsed;
+        counts.records_parsed += o.decoder.counts.records_parsed;
+        counts.records_ignored += o.decoder.counts.records_ignored;
+        counts.records_rejected += o.decoder.counts.records_rejected;
+        for (_, reason) in &o.decoder.rejected {
+            *counts
+                .rejected_by_reason
+                .entry(reason.to_string())
+                .or_default() += 1;
+        }
+        for b in &o.bad_lines {
+            if b.reasons.iter().all(Reason::is_line_level) {
+                counts.lines_quarantined += 1;
+                *counts
+                    .quarantined_by_reason
+                    .entry(b.reasons[0].to_string())
+                    .or_default() += 1;
+            } else {
+                counts.lines_with_rejected_records += 1;
+            }
+        }
+        bad_lines.extend(o.bad_lines);
+    }
+    Ok(Ingested {
+        dict,
+        records,
+        counts,
+        bad_lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn ctx() -> DecodeContext {
+        DecodeContext {
+            tz: chrono_tz::UTC,
+            max_time_ns: i64::MAX,
+        }
+    }
+
+    const GOOD: &str = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"claude_code.commit.count","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"timeUnixNano":"1791447318000000000","asInt":"1"}],"aggregationTemporality":1}}]}]}]}"#;
+
+    #[test]
+    fn every_line_is_accounted_for() {
+        let bad_cost = GOOD.replace(r#""asInt":"1""#, r#""asInt":"x""#);
+        let text = format!("{GOOD}\n\n{{broken\n{bad_cost}\r\n{GOOD}\n");
+        let o = decode_object("k", text.as_bytes(), ctx());
+        assert_eq!(o.lines_read, 4);
+        assert_eq!(o.lines_parsed, 3);
+        assert_eq!(o.decoder.records.len(), 2);
+        assert_eq!(o.bad_lines.len(), 2);
+        assert_eq!(o.bad_lines[0].line_no, 3);
+        assert_eq!(o.bad_lines[0].text, b"{broken");
+        assert_eq!(o.bad_lines[1].reasons, vec![Reason::BadNumber]);
+        assert_eq!(o.bad_lines[1].text, bad_cost.as_bytes());
+    }
+
+    #[test]
+    fn truncated_gzip_uses_complete_lines_and_quarantines_the_rest() {
+        let text = format!("{GOOD}\n").repeat(200);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let o = decode_object("k", &gz[..gz.len() * 2 / 3], ctx());
+        let used = o.decoder.records.len() as u64;
+        assert!(used > 0 && used < 200, "{used}");
+        assert_eq!(o.lines_parsed, used);
+        assert_eq!(o.lines_read, used + 1);
+        assert_eq!(o.bad_lines.last().unwrap().reasons, vec![Reason::Truncated]);
+    }
+}

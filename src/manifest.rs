@@ -1,0 +1,76 @@
+//! The run manifest (contract 5.4), written under `_runs/<run_id>.json`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub lines_read: u64,
+    pub lines_parsed: u64,
+    pub lines_quarantined: u64,
+    pub records_parsed: u64,
+    pub records_used: u64,
+    pub records_duplicate: u64,
+    pub records_outside_range: u64,
+    pub records_ignored: u64,
+    pub records_rejected: u64,
+    /// Lines holding at least one rejected record (they count as parsed).
+    pub lines_with_rejected_records: u64,
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// Share of bad lines that `--max-bad-ratio` compares (contract 3.7).
+    pub fn bad_ratio(&self) -> f64 {
+        if self.lines_read == 0 {
+            0.0
+        } else {
+            (self.lines_quarantined + self.lines_with_rejected_records) as f64
+                / self.lines_read as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputFile {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ObjectCounts {
+    pub listed: u64,
+    pub not_telemetry: u64,
+    pub skipped_by_arrival_partition: u64,
+    pub read: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub command_line: Vec<String>,
+    pub timezone: String,
+    pub inputs: Vec<String>,
+    pub output: String,
+    pub dates_recomputed: Vec<String>,
+    pub roles: Vec<String>,
+    pub objects: ObjectCounts,
+    pub counts: Counts,
+    pub input_objects: Vec<InputObject>,
+    pub outputs: Vec<OutputFile>,
+    pub error: Option<String>,
+}

@@ -1,0 +1,880 @@
+//! Streaming decoder of OTLP-JSON lines (as the OpenTelemetry Collector writes them) into
+//! record columns. Borrowed serde structs, no JSON tree; strings are interned per object.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::model::{sym, Dict, Records, CUMULATIVE, DELTA, EVENT, METRIC};
+use crate::schema::otel;
+
+/// Earliest plausible event time: 2020-01-01T00:00:00Z.
+pub const MIN_TIME_NS: i64 = 1_577_836_800_000_000_000;
+const NS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// Why a record (or a whole line) was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The line is not JSON.
+    InvalidJson,
+    /// JSON, but neither `resourceLogs` nor `resourceMetrics`.
+    NotOtlp,
+    /// The object's compressed stream ends early; the incomplete rest is quarantined.
+    Truncated,
+    /// A line longer than the decoder accepts.
+    LineTooLong,
+    /// A cost, token count or metric value that is not a number.
+    BadNumber,
+    /// A cost, token count or counter value below zero.
+    NegativeValue,
+    /// No usable time, or one that cannot be parsed.
+    BadTime,
+    /// Before 2020 or more than a day after the run.
+    TimeOutOfRange,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotOtlp => "not_otlp",
+            Reason::Truncated => "truncated_object",
+            Reason::LineTooLong => "line_too_long",
+            Reason::BadNumber => "bad_number",
+            Reason::NegativeValue => "negative_value",
+            Reason::BadTime => "bad_time",
+            Reason::TimeOutOfRange => "time_out_of_range",
+        }
+    }
+    /// Whether the reason applies to a whole line (else to one record inside a parsed line).
+    pub fn is_line_level(&self) -> bool {
+        matches!(
+            self,
+            Reason::InvalidJson | Reason::NotOtlp | Reason::Truncated | Reason::LineTooLong
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the decoder needs to know about the run.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeContext {
+    pub tz: Tz,
+    /// Records later than this are rejected (run start + 1 day).
+    pub max_time_ns: i64,
+}
+
+/// Per-line outcome counts, added up per object.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineCounts {
+    pub records_parsed: u64,
+    pub records_ignored: u64,
+    pub records_rejected: u64,
+}
+
+/// A numeric JSON value as OTLP writes it: a number or a decimal string.
+#[derive(Debug, Clone)]
+enum Num<'a> {
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Num<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a numeric string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num<'a>, E> {
+                Ok(Num::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num<'a>, E> {
+                Ok(i64::try_from(v)
+                    .map(Num::Int)
+                    .unwrap_or(Num::Float(v as f64)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num<'a>, E> {
+                Ok(Num::Float(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Num<'a>, E> {
+                Ok(Num::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Num<'a>, E> {
+                Ok(Num::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Num<'a>, E> {
+                Ok(Num::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Num<'a>, E> {
+                Ok(Num::Str(Cow::Borrowed("")))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl Num<'_> {
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Num::Int(i) => Some(*i),
+            Num::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                Some(*f as i64)
+            }
+            Num::Float(_) => None,
+            Num::Str(s) => {
+                let s = s.trim();
+                s.parse::<i64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(|f| Num::Float(f).as_i64()))
+            }
+        }
+    }
+    fn as_f64(&self) -> Option<f64> {
+        let f = match self {
+            Num::Int(i) => *i as f64,
+            Num::Float(f) => *f,
+            Num::Str(s) => s.trim().parse::<f64>().ok()?,
+        };
+        f.is_finite().then_some(f)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AnyValue<'a> {
+    #[serde(rename = "stringValue", borrow, default)]
+    string_value: Option<Cow<'a, str>>,
+    #[serde(rename = "intValue", borrow, default)]
+    int_value: Option<Num<'a>>,
+    #[serde(rename = "doubleValue", borrow, default)]
+    double_value: Option<Num<'a>>,
+    #[serde(rename = "boolValue", default)]
+    bool_value: Option<bool>,
+    #[serde(rename = "arrayValue", borrow, default)]
+    array_value: Option<&'a RawValue>,
+    #[serde(rename = "kvlistValue", borrow, default)]
+    kvlist_value: Option<&'a RawValue>,
+    #[serde(rename = "bytesValue", borrow, default)]
+    bytes_value: Option<&'a RawValue>,
+}
+
+impl AnyValue<'_> {
+    fn as_str(&self) -> Option<&str> {
+        self.string_value.as_deref()
+    }
+    /// The value as text, for identity attributes that may come as numbers.
+    fn to_text(&self) -> Option<Cow<'_, str>> {
+        if let Some(s) = &self.string_value {
+            return Some(Cow::Borrowed(s));
+        }
+        match (&self.int_value, &self.double_value) {
+            (Some(n), _) | (None, Some(n)) => Some(match n {
+                Num::Int(i) => Cow::Owned(i.to_string()),
+                Num::Float(f) => Cow::Owned(f.to_string()),
+                Num::Str(s) => Cow::Borrowed(s),
+            }),
+            _ => None,
+        }
+    }
+    /// A numeric attribute from `stringValue`, `intValue` or `doubleValue`.
+    fn num(&self) -> Option<Num<'_>> {
+        if let Some(n) = self.int_value.as_ref().or(self.double_value.as_ref()) {
+            return Some(n.clone());
+        }
+        self.string_value
+            .as_ref()
+            .map(|s| Num::Str(Cow::Borrowed(s)))
+    }
+    fn hash_into<H: Hasher>(&self, h: &mut H) {
+        if let Some(s) = &self.string_value {
+            (0u8, s.as_ref()).hash(h);
+        } else if let Some(n) = &self.int_value {
+            match n.as_i64() {
+                Some(i) => (1u8, i).hash(h),
+                None => (5u8, format!("{n:?}")).hash(h),
+            }
+        } else if let Some(n) = &self.double_value {
+            (2u8, n.as_f64().map(f64::to_bits)).hash(h);
+        } else if let Some(b) = self.bool_value {
+            (3u8, b).hash(h);
+        } else {
+            for r in [&self.array_value, &self.kvlist_value, &self.bytes_value]
+                .into_iter()
+                .flatten()
+            {
+                (4u8, r.get()).hash(h);
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyValue<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: AnyValue<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Resource<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Scope<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(rename = "resourceLogs", borrow, default)]
+    resource_logs: Option<Vec<ResourceLogs<'a>>>,
+    #[serde(rename = "resourceMetrics", borrow, default)]
+    resource_metrics: Option<Vec<ResourceMetrics<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ResourceLogs<'a> {
+    #[serde(borrow, default)]
+    resource: Resource<'a>,
+    #[serde(rename = "scopeLogs", borrow, default)]
+    scope_logs: Vec<ScopeLogs<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ScopeLogs<'a> {
+    #[serde(borrow, default)]
+    scope: Scope<'a>,
+    #[serde(rename = "logRecords", borrow, default)]
+    log_records: Vec<LogRecord<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LogRecord<'a> {
+    #[serde(rename = "timeUnixNano", borrow, default)]
+    time_unix_nano: Option<Num<'a>>,
+    #[serde(rename = "observedTimeUnixNano", borrow, default)]
+    observed_time_unix_nano: Option<Num<'a>>,
+    #[serde(borrow, default)]
+    body: Option<AnyValue<'a>>,
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResourceMetrics<'a> {
+    #[serde(borrow, default)]
+    resource: Resource<'a>,
+    #[serde(rename = "scopeMetrics", borrow, default)]
+    scope_metrics: Vec<ScopeMetrics<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ScopeMetrics<'a> {
+    #[serde(borrow, default)]
+    metrics: Vec<Metric<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Metric<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    sum: Option<Points<'a>>,
+    #[serde(borrow, default)]
+    gauge: Option<Points<'a>>,
+    #[serde(borrow, default)]
+    histogram: Option<Points<'a>>,
+    #[serde(rename = "exponentialHistogram", borrow, default)]
+    exponential_histogram: Option<Points<'a>>,
+    #[serde(borrow, default)]
+    summary: Option<Points<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Points<'a> {
+    #[serde(rename = "dataPoints", borrow, default)]
+    data_points: Vec<DataPoint<'a>>,
+    #[serde(rename = "aggregationTemporality", borrow, default)]
+    aggregation_temporality: Option<Num<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DataPoint<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+    #[serde(rename = "startTimeUnixNano", borrow, default)]
+    start_time_unix_nano: Option<Num<'a>>,
+    #[serde(rename = "timeUnixNano", borrow, default)]
+    time_unix_nano: Option<Num<'a>>,
+    #[serde(rename = "asDouble", borrow, default)]
+    as_double: Option<Num<'a>>,
+    #[serde(rename = "asInt", borrow, default)]
+    as_int: Option<Num<'a>>,
+}
+
+/// The attributes this job reads, picked out of a record's (or resource's) attribute list.
+#[derive(Default)]
+struct Picked<'v, 'a> {
+    session: Option<&'v AnyValue<'a>>,
+    email: Option<&'v AnyValue<'a>>,
+    api_key: Option<&'v AnyValue<'a>>,
+    account: Option<&'v AnyValue<'a>>,
+    user_id: Option<&'v AnyValue<'a>>,
+    event_name: Option<&'v AnyValue<'a>>,
+    event_timestamp: Option<&'v AnyValue<'a>>,
+    event_sequence: Option<&'v AnyValue<'a>>,
+    model: Option<&'v AnyValue<'a>>,
+    cost_usd: Option<&'v AnyValue<'a>>,
+    cost_usd_micros: Option<&'v AnyValue<'a>>,
+    input_tokens: Option<&'v AnyValue<'a>>,
+    output_tokens: Option<&'v AnyValue<'a>>,
+    cache_read_tokens: Option<&'v AnyValue<'a>>,
+    cache_creation_tokens: Option<&'v AnyValue<'a>>,
+    tool_name: Option<&'v AnyValue<'a>>,
+    tool: Option<&'v AnyValue<'a>>,
+    decision: Option<&'v AnyValue<'a>>,
+    typ: Option<&'v AnyValue<'a>>,
+    start_type: Option<&'v AnyValue<'a>>,
+}
+
+impl<'v, 'a> Picked<'v, 'a> {
+    /// Record attributes first; resource attributes fill what the record lacks.
+    fn from(record: &'v [KeyValue<'a>], resource: &'v [KeyValue<'a>]) -> Self {
+        let mut p = Picked::default();
+        for kv in resource.iter().chain(record.iter()).rev() {
+            let slot = match kv.key.as_ref() {
+                "session.id" => &mut p.session,
+                "user.email" => &mut p.email,
+                "api_key.name" => &mut p.api_key,
+                "user.account_uuid" => &mut p.account,
+                "user.id" => &mut p.user_id,
+                "event.name" => &mut p.event_name,
+                "event.timestamp" => &mut p.event_timestamp,
+                "event.sequence" => &mut p.event_sequence,
+                "model" => &mut p.model,
+                "cost_usd" => &mut p.cost_usd,
+                "cost_usd_micros" => &mut p.cost_usd_micros,
+                "input_tokens" => &mut p.input_tokens,
+                "output_tokens" => &mut p.output_tokens,
+                "cache_read_tokens" => &mut p.cache_read_tokens,
+                "cache_creation_tokens" => &mut p.cache_creation_tokens,
+                "tool_name" => &mut p.tool_name,
+                "tool" => &mut p.tool,
+                "decision" => &mut p.decision,
+                "type" => &mut p.typ,
+                "start_type" => &mut p.start_type,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(&kv.value);
+            }
+        }
+        p
+    }
+}
+
+fn hash_attrs(attrs: &[KeyValue<'_>]) -> u64 {
+    // Order-insensitive: the sum of per-attribute hashes.
+    attrs.iter().fold(0u64, |acc, kv| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        kv.key.hash(&mut h);
+        kv.value.hash_into(&mut h);
+        acc.wrapping_add(h.finish())
+    })
+}
+
+fn mix(parts: &[u64]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Decodes the lines of one object into records, with a dictionary of its own.
+pub struct ObjectDecoder {
+    ctx: DecodeContext,
+    pub dict: Dict,
+    pub records: Records,
+    pub counts: LineCounts,
+    /// Rejected records: (line index within the object, reason).
+    pub rejected: Vec<(usize, Reason)>,
+}
+
+struct Row<'v, 'a> {
+    kind: u8,
+    name: u32,
+    time_ns: i64,
+    picked: Picked<'v, 'a>,
+    dkey: u64,
+    series: u64,
+    start_ns: i64,
+    temporality: u8,
+    value: f64,
+}
+
+impl ObjectDecoder {
+    pub fn new(ctx: DecodeContext) -> Self {
+        ObjectDecoder {
+            ctx,
+            dict: Dict::default(),
+            records: Records::default(),
+            counts: LineCounts::default(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Decodes one line. `Err` means the line is quarantined whole (nothing of it is used).
+    pub fn decode_line(&mut self, line_no: usize, line: &str) -> Result<(), (Reason, String)> {
+        let doc: Doc =
+            serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, e.to_string()))?;
+        if doc.resource_logs.is_none() && doc.resource_metrics.is_none() {
+            return Err((
+                Reason::NotOtlp,
+                "neither resourceLogs nor resourceMetrics".into(),
+            ));
+        }
+        for rl in doc.resource_logs.iter().flatten() {
+            let res_hash = hash_attrs(&rl.resource.attributes);
+            for sl in &rl.scope_logs {
+                let cc_scope = sl.scope.name.starts_with(otel::SCOPE_PREFIX);
+                for lr in &sl.log_records {
+                    self.counts.records_parsed += 1;
+                    if let Err(reason) =
+                        self.log_record(lr, &rl.resource.attributes, res_hash, cc_scope)
+                    {
+                        self.reject(line_no, reason);
+                    }
+                }
+            }
+        }
+        for rm in doc.resource_metrics.iter().flatten() {
+            let res_hash = hash_attrs(&rm.resource.attributes);
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    let cc = m.name.starts_with(otel::PREFIX);
+                    let (points, temporality) = match (&m.sum, &m.gauge) {
+                        (Some(s), _) => (
+                            s,
+                            match s.aggregation_temporality.as_ref().and_then(Num::as_i64) {
+                                Some(2) => CUMULATIVE,
+                                _ => DELTA,
+                            },
+                        ),
+                        (None, Some(g)) => (g, DELTA),
+                        _ => match m
+                            .histogram
+                            .as_ref()
+                            .or(m.exponential_histogram.as_ref())
+                            .or(m.summary.as_ref())
+                        {
+                            // Other point types count as activity only; their values are not read.
+                            Some(p) => (p, DELTA),
+                            None => continue,
+                        },
+                    };
+                    let value_points = m.sum.is_some() || m.gauge.is_some();
+                    for dp in &points.data_points {
+                        self.counts.records_parsed += 1;
+                        if !cc {
+                            self.counts.records_ignored += 1;
+                            continue;
+                        }
+                        let r = self.data_point(
+                            &m.name,
+                            dp,
+                            &rm.resource.attributes,
+                            res_hash,
+                            temporality,
+                            value_points,
+                        );
+                        if let Err(reason) = r {
+                            self.reject(line_no, reason);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, line_no: usize, reason: Reason) {
+        self.counts.records_rejected += 1;
+        self.rejected.push((line_no, reason));
+    }
+
+    fn check_time(&self, t: i64) -> Result<i64, Reason> {
+        if t < MIN_TIME_NS || t > self.ctx.max_time_ns {
+            Err(Reason::TimeOutOfRange)
+        } else {
+            Ok(t)
+        }
+    }
+
+    fn log_record(
+        &mut self,
+        lr: &LogRecord<'_>,
+        resource: &[KeyValue<'_>],
+        res_hash: u64,
+        cc_scope: bool,
+    ) -> Result<(), Reason> {
+        let p = Picked::from(&lr.attributes, resource);
+        let body = lr.body.as_ref().and_then(AnyValue::as_str);
+        let body_name = body.and_then(|b| b.strip_prefix(otel::PREFIX));
+        if body_name.is_none() && !cc_scope {
+            self.counts.records_ignored += 1;
+            return Ok(());
+        }
+        let Some(name) = p
+            .event_name
+            .and_then(AnyValue::as_str)
+            .filter(|s| !s.is_empty())
+            .or(body_name)
+        else {
+            self.counts.records_ignored += 1;
+            return Ok(());
+        };
+        let time_ns = match lr.time_unix_nano.as_ref().map(|n| n.as_i64()) {
+            Some(Some(t)) if t != 0 => t,
+            Some(None) => return Err(Reason::BadTime),
+            _ => match p.event_timestamp.and_then(AnyValue::as_str) {
+                Some(ts) => chrono::DateTime::parse_from_rfc3339(ts)
+                    .ok()
+                    .and_then(|d| d.timestamp_nanos_opt())
+                    .ok_or(Reason::BadTime)?,
+                None => match lr.observed_time_unix_nano.as_ref().map(|n| n.as_i64()) {
+                    Some(Some(t)) if t != 0 => t,
+                    _ => return Err(Reason::BadTime),
+                },
+            },
+        };
+        let time_ns = self.check_time(time_ns)?;
+        let seq = match p.event_sequence.and_then(AnyValue::num) {
+            Some(n) => Some(n.as_i64().ok_or(Reason::BadNumber)?),
+            None => None,
+        };
+        let dkey = match seq {
+            Some(s) => mix(&[1, s as u64]),
+            None => mix(&[2, hash_attrs(&lr.attributes), res_hash]),
+        };
+        let name = self.dict.intern(name);
+        self.push(Row {
+            kind: EVENT,
+            name,
+            time_ns,
+            picked: p,
+            dkey,
+            series: 0,
+            start_ns: 0,
+            temporality: DELTA,
+            value: 0.0,
+        })
+    }
+
+    fn data_point(
+        &mut self,
+        name: &str,
+        dp: &DataPoint<'_>,
+        resource: &[KeyValue<'_>],
+        res_hash: u64,
+        temporality: u8,
+        value_points: bool,
+    ) -> Result<(), Reason> {
+        let p = Picked::from(&dp.attributes, resource);
+        let time_ns = match dp.time_unix_nano.as_ref().map(|n| n.as_i64()) {
+            Some(Some(t)) if t != 0 => t,
+            _ => return Err(Reason::BadTime),
+        };
+        let time_ns = self.check_time(time_ns)?;
+        let start_ns = match dp.start_time_unix_nano.as_ref().map(|n| n.as_i64()) {
+            None => 0,
+            Some(Some(t)) => t,
+            Some(None) => return Err(Reason::BadTime),
+        };
+        let value = if value_points {
+            let v = dp
+                .as_double
+                .as_ref()
+                .or(dp.as_int.as_ref())
+                .map(|n| n.as_f64().ok_or(Reason::BadNumber))
+                .transpose()?
+                .unwrap_or(0.0);
+            if v < 0.0 {
+                return Err(Reason::NegativeValue);
+            }
+            v
+        } else {
+            0.0
+        };
+        let series = mix(&[hash_attrs(&dp.attributes), res_hash]);
+        let dkey = mix(&[3, series, start_ns as u64, value.to_bits()]);
+        let name = self.dict.intern(name);
+        self.push(Row {
+            kind: METRIC,
+            name,
+            time_ns,
+            picked: p,
+            dkey,
+            series,
+            start_ns,
+            temporality,
+            value,
+        })
+    }
+
+    fn push(&mut self, row: Row<'_, '_>) -> Result<(), Reason> {
+        let p = &row.picked;
+        let nonneg_i64 = |v: Option<&AnyValue<'_>>| -> Result<Option<i64>, Reason> {
+            match v.and_then(AnyValue::num) {
+                None => Ok(None),
+                Some(n) => {
+                    let i = n.as_i64().ok_or(Reason::BadNumber)?;
+                    if i < 0 {
+                        Err(Reason::NegativeValue)
+                    } else {
+                        Ok(Some(i))
+                    }
+                }
+            }
+        };
+        let nonneg_f64 = |v: Option<&AnyValue<'_>>| -> Result<Option<f64>, Reason> {
+            match v.and_then(AnyValue::num) {
+                None => Ok(None),
+                Some(n) => {
+                    let f = n.as_f64().ok_or(Reason::BadNumber)?;
+                    if f < 0.0 {
+                        Err(Reason::NegativeValue)
+                    } else {
+                        Ok(Some(f))
+                    }
+                }
+            }
+        };
+        let is_request = row.kind == EVENT && row.name == sym::API_REQUEST;
+        let (cost, tokens) = if is_request {
+            let cost = match nonneg_f64(p.cost_usd)? {
+                Some(c) => Some(c),
+                None => nonneg_i64(p.cost_usd_micros)?.map(|m| m as f64 / 1e6),
+            };
+            (
+                cost,
+                [
+                    nonneg_i64(p.input_tokens)?,
+                    nonneg_i64(p.output_tokens)?,
+                    nonneg_i64(p.cache_read_tokens)?,
+                    nonneg_i64(p.cache_creation_tokens)?,
+                ],
+            )
+        } else {
+            (None, [None; 4])
+        };
+        let date = local_day(&self.ctx.tz, row.time_ns);
+        let d = &mut self.dict;
+        let mut id = |v: Option<&AnyValue<'_>>| match v.and_then(AnyValue::to_text) {
+            Some(s) if !s.is_empty() => d.intern(&s),
+            _ => sym::NONE,
+        };
+        let r = &mut self.records;
+        r.kind.push(row.kind);
+        r.name.push(row.name);
+        r.time_ns.push(row.time_ns);
+        r.date.push(date);
+        r.session.push(id(p.session));
+        r.email.push(id(p.email));
+        r.api_key.push(id(p.api_key));
+        r.account.push(id(p.account));
+        r.user_id.push(id(p.user_id));
+        r.dkey.push(row.dkey);
+        r.series.push(row.series);
+        r.start_ns.push(row.start_ns);
+        r.temporality.push(row.temporality);
+        r.value.push(row.value);
+        r.model.push(id(p.model));
+        r.cost.push(cost);
+        r.input_tokens.push(tokens[0]);
+        r.output_tokens.push(tokens[1]);
+        r.cache_read_tokens.push(tokens[2]);
+        r.cache_creation_tokens.push(tokens[3]);
+        r.tool.push(id(p.tool_name.or(p.tool)));
+        r.decision.push(id(p.decision));
+        r.typ.push(id(p.typ));
+        r.start_type.push(id(p.start_type));
+        Ok(())
+    }
+}
+
+/// The calendar day of a UTC nanosecond time in `tz`, as days since 1970-01-01.
+pub fn local_day(tz: &Tz, time_ns: i64) -> i32 {
+    let utc = chrono::Utc.timestamp_nanos(time_ns);
+    let local = utc.with_timezone(tz).date_naive();
+    (local - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// Upper bound on event times for a run started at `now_ns`.
+pub fn max_time_for(now_ns: i64) -> i64 {
+    now_ns.saturating_add(NS_PER_DAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> DecodeContext {
+        DecodeContext {
+            tz: chrono_tz::UTC,
+            max_time_ns: max_time_for(1_800_000_000_000_000_000),
+        }
+    }
+
+    const LOG: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"claude-code"}},{"key":"user.email","value":{"stringValue":"res@example.com"}}]},"scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[{"timeUnixNano":"1791447318137000000","observedTimeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"session.id","value":{"stringValue":"s1"}},{"key":"user.email","value":{"stringValue":"dev@example.com"}},{"key":"event.name","value":{"stringValue":"api_request"}},{"key":"event.sequence","value":{"intValue":"15"}},{"key":"model","value":{"stringValue":"claude-haiku-5-5"}},{"key":"input_tokens","value":{"intValue":2}},{"key":"output_tokens","value":{"stringValue":"4"}},{"key":"cache_read_tokens","value":{"doubleValue":9179}},{"key":"cost_usd","value":{"doubleValue":0.00276519}},{"key":"cost_usd_micros","value":{"intValue":"2765"}}]}]}]}]}"#;
+
+    #[test]
+    fn decodes_api_request_with_mixed_number_encodings() {
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, LOG).unwrap();
+        let r = &d.records;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.kind[0], EVENT);
+        assert_eq!(r.name[0], sym::API_REQUEST);
+        assert_eq!(r.time_ns[0], 1_791_447_318_137_000_000);
+        // Record attribute wins over the resource attribute.
+        assert_eq!(d.dict.resolve(r.email[0]), "dev@example.com");
+        assert_eq!(d.dict.resolve(r.session[0]), "s1");
+        assert_eq!(r.input_tokens[0], Some(2));
+        assert_eq!(r.output_tokens[0], Some(4));
+        assert_eq!(r.cache_read_tokens[0], Some(9179));
+        assert_eq!(r.cache_creation_tokens[0], None);
+        assert_eq!(r.cost[0], Some(0.00276519));
+        assert_eq!(d.counts.records_parsed, 1);
+    }
+
+    #[test]
+    fn cost_falls_back_to_micros() {
+        let line = LOG.replace(
+            r#"{"key":"cost_usd","value":{"doubleValue":0.00276519}},"#,
+            "",
+        );
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.records.cost[0], Some(0.002765));
+    }
+
+    #[test]
+    fn event_time_falls_back_to_event_timestamp_then_observed() {
+        let line = LOG
+            .replace(r#""timeUnixNano":"1791447318137000000","#, r#""timeUnixNano":"0","#)
+            .replace(
+                r#"{"key":"event.name""#,
+                r#"{"key":"event.timestamp","value":{"stringValue":"2026-10-08T08:15:00.000Z"}},{"key":"event.name""#,
+            );
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.records.time_ns[0], 1_791_447_300_000_000_000);
+        let line = LOG.replace(r#""timeUnixNano":"1791447318137000000","#, "");
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.records.time_ns[0], 1_791_447_318_137_000_000);
+    }
+
+    #[test]
+    fn rejects_bad_cost_and_old_time_but_keeps_line() {
+        let line = LOG.replace(r#"{"doubleValue":0.00276519}"#, r#"{"stringValue":"lots"}"#);
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(3, &line).unwrap();
+        assert_eq!(d.records.len(), 0);
+        assert_eq!(d.rejected, vec![(3, Reason::BadNumber)]);
+        let line = LOG.replace(r#"{"doubleValue":0.00276519}"#, r#"{"doubleValue":-1.5}"#);
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.rejected, vec![(0, Reason::NegativeValue)]);
+        let line = LOG.replace("1791447318137000000", "1000000000000000000");
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.rejected, vec![(0, Reason::TimeOutOfRange)]);
+    }
+
+    #[test]
+    fn non_json_and_non_otlp_lines_are_errors() {
+        let mut d = ObjectDecoder::new(ctx());
+        assert_eq!(
+            d.decode_line(0, "{not json").unwrap_err().0,
+            Reason::InvalidJson
+        );
+        assert_eq!(
+            d.decode_line(0, r#"{"a":1}"#).unwrap_err().0,
+            Reason::NotOtlp
+        );
+        assert_eq!(
+            d.decode_line(0, "[1,2]").unwrap_err().0,
+            Reason::InvalidJson
+        );
+    }
+
+    #[test]
+    fn records_of_other_services_are_ignored() {
+        let line = LOG
+            .replace("claude_code.api_request", "other.thing")
+            .replace("com.anthropic.claude_code.events", "io.other");
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, &line).unwrap();
+        assert_eq!(d.records.len(), 0);
+        assert_eq!(d.counts.records_ignored, 1);
+        let m = r#"{"resourceMetrics":[{"resource":{},"scopeMetrics":[{"metrics":[{"name":"http.server.duration","sum":{"dataPoints":[{"timeUnixNano":"1791447318000000000","asInt":"1"}],"aggregationTemporality":1}},{"name":"claude_code.commit.count","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"startTimeUnixNano":1791447258000000000,"timeUnixNano":1791447318000000000,"asInt":"2"}],"aggregationTemporality":2}}]}]}]}"#;
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, m).unwrap();
+        assert_eq!(d.counts.records_parsed, 2);
+        assert_eq!(d.counts.records_ignored, 1);
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(d.records.name[0], sym::M_COMMIT);
+        assert_eq!(d.records.temporality[0], CUMULATIVE);
+        assert_eq!(d.records.value[0], 2.0);
+        assert_eq!(d.records.start_ns[0], 1_791_447_258_000_000_000);
+    }
+
+    #[test]
+    fn legacy_tool_attribute_and_attribute_order_do_not_matter() {
+        let a = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"claude_code.code_edit_tool.decision","sum":{"dataPoints":[{"attributes":[{"key":"tool","value":{"stringValue":"MultiEdit"}},{"key":"decision","value":{"stringValue":"accept"}}],"timeUnixNano":"1791447318000000000","asDouble":3}],"aggregationTemporality":1}}]}]}]}"#;
+        let b = a.replace(
+            r#"{"key":"tool","value":{"stringValue":"MultiEdit"}},{"key":"decision","value":{"stringValue":"accept"}}"#,
+            r#"{"key":"decision","value":{"stringValue":"accept"}},{"key":"tool","value":{"stringValue":"MultiEdit"}}"#,
+        );
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, a).unwrap();
+        d.decode_line(1, &b).unwrap();
+        assert_eq!(d.records.tool[0], sym::MULTI_EDIT);
+        assert_eq!(d.records.decision[0], sym::ACCEPT);
+        assert_eq!(d.records.dkey[0], d.records.dkey[1]);
+        assert_eq!(d.records.series[0], d.records.series[1]);
+    }
+
+    #[test]
+    fn local_day_follows_dst_in_los_angeles() {
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        // 2026-03-08 is the spring-forward day (UTC-8 before 02:00, UTC-7 after).
+        // 2026-03-09T07:30Z = 2026-03-09T00:30-07:00 → March 9 (a fixed -8 would say March 8).
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T07:30:00Z").unwrap();
+        let day = local_day(&la, t.timestamp_nanos_opt().unwrap());
+        let mar8 = (chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32;
+        assert_eq!(day, mar8 + 1);
+        // 2026-03-08T07:30Z = 2026-03-07T23:30-08:00 → March 7 (PST still in force).
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-08T07:30:00Z").unwrap();
+        assert_eq!(local_day(&la, t.timestamp_nanos_opt().unwrap()), mar8 - 1);
+    }
+}

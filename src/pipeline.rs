@@ -1,0 +1,330 @@
+//! One run of the job: list → read and decode → facts → reports → publish per role.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Days, NaiveDate, Utc};
+use polars::prelude::*;
+
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::ingest::{ingest, BadLine, Task};
+use crate::manifest::{InputObject, Manifest, ObjectCounts, OutputFile};
+use crate::otlp::{max_time_for, DecodeContext};
+use crate::policy::Policy;
+use crate::roster::Roster;
+use crate::schema::col as c;
+use crate::sink::{csv_bytes, parquet_bytes};
+use crate::source::{arrival_day, is_telemetry_key, Location};
+use crate::{facts, reports};
+
+/// Reads a small whole object (roster, policy) named by a URL or local path.
+async fn read_text(url: &str, what: &str) -> Result<String> {
+    let bytes = if url.contains("://") && !url.starts_with("file://") {
+        let (dir, name) = url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::usage(format!("bad {what} URL {url:?}")))?;
+        let loc = Location::parse(dir, false)?;
+        loc.get(&loc.child(name))
+            .await
+            .map_err(|e| match e {
+                Error::Store { source, .. } => {
+                    Error::usage(format!("cannot read {what} {url}: {source}"))
+                }
+                e => e,
+            })?
+            .to_vec()
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::read(path).map_err(|e| Error::usage(format!("cannot read {what} {url}: {e}")))?
+    };
+    String::from_utf8(bytes).map_err(|_| Error::usage(format!("{what} {url} is not UTF-8 text")))
+}
+
+fn new_run_id(now: chrono::DateTime<Utc>) -> String {
+    format!(
+        "{}-{:05}",
+        now.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id() % 100_000
+    )
+}
+
+/// Replaces `member` by its pseudonym in every table that has the column.
+fn pseudonymise(df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
+    let Ok(col) = df.column(c::MEMBER) else {
+        return Ok(df.clone());
+    };
+    let names: Vec<Option<String>> = col
+        .as_materialized_series()
+        .str()?
+        .iter()
+        .map(|m| m.map(|m| policy.pseudonym(m)))
+        .collect();
+    let mut out = df.clone();
+    out.with_column(Column::new(c::MEMBER.into(), names))?;
+    Ok(out)
+}
+
+/// The outcome of a run, for the exit status and the summary.
+pub struct RunOutcome {
+    pub manifest: Manifest,
+    /// False when the input held no telemetry for the dates and nothing was written.
+    pub wrote: bool,
+}
+
+pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let run_id = new_run_id(started);
+
+    // Everything that can be refused is checked before anything is written.
+    let policy = match &cfg.policy {
+        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
+        None => Policy::builtin(),
+    };
+    let roles = policy.select_roles(cfg.roles.as_deref())?;
+    let roster = match &cfg.roster {
+        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
+        None => Roster::default(),
+    };
+    let inputs = cfg
+        .inputs
+        .iter()
+        .map(|u| Location::parse(u, false).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+
+    // List, keep telemetry, prune arrival partitions that cannot hold the dates (4.2).
+    let arrival_window = cfg.range.map(|(from, to)| {
+        (
+            from.checked_sub_days(Days::new(1)).unwrap_or(from),
+            to.checked_add_days(Days::new(cfg.max_arrival_delay_days as u64))
+                .unwrap_or(to),
+        )
+    });
+    let mut objects = ObjectCounts::default();
+    let mut tasks = Vec::new();
+    for loc in &inputs {
+        for meta in loc.list().await? {
+            objects.listed += 1;
+            let key = meta.location.as_ref();
+            if !is_telemetry_key(key) {
+                objects.not_telemetry += 1;
+                continue;
+            }
+            if let (Some((lo, hi)), Some(day)) = (arrival_window, arrival_day(key)) {
+                if day < lo || day > hi {
+                    objects.skipped_by_arrival_partition += 1;
+                    continue;
+                }
+            }
+            tasks.push(Task {
+                location: loc.clone(),
+                meta,
+            });
+        }
+    }
+    objects.read = tasks.len() as u64;
+    tracing::info!(
+        "listed {} objects: reading {}, {} not telemetry, {} outside the arrival window",
+        objects.listed,
+        objects.read,
+        objects.not_telemetry,
+        objects.skipped_by_arrival_partition
+    );
+    let input_objects: Vec<InputObject> = tasks
+        .iter()
+        .map(|t| InputObject {
+            key: format!(
+                "{}/{}",
+                t.location.url.trim_end_matches('/'),
+                t.meta
+                    .location
+                    .as_ref()
+                    .strip_prefix(t.location.prefix.as_ref())
+                    .unwrap_or(t.meta.location.as_ref())
+                    .trim_start_matches('/')
+            ),
+            size: t.meta.size,
+            etag: t.meta.e_tag.clone(),
+            last_modified: t.meta.last_modified.to_rfc3339(),
+        })
+        .collect();
+
+    let ctx = DecodeContext {
+        tz: cfg.tz,
+        max_time_ns: max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+    };
+    let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
+    let ing = ingest(tasks, ctx, concurrency).await?;
+    let mut counts = ing.counts;
+
+    let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;
+    counts.records_used = facts.records_used;
+    counts.records_duplicate = facts.records_duplicate;
+    counts.records_outside_range = facts.records_outside_range;
+
+    let dates: Vec<NaiveDate> = {
+        let d = facts
+            .df
+            .column(facts::fcol::DATE)?
+            .unique()?
+            .sort(Default::default())?;
+        d.as_materialized_series()
+            .date()?
+            .as_date_iter()
+            .flatten()
+            .collect()
+    };
+
+    let output = Location::parse(&cfg.output, true)?;
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
+        status: "ok".into(),
+        started_at: started.to_rfc3339(),
+        finished_at: String::new(),
+        command_line: argv,
+        timezone: cfg.tz.name().to_string(),
+        inputs: cfg.inputs.clone(),
+        output: cfg.output.clone(),
+        dates_recomputed: dates.iter().map(|d| d.to_string()).collect(),
+        roles: roles.clone(),
+        objects,
+        counts,
+        input_objects,
+        outputs: Vec::new(),
+        error: None,
+    };
+
+    write_quarantine(&output, &run_id, &ing.bad_lines, &mut manifest).await?;
+    let ratio = manifest.counts.bad_ratio();
+    if ratio > cfg.max_bad_ratio {
+        let msg = format!(
+            "{:.4} of the lines are bad ({} quarantined, {} with rejected records, of {}), above --max-bad-ratio {}; see _quarantine/{run_id}/",
+            ratio,
+            manifest.counts.lines_quarantined,
+            manifest.counts.lines_with_rejected_records,
+            manifest.counts.lines_read,
+            cfg.max_bad_ratio
+        );
+        manifest.status = "failed".into();
+        manifest.error = Some(msg.clone());
+        write_manifest(&output, &mut manifest).await?;
+        return Err(Error::TooMuchBadInput(msg));
+    }
+    if manifest.counts.records_used == 0 {
+        tracing::warn!(
+            "the input holds no Claude Code telemetry for the requested dates: nothing written"
+        );
+        return Ok(RunOutcome {
+            manifest,
+            wrote: false,
+        });
+    }
+
+    let tables = reports::build(&facts.df, &roster)?;
+    for role in &roles {
+        let access = policy
+            .access(role)
+            .expect("selected roles may see something");
+        for (name, df) in &tables {
+            if !access.tables.contains(name) {
+                continue;
+            }
+            let mut df = if access.pseudonymise_member {
+                pseudonymise(df, &policy)?
+            } else {
+                df.clone()
+            };
+            let rows = df.height() as u64;
+            for (ext, bytes) in [
+                ("parquet", parquet_bytes(&mut df, name)?),
+                ("csv", csv_bytes(&mut df)?),
+            ] {
+                let rel = format!("reports/{role}/{name}.{ext}");
+                let n = bytes.len() as u64;
+                output.put(&output.child(&rel), bytes).await?;
+                manifest.outputs.push(OutputFile {
+                    path: rel,
+                    rows,
+                    bytes: n,
+                });
+            }
+        }
+    }
+    write_manifest(&output, &mut manifest).await?;
+    tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
+    Ok(RunOutcome {
+        manifest,
+        wrote: true,
+    })
+}
+
+async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {
+    m.finished_at = Utc::now().to_rfc3339();
+    let json = serde_json::to_vec_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
+    output
+        .put(&output.child(&format!("_runs/{}.json", m.run_id)), json)
+        .await
+}
+
+/// `_quarantine/<run_id>/<object key>` holds each bad line unchanged; `index.csv` says where it
+/// came from and why.
+async fn write_quarantine(
+    output: &Location,
+    run_id: &str,
+    bad: &[BadLine],
+    manifest: &mut Manifest,
+) -> Result<()> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let mut index = csv::Writer::from_writer(Vec::new());
+    index
+        .write_record([
+            "object_key",
+            "line_number",
+            "reasons",
+            "detail",
+            "quarantine_file",
+        ])
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let mut by_object: std::collections::BTreeMap<&str, Vec<&BadLine>> = Default::default();
+    for b in bad {
+        by_object.entry(&b.object).or_default().push(b);
+    }
+    for (i, (object, lines)) in by_object.into_iter().enumerate() {
+        let file = format!("_quarantine/{run_id}/{i:06}.lines");
+        let mut body = Vec::new();
+        for b in &lines {
+            body.extend_from_slice(&b.text);
+            body.push(b'\n');
+            let reasons: Vec<&str> = b.reasons.iter().map(|r| r.as_str()).collect();
+            index
+                .write_record([
+                    object,
+                    &b.line_no.to_string(),
+                    &reasons.join(";"),
+                    &b.detail,
+                    &file,
+                ])
+                .map_err(|e| Error::Other(e.to_string()))?;
+        }
+        let n = body.len() as u64;
+        output.put(&output.child(&file), body).await?;
+        manifest.outputs.push(OutputFile {
+            path: file,
+            rows: lines.len() as u64,
+            bytes: n,
+        });
+    }
+    let index = index
+        .into_inner()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let path = format!("_quarantine/{run_id}/index.csv");
+    manifest.outputs.push(OutputFile {
+        path: path.clone(),
+        rows: bad.len() as u64,
+        bytes: index.len() as u64,
+    });
+    output.put(&output.child(&path), index).await
+}

@@ -1,0 +1,281 @@
+//! Facts → the seven output tables of contract 5.2, with their exact names, order and types.
+
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::facts::{fcol, PICO_PER_USD};
+use crate::roster::Roster;
+use crate::schema::{col as c, table, ALL_TOOLS};
+
+fn i64c(name: &str) -> Expr {
+    col(name).cast(DataType::Int64).alias(name)
+}
+
+fn spend_usd() -> Expr {
+    (col(fcol::SPEND_PICO).cast(DataType::Float64) / lit(PICO_PER_USD)).alias(c::SPEND_USD)
+}
+
+fn counted_session() -> Expr {
+    col(fcol::SESSION)
+        .is_not_null()
+        .and(col(fcol::AGENTS).not())
+}
+
+fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
+    lf.sort(
+        by.to_vec(),
+        SortMultipleOptions::default().with_maintain_order(true),
+    )
+}
+
+/// All seven tables, in `table::ALL` order.
+pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, DataFrame)>> {
+    let f = facts.clone().lazy();
+    let date = || col(fcol::DATE);
+
+    // Per date: active users (distinct members) and sessions (distinct counted session ids).
+    let active = f
+        .clone()
+        .select([date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by([date()])
+        .agg([len().alias(c::ACTIVE_USERS)]);
+    let sessions = f
+        .clone()
+        .filter(counted_session())
+        .select([date(), col(fcol::SESSION)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by([date()])
+        .agg([len().alias(c::SESSIONS)]);
+    let per_date = f
+        .clone()
+        .group_by([date()])
+        .agg([
+            col(fcol::SPEND_PICO).sum(),
+            col(fcol::LINES_ACCEPTED).sum(),
+            col(fcol::LINES_REMOVED).sum(),
+            col(fcol::ACCEPTED).sum(),
+            col(fcol::REJECTED).sum(),
+        ])
+        .left_join(active, date(), date())
+        .left_join(sessions, date(), date())
+        .with_columns([
+            col(c::ACTIVE_USERS).fill_null(lit(0)),
+            col(c::SESSIONS).fill_null(lit(0)),
+        ])
+        .cache();
+
+    let daily_activity = sorted(
+        per_date
+            .clone()
+            .select([date(), i64c(c::ACTIVE_USERS), i64c(c::SESSIONS)]),
+        &[c::DATE],
+    );
+    let daily_spend = sorted(
+        per_date
+            .clone()
+            .select([date(), i64c(c::ACTIVE_USERS), spend_usd()]),
+        &[c::DATE],
+    );
+    let daily_lines = sorted(
+        per_date
+            .clone()
+            .select([date(), i64c(c::LINES_ACCEPTED), i64c(c::LINES_REMOVED)]),
+        &[c::DATE],
+    );
+
+    let daily_spend_by_model = sorted(
+        f.clone()
+            .filter(col(fcol::MODEL).is_not_null())
+            .group_by([date(), col(fcol::MODEL)])
+            .agg([
+                col(fcol::REQUESTS).sum(),
+                col(fcol::SPEND_PICO).sum(),
+                col(fcol::INPUT_TOKENS).sum(),
+                col(fcol::OUTPUT_TOKENS).sum(),
+                col(fcol::CACHE_READ_TOKENS).sum(),
+                col(fcol::CACHE_CREATION_TOKENS).sum(),
+            ])
+            .select([
+                date(),
+                col(fcol::MODEL).alias(c::MODEL),
+                i64c(c::REQUESTS),
+                spend_usd(),
+                i64c(c::INPUT_TOKENS),
+                i64c(c::OUTPUT_TOKENS),
+                i64c(c::CACHE_READ_TOKENS),
+                i64c(c::CACHE_CREATION_TOKENS),
+            ]),
+        &[c::DATE, c::MODEL],
+    );
+
+    let rate_cols = || {
+        let total = col(c::ACCEPTED) + col(c::REJECTED);
+        [
+            date(),
+            col(c::TOOL),
+            i64c(c::ACCEPTED),
+            i64c(c::REJECTED),
+            when(total.clone().gt(lit(0)))
+                .then(col(c::ACCEPTED).cast(DataType::Float64) / total.cast(DataType::Float64))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias(c::ACCEPT_RATE),
+        ]
+    };
+    let tool_rows = f
+        .clone()
+        .filter(col(fcol::TOOL).is_not_null())
+        .group_by([date(), col(fcol::TOOL).alias(c::TOOL)])
+        .agg([col(fcol::ACCEPTED).sum(), col(fcol::REJECTED).sum()])
+        .filter((col(c::ACCEPTED) + col(c::REJECTED)).gt(lit(0)))
+        .select(rate_cols());
+    let all_rows = per_date
+        .clone()
+        .with_column(lit(ALL_TOOLS).alias(c::TOOL))
+        .select(rate_cols());
+    let daily_accept_rate = sorted(
+        concat([tool_rows, all_rows], UnionArgs::default())?,
+        &[c::DATE, c::TOOL],
+    );
+
+    let member_keys = [date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)];
+    let member_daily = sorted(
+        f.clone()
+            .group_by(member_keys)
+            .agg([
+                col(fcol::ROLE).first(),
+                col(fcol::SESSION)
+                    .filter(counted_session())
+                    .n_unique()
+                    .alias(c::SESSIONS),
+                col(fcol::LINES_ACCEPTED).sum(),
+                col(fcol::LINES_REMOVED).sum(),
+                col(fcol::ACCEPTED).sum(),
+                col(fcol::REJECTED).sum(),
+                col(fcol::COMMITS).sum(),
+                col(fcol::PULL_REQUESTS).sum(),
+                col(fcol::REQUESTS).sum(),
+                col(fcol::SPEND_PICO).sum(),
+                col(fcol::INPUT_TOKENS).sum(),
+                col(fcol::OUTPUT_TOKENS).sum(),
+                col(fcol::CACHE_READ_TOKENS).sum(),
+                col(fcol::CACHE_CREATION_TOKENS).sum(),
+            ])
+            .select([
+                date(),
+                col(fcol::MEMBER).alias(c::MEMBER),
+                col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+                col(fcol::ROLE).alias(c::ROLE),
+                i64c(c::SESSIONS),
+                i64c(c::LINES_ACCEPTED),
+                i64c(c::LINES_REMOVED),
+                i64c(c::ACCEPTED),
+                i64c(c::REJECTED),
+                i64c(c::COMMITS),
+                i64c(c::PULL_REQUESTS),
+                i64c(c::REQUESTS),
+                spend_usd(),
+                i64c(c::INPUT_TOKENS),
+                i64c(c::OUTPUT_TOKENS),
+                i64c(c::CACHE_READ_TOKENS),
+                i64c(c::CACHE_CREATION_TOKENS),
+            ]),
+        &[c::DATE, c::MEMBER, c::MEMBER_TYPE],
+    );
+
+    let member_monthly = sorted(
+        monthly(facts, roster)?,
+        &[c::MONTH, c::MEMBER, c::MEMBER_TYPE],
+    );
+
+    let tables = [
+        (table::DAILY_ACTIVITY, daily_activity),
+        (table::DAILY_SPEND, daily_spend),
+        (table::DAILY_SPEND_BY_MODEL, daily_spend_by_model),
+        (table::DAILY_ACCEPT_RATE, daily_accept_rate),
+        (table::DAILY_LINES, daily_lines),
+        (table::MEMBER_DAILY, member_daily),
+        (table::MEMBER_MONTHLY, member_monthly),
+    ];
+    let mut out = Vec::with_capacity(tables.len());
+    for (name, lf) in tables {
+        out.push((name, lf.collect()?));
+    }
+    Ok(out)
+}
+
+/// `member_monthly`: every (month, member) with activity, plus each roster member with zeros
+/// in every month that has any data.
+fn monthly(facts: &DataFrame, roster: &Roster) -> Result<LazyFrame> {
+    let month = col(fcol::DATE).dt().truncate(lit("1mo")).alias(c::MONTH);
+    let keep = [
+        col(c::MONTH),
+        col(fcol::MEMBER),
+        col(fcol::MEMBER_TYPE),
+        col(fcol::ROLE),
+        col(fcol::SESSION),
+        col(fcol::AGENTS),
+        col(fcol::DATE),
+        col(fcol::SPEND_PICO),
+        col(fcol::LINES_ACCEPTED),
+    ];
+    let active = facts.clone().lazy().with_column(month).select(keep.clone());
+    let months: Vec<Option<i32>> = active
+        .clone()
+        .select([col(c::MONTH).cast(DataType::Int32)])
+        .unique_stable(None, UniqueKeepStrategy::Any)
+        .collect()?
+        .column(c::MONTH)?
+        .as_materialized_series()
+        .i32()?
+        .iter()
+        .collect();
+    let n = months.len() * roster.members.len();
+    let mut zero_month = Vec::with_capacity(n);
+    let (mut name, mut typ, mut role) = (Vec::new(), Vec::new(), Vec::new());
+    for m in &months {
+        for r in &roster.members {
+            zero_month.push(*m);
+            name.push(r.member.clone());
+            typ.push(r.member_type.clone());
+            role.push(Some(r.role.clone()));
+        }
+    }
+    let zeros = DataFrame::new_infer_height(vec![
+        Column::new(c::MONTH.into(), zero_month).cast(&DataType::Date)?,
+        Column::new(fcol::MEMBER.into(), name),
+        Column::new(fcol::MEMBER_TYPE.into(), typ),
+        Column::new(fcol::ROLE.into(), role),
+        Column::new(fcol::SESSION.into(), vec![None::<String>; n]),
+        Column::new(fcol::AGENTS.into(), vec![false; n]),
+        Column::new(fcol::DATE.into(), vec![None::<i32>; n]).cast(&DataType::Date)?,
+        Column::new(fcol::SPEND_PICO.into(), vec![0i64; n]),
+        Column::new(fcol::LINES_ACCEPTED.into(), vec![0i64; n]),
+    ])?;
+    let all = concat([active, zeros.lazy().select(keep)], UnionArgs::default())?;
+    Ok(all
+        .group_by([col(c::MONTH), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
+        .agg([
+            col(fcol::ROLE).drop_nulls().first(),
+            col(fcol::SPEND_PICO).sum(),
+            col(fcol::LINES_ACCEPTED).sum(),
+            col(fcol::SESSION)
+                .filter(counted_session())
+                .n_unique()
+                .alias(c::SESSIONS),
+            col(fcol::DATE)
+                .filter(col(fcol::DATE).is_not_null())
+                .n_unique()
+                .alias(c::ACTIVE_DAYS),
+        ])
+        .select([
+            col(c::MONTH),
+            col(fcol::MEMBER).alias(c::MEMBER),
+            col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+            col(fcol::ROLE).alias(c::ROLE),
+            spend_usd(),
+            i64c(c::LINES_ACCEPTED),
+            i64c(c::SESSIONS),
+            i64c(c::ACTIVE_DAYS),
+        ]))
+}

@@ -1,0 +1,143 @@
+//! The organisation roster (contract 2.2): members, their type and role, and aliases.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::schema::{member_type, ROLES};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    pub member: String,
+    pub member_type: String,
+    pub role: String,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Roster {
+    pub members: Vec<RosterMember>,
+    /// Alias or member name → index into `members`.
+    by_alias: HashMap<String, usize>,
+}
+
+impl Roster {
+    /// Parses the roster CSV; `source` names it in error messages.
+    pub fn parse(text: &str, source: &str) -> Result<Roster> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let bad = |msg: String| Error::usage(format!("roster {source}: {msg}"));
+        let header: Vec<String> = rdr
+            .headers()
+            .map_err(|e| bad(e.to_string()))?
+            .iter()
+            .map(|s| s.trim_start_matches('\u{feff}').to_string())
+            .collect();
+        if header != ["member", "member_type", "role", "aliases"] {
+            return Err(bad(format!(
+                "header must be member,member_type,role,aliases, found {}",
+                header.join(",")
+            )));
+        }
+        let mut roster = Roster::default();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
+            let field = |n: usize| rec.get(n).unwrap_or("").to_string();
+            let m = RosterMember {
+                member: field(0),
+                member_type: field(1),
+                role: field(2),
+                aliases: field(3)
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            };
+            if m.member.is_empty() {
+                return Err(bad(format!("line {line}: empty member")));
+            }
+            if m.member_type != member_type::USER && m.member_type != member_type::API_KEY {
+                return Err(bad(format!(
+                    "line {line}: member_type {:?} is not user or api_key",
+                    m.member_type
+                )));
+            }
+            if !ROLES.contains(&m.role.as_str()) {
+                return Err(bad(format!(
+                    "line {line}: unknown role {:?} (one of {})",
+                    m.role,
+                    ROLES.join(", ")
+                )));
+            }
+            if roster.members.iter().any(|o| o.member == m.member) {
+                return Err(bad(format!("line {line}: duplicate member {:?}", m.member)));
+            }
+            let idx = roster.members.len();
+            for a in std::iter::once(&m.member).chain(&m.aliases) {
+                match roster.by_alias.get(a) {
+                    Some(&o) if o != idx => {
+                        return Err(bad(format!(
+                            "line {line}: alias {a:?} is claimed by {:?} and {:?}",
+                            roster.members[o].member, m.member
+                        )))
+                    }
+                    _ => {
+                        roster.by_alias.insert(a.clone(), idx);
+                    }
+                }
+            }
+            roster.members.push(m);
+        }
+        Ok(roster)
+    }
+
+    /// The member an identity value (email, key name, account uuid, user id) belongs to.
+    pub fn lookup(&self, value: &str) -> Option<usize> {
+        self.by_alias.get(value).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "member,member_type,role,aliases\n\
+        alice@example.com,user,developer,acc-1;install-9\n\
+        ci-key,api_key,admin,\n";
+
+    #[test]
+    fn parses_members_and_aliases() {
+        let r = Roster::parse(OK, "r.csv").unwrap();
+        assert_eq!(r.members.len(), 2);
+        assert_eq!(r.lookup("acc-1"), Some(0));
+        assert_eq!(r.lookup("install-9"), Some(0));
+        assert_eq!(r.lookup("alice@example.com"), Some(0));
+        assert_eq!(r.lookup("ci-key"), Some(1));
+        assert_eq!(r.lookup("nobody"), None);
+    }
+
+    #[test]
+    fn rejects_bad_rosters_with_the_culprit_named() {
+        let cases = [
+            ("member,type,role,aliases\n", "header"),
+            ("member,member_type,role,aliases\na,robot,admin,\n", "robot"),
+            ("member,member_type,role,aliases\na,user,boss,\n", "boss"),
+            (
+                "member,member_type,role,aliases\na,user,admin,\na,user,owner,\n",
+                "duplicate member",
+            ),
+            (
+                "member,member_type,role,aliases\na,user,admin,x\nb,user,owner,x\n",
+                "\"x\"",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Roster::parse(text, "r.csv").unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+            assert!(e.contains("r.csv"));
+        }
+    }
+}

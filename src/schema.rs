@@ -1,0 +1,89 @@
+//! The names the contract fixes: tables, columns, roles, telemetry names. One place only.
+
+pub mod table {
+    pub const DAILY_ACTIVITY: &str = "daily_activity";
+    pub const DAILY_SPEND: &str = "daily_spend";
+    pub const DAILY_SPEND_BY_MODEL: &str = "daily_spend_by_model";
+    pub const DAILY_ACCEPT_RATE: &str = "daily_accept_rate";
+    pub const DAILY_LINES: &str = "daily_lines";
+    pub const MEMBER_DAILY: &str = "member_daily";
+    pub const MEMBER_MONTHLY: &str = "member_monthly";
+    /// Every output table, in the order they are written.
+    pub const ALL: [&str; 7] = [
+        DAILY_ACTIVITY,
+        DAILY_SPEND,
+        DAILY_SPEND_BY_MODEL,
+        DAILY_ACCEPT_RATE,
+        DAILY_LINES,
+        MEMBER_DAILY,
+        MEMBER_MONTHLY,
+    ];
+}
+
+pub mod col {
+    pub const DATE: &str = "date";
+    pub const MONTH: &str = "month";
+    pub const ACTIVE_USERS: &str = "active_users";
+    pub const SESSIONS: &str = "sessions";
+    pub const SPEND_USD: &str = "spend_usd";
+    pub const MODEL: &str = "model";
+    pub const REQUESTS: &str = "requests";
+    pub const INPUT_TOKENS: &str = "input_tokens";
+    pub const OUTPUT_TOKENS: &str = "output_tokens";
+    pub const CACHE_READ_TOKENS: &str = "cache_read_tokens";
+    pub const CACHE_CREATION_TOKENS: &str = "cache_creation_tokens";
+    pub const TOOL: &str = "tool";
+    pub const ACCEPTED: &str = "accepted";
+    pub const REJECTED: &str = "rejected";
+    pub const ACCEPT_RATE: &str = "accept_rate";
+    pub const LINES_ACCEPTED: &str = "lines_accepted";
+    pub const LINES_REMOVED: &str = "lines_removed";
+    pub const MEMBER: &str = "member";
+    pub const MEMBER_TYPE: &str = "member_type";
+    pub const ROLE: &str = "role";
+    pub const COMMITS: &str = "commits";
+    pub const PULL_REQUESTS: &str = "pull_requests";
+    pub const ACTIVE_DAYS: &str = "active_days";
+}
+
+/// Organisation roles (contract 5.3).
+pub const ROLES: [&str; 8] = [
+    "primary_owner",
+    "owner",
+    "billing",
+    "admin",
+    "developer",
+    "user",
+    "claude_code_user",
+    "membership_admin",
+];
+/// Roles that may see analytics under the built-in policy.
+pub const ANALYTICS_ROLES: [&str; 5] = ["primary_owner", "owner", "billing", "admin", "developer"];
+
+pub mod member_type {
+    pub const USER: &str = "user";
+    pub const API_KEY: &str = "api_key";
+    pub const INSTALL: &str = "install";
+    pub const UNATTRIBUTED: &str = "unattributed";
+}
+pub const UNATTRIBUTED_MEMBER: &str = "(unattributed)";
+pub const UNKNOWN_MODEL: &str = "unknown";
+pub const ALL_TOOLS: &str = "all";
+/// The code-editing tools whose decisions make the accept rate.
+pub const EDIT_TOOLS: [&str; 4] = ["Edit", "MultiEdit", "Write", "NotebookEdit"];
+
+/// Telemetry names (contract 3.1).
+pub mod otel {
+    pub const PREFIX: &str = "claude_code.";
+    pub const SCOPE_PREFIX: &str = "com.anthropic.claude_code";
+    pub const EV_API_REQUEST: &str = "api_request";
+    pub const EV_TOOL_DECISION: &str = "tool_decision";
+    pub const M_COST: &str = "claude_code.cost.usage";
+    pub const M_TOKEN: &str = "claude_code.token.usage";
+    pub const M_DECISION: &str = "claude_code.code_edit_tool.decision";
+    pub const M_LINES: &str = "claude_code.lines_of_code.count";
+    pub const M_COMMIT: &str = "claude_code.commit.count";
+    pub const M_PR: &str = "claude_code.pull_request.count";
+    pub const M_SESSION: &str = "claude_code.session.count";
+    pub const AGENTS_VIEW: &str = "agents_view";
+}

@@ -1,0 +1,270 @@
+//! Object storage: turning `--input`/`--output` URLs into stores, listing telemetry objects,
+//! reading and decompressing them.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
+
+use crate::error::{Error, Result};
+
+/// A store and a prefix inside it, from a URL such as `s3://bucket/prefix` or a local path.
+#[derive(Clone)]
+pub struct Location {
+    pub url: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({})", self.url)
+    }
+}
+
+/// Retries for transient failures (5xx, throttling, resets): exponential backoff, bounded in time.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(180),
+    }
+}
+
+impl Location {
+    /// Parses a URL. Local paths must exist unless `create` is set (outputs), when they are made.
+    pub fn parse(url: &str, create: bool) -> Result<Location> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((s, r)) => (s, r),
+            None => ("file", url),
+        };
+        let bucket_and_prefix = |r: &str| -> Result<(String, Path)> {
+            let (bucket, prefix) = r.split_once('/').unwrap_or((r, ""));
+            if bucket.is_empty() {
+                return Err(Error::usage(format!("no bucket in URL {url:?}")));
+            }
+            let prefix = Path::parse(prefix.trim_end_matches('/'))
+                .map_err(|e| Error::usage(format!("bad path in URL {url:?}: {e}")))?;
+            Ok((bucket.to_string(), prefix))
+        };
+        let bad = |e: object_store::Error| Error::usage(format!("cannot open {url:?}: {e}"));
+        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme {
+            "s3" | "s3a" => {
+                let (bucket, prefix) = bucket_and_prefix(rest)?;
+                let s = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config())
+                    .build()
+                    .map_err(bad)?;
+                (Arc::new(s), prefix)
+            }
+            "gs" => {
+                let (bucket, prefix) = bucket_and_prefix(rest)?;
+                let s = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config())
+                    .build()
+                    .map_err(bad)?;
+                (Arc::new(s), prefix)
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let (container, prefix) = bucket_and_prefix(rest)?;
+                let s = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_retry(retry_config())
+                    .build()
+                    .map_err(bad)?;
+                (Arc::new(s), prefix)
+            }
+            "file" => {
+                let path = std::path::Path::new(rest);
+                if create {
+                    std::fs::create_dir_all(path).map_err(|e| {
+                        Error::usage(format!("cannot create output directory {url:?}: {e}"))
+                    })?;
+                } else if !path.is_dir() {
+                    return Err(Error::usage(format!(
+                        "input {url:?} does not exist or is not a directory"
+                    )));
+                }
+                let abs = std::fs::canonicalize(path)
+                    .map_err(|e| Error::usage(format!("cannot open {url:?}: {e}")))?;
+                let s = object_store::local::LocalFileSystem::new_with_prefix(&abs).map_err(bad)?;
+                (Arc::new(s), Path::default())
+            }
+            other => {
+                return Err(Error::usage(format!(
+                    "unsupported URL scheme {other:?} in {url:?} (use a path, file://, s3://, gs:// or az://)"
+                )))
+            }
+        };
+        Ok(Location {
+            url: url.to_string(),
+            store,
+            prefix,
+        })
+    }
+
+    /// A path below the prefix.
+    pub fn child(&self, rel: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// Every object below the prefix, sorted by key.
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let mut v: Vec<ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(&self.url, e))?;
+        v.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(v)
+    }
+
+    pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
+        let r = self
+            .store
+            .get(path)
+            .await
+            .map_err(|e| Error::store(path.as_ref(), e))?;
+        r.bytes().await.map_err(|e| Error::store(path.as_ref(), e))
+    }
+
+    pub async fn put(&self, path: &Path, data: Vec<u8>) -> Result<()> {
+        self.store
+            .put(path, data.into())
+            .await
+            .map_err(|e| Error::store(path.as_ref(), e))?;
+        Ok(())
+    }
+}
+
+/// Whether an object's key names telemetry: `.json`, `.jsonl` or `.ndjson`, optionally `.gz`/`.zst`.
+pub fn is_telemetry_key(key: &str) -> bool {
+    let k = key
+        .strip_suffix(".gz")
+        .or_else(|| key.strip_suffix(".zst"))
+        .unwrap_or(key);
+    k.ends_with(".json") || k.ends_with(".jsonl") || k.ends_with(".ndjson")
+}
+
+/// The arrival day of a key laid out as `…/year=YYYY/month=MM/day=DD/…`, if it is.
+pub fn arrival_day(key: &str) -> Option<NaiveDate> {
+    let (mut y, mut m, mut d) = (None, None, None);
+    for part in key.split('/') {
+        if let Some((k, v)) = part.split_once('=') {
+            match k {
+                "year" => y = v.parse::<i32>().ok(),
+                "month" => m = v.parse::<u32>().ok(),
+                "day" => d = v.parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+    }
+    NaiveDate::from_ymd_opt(y?, m?, d?)
+}
+
+/// Decompressed bytes of an object, and whether the compressed stream broke off early.
+pub struct Decompressed {
+    pub data: Vec<u8>,
+    pub truncated: Option<String>,
+}
+
+/// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz` objects
+/// with `Content-Encoding: gzip`, and some clients hand them over already decoded.
+pub fn decompress(bytes: &[u8]) -> Decompressed {
+    let read_all = |mut r: Box<dyn Read + '_>| {
+        let mut data = Vec::with_capacity(bytes.len() * 6);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => {
+                    return Decompressed {
+                        data,
+                        truncated: None,
+                    }
+                }
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Decompressed {
+                        data,
+                        truncated: Some(e.to_string()),
+                    }
+                }
+            }
+        }
+    };
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        read_all(Box::new(flate2::read::MultiGzDecoder::new(bytes)))
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        match zstd::stream::read::Decoder::new(bytes) {
+            Ok(d) => read_all(Box::new(d)),
+            Err(e) => Decompressed {
+                data: Vec::new(),
+                truncated: Some(e.to_string()),
+            },
+        }
+    } else {
+        Decompressed {
+            data: bytes.to_vec(),
+            truncated: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn telemetry_keys() {
+        for k in ["a/b.json", "x.jsonl.gz", "x.ndjson.zst", "logs_1.json.gz"] {
+            assert!(is_telemetry_key(k), "{k}");
+        }
+        for k in ["roster.csv", "a.json.bz2", "a.gz", "x.jsonx"] {
+            assert!(!is_telemetry_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn arrival_partition_is_parsed() {
+        assert_eq!(
+            arrival_day("raw/year=2026/month=08/day=22/hour=15/minute=04/logs_1.json.gz"),
+            NaiveDate::from_ymd_opt(2026, 8, 22)
+        );
+        assert_eq!(arrival_day("raw/2026/08/22/logs.json"), None);
+    }
+
+    #[test]
+    fn decompresses_by_magic_and_keeps_complete_part_of_truncated_gzip() {
+        let text = b"line one\nline two\nline three\n".repeat(50);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let d = decompress(&gz);
+        assert_eq!(d.data, text);
+        assert!(d.truncated.is_none());
+        let z = zstd::encode_all(&text[..], 3).unwrap();
+        assert_eq!(decompress(&z).data, text);
+        assert_eq!(decompress(&text).data, text);
+        let cut = decompress(&gz[..gz.len() / 2]);
+        assert!(cut.truncated.is_some());
+        assert!(text.starts_with(&cut.data));
+    }
+}
