@@ -130,7 +130,7 @@ impl Location {
             .list(prefix)
             .try_collect()
             .await
-            .map_err(|e| Error::store(&self.url, e))?;
+            .map_err(|e| classify(&self.url, e))?;
         v.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(v)
     }
@@ -150,6 +150,33 @@ impl Location {
             .await
             .map_err(|e| Error::store(path.as_ref(), e))?;
         Ok(())
+    }
+}
+
+/// Turns listing failures that mean "wrong configuration" (missing bucket or prefix, refused
+/// credentials) into one-line usage errors; other failures stay store errors.
+pub fn classify(url: &str, e: object_store::Error) -> Error {
+    let text = e.to_string();
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    match &e {
+        object_store::Error::NotFound { .. } => Error::usage(format!("input {url} does not exist")),
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => {
+            Error::usage(format!("access to {url} denied: check the credentials"))
+        }
+        _ if has(&["NoSuchBucket", "404 Not Found"]) => {
+            Error::usage(format!("input {url}: the bucket does not exist"))
+        }
+        _ if has(&[
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "403 Forbidden",
+        ]) =>
+        {
+            Error::usage(format!("access to {url} denied: check the credentials"))
+        }
+        _ => Error::store(url, e),
     }
 }
 

@@ -1,1 +1,7 @@
+//! Integration tests: the real binary on files in temp dirs and on an S3-compatible server.
 
+mod cli;
+mod fixture;
+mod generated;
+mod s3;
+mod util;

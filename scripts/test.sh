@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need when it is missing, then runs every test.
+#   - python3 with pyarrow, duckdb and zstandard: the independent reference check reads the
+#     Parquet output with pyarrow and DuckDB and the raw zstd telemetry with zstandard;
+#   - moto_server (PyPI moto[server]): the S3-compatible server the S3 tests start on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+python3 -c "import pyarrow" 2>/dev/null || need+=(pyarrow)
+python3 -c "import duckdb" 2>/dev/null || need+=(duckdb)
+python3 -c "import zstandard" 2>/dev/null || need+=(zstandard)
+command -v moto_server >/dev/null 2>&1 || need+=("moto[server]")
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
+  hash -r
+fi
+command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
+
+cargo test --all-targets "$@"

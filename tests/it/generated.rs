@@ -1,0 +1,136 @@
+//! Generated telemetry checked against the independent reference implementation.
+
+use crate::util::*;
+
+#[test]
+fn generated_data_matches_the_reference_in_utc_and_los_angeles() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Crosses the US daylight-saving change of 2026-11-01.
+    run(
+        &[
+            "generate",
+            "--output",
+            data.to_str().unwrap(),
+            "--members",
+            "9",
+            "--days",
+            "4",
+            "--start",
+            "2026-10-30",
+            "--seed",
+            "11",
+        ],
+        0,
+    );
+    for tz in ["UTC", "America/Los_Angeles"] {
+        let out = dir.path().join(tz.replace('/', "_"));
+        run(
+            &[
+                "run",
+                "--input",
+                data.join("telemetry").to_str().unwrap(),
+                "--roster",
+                data.join("roster.csv").to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--timezone",
+                tz,
+            ],
+            0,
+        );
+        reference_check(
+            &data.join("telemetry"),
+            &data.join("roster.csv"),
+            &out,
+            tz,
+            "owner",
+        );
+        let m = manifest(&out);
+        assert!(
+            m["counts"]["records_duplicate"].as_u64().unwrap() > 0,
+            "the generator re-uploads objects"
+        );
+        assert!(
+            m["counts"]["records_ignored"].as_u64().unwrap() > 0,
+            "and mixes in other services"
+        );
+    }
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = |p: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = walk(p)
+            .into_iter()
+            .map(|f| {
+                (
+                    f.strip_prefix(p).unwrap().display().to_string(),
+                    std::fs::read(&f).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    for p in [&a, &b] {
+        run(
+            &[
+                "generate",
+                "--output",
+                p.to_str().unwrap(),
+                "--members",
+                "3",
+                "--days",
+                "2",
+                "--seed",
+                "5",
+            ],
+            0,
+        );
+    }
+    let (la, lb) = (list(&a), list(&b));
+    assert!(la.len() > 10);
+    assert!(la
+        .iter()
+        .any(|(k, _)| k.contains("year=") && k.ends_with(".json.gz")));
+    assert!(la == lb, "same seed, same bytes");
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn embedded_default_runs_on_sample_data() {
+    // `cc-analytics run` with no flags, from a directory that has `sample_data/` (as the repo root).
+    let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(repo().join("sample_data"), dir.path().join("sample_data")).unwrap();
+    run_in(Some(dir.path()), &["run"], &[], 0);
+    let out = dir.path().join("out");
+    for role in ["primary_owner", "owner", "billing", "admin", "developer"] {
+        assert!(out
+            .join(format!("reports/{role}/member_monthly.parquet"))
+            .is_file());
+    }
+    reference_check(
+        &repo().join("sample_data/telemetry"),
+        &repo().join("sample_data/roster.csv"),
+        &out,
+        "UTC",
+        "billing",
+    );
+}

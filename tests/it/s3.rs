@@ -1,0 +1,244 @@
+//! Input and output on S3: a real `moto_server` on 127.0.0.1 and a free port, driven through
+//! the `object_store` crate by the binary.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A moto S3 server, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+        let m = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// A plain HTTP request (moto accepts unsigned ones): returns (status, body).
+    pub fn http(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut body = buf[head_end + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, body)
+    }
+
+    pub fn create_bucket(&self, name: &str) {
+        let (status, _) = self.http("PUT", &format!("/{name}"));
+        assert_eq!(status, 200, "create bucket");
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n =
+            usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[line_end + 2..line_end + 2 + n]);
+        b = &b[line_end + 2 + n + 2..];
+    }
+}
+
+/// Reads objects through the `object_store` crate, signed with the test credentials.
+pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    use object_store::ObjectStoreExt;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = store.get(&object_store::path::Path::from(key)).await.ok()?;
+        Some(r.bytes().await.unwrap().to_vec())
+    })
+}
+
+pub fn s3_list(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let p = object_store::path::Path::from(prefix);
+        let v: Vec<_> = object_store::ObjectStore::list(&store, Some(&p))
+            .try_collect()
+            .await
+            .unwrap();
+        v.into_iter().map(|m| m.location.to_string()).collect()
+    })
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn s3_input_and_output_give_the_same_tables_as_local_files() {
+    let moto = Moto::start();
+    moto.create_bucket("telemetry");
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gen = ["--members", "6", "--days", "3", "--seed", "9"];
+
+    // The same generated data on S3 and on disk.
+    let mut args = vec!["generate", "--output", "s3://telemetry/raw"];
+    args.extend(gen);
+    run_in(None, &args, &env, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("raw");
+    let mut args = vec!["generate", "--output", local.to_str().unwrap()];
+    args.extend(gen);
+    run(&args, 0);
+
+    run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            "s3://telemetry/raw/telemetry",
+            "--roster",
+            "s3://telemetry/raw/roster.csv",
+            "--output",
+            "s3://telemetry/analytics",
+            "--roles",
+            "admin,billing",
+        ],
+        &env,
+        0,
+    );
+    let out = dir.path().join("out");
+    run(
+        &[
+            "run",
+            "--input",
+            local.join("telemetry").to_str().unwrap(),
+            "--roster",
+            local.join("roster.csv").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--roles",
+            "admin,billing",
+        ],
+        0,
+    );
+    for role in ["admin", "billing"] {
+        for table in [
+            "daily_activity",
+            "daily_spend_by_model",
+            "member_daily",
+            "member_monthly",
+        ] {
+            for ext in ["csv", "parquet"] {
+                let key = format!("reports/{role}/{table}.{ext}");
+                let body = s3_get(&moto, "telemetry", &format!("analytics/{key}"))
+                    .unwrap_or_else(|| panic!("{key} missing on S3"));
+                assert_eq!(
+                    body,
+                    std::fs::read(out.join(&key)).unwrap(),
+                    "{key}: S3 and local differ"
+                );
+            }
+        }
+    }
+    // The manifest on S3 names the S3 objects it read.
+    let runs = s3_list(&moto, "telemetry", "analytics/_runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let body = s3_get(&moto, "telemetry", &runs[0]).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let first = m["input_objects"][0]["key"].as_str().unwrap();
+    assert!(
+        first.starts_with("s3://telemetry/raw/telemetry/year="),
+        "{first}"
+    );
+    assert!(m["input_objects"][0]["etag"].is_string());
+
+    // A bucket that does not exist is a clear error naming it.
+    let r = run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            "s3://no-such-bucket/x",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &env,
+        2,
+    );
+    assert!(stderr(&r).contains("no-such-bucket"), "{}", stderr(&r));
+}

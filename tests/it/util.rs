@@ -1,0 +1,71 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cc-analytics"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary with `args`, returning its output; panics with stderr if `expect` differs.
+pub fn run(args: &[&str], expect: i32) -> Output {
+    run_in(None, args, &[], expect)
+}
+
+pub fn run_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)], expect: i32) -> Output {
+    let mut cmd = bin();
+    cmd.args(args);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cc-analytics");
+    assert_eq!(
+        out.status.code(),
+        Some(expect),
+        "cc-analytics {args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+}
+
+/// Runs the independent Python reference (`tests/reference/check.py`) over input and output.
+pub fn reference_check(input: &Path, roster: &Path, output: &Path, tz: &str, role: &str) {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/reference/check.py"))
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--roster", roster.to_str().unwrap()])
+        .args(["--output", output.to_str().unwrap()])
+        .args(["--timezone", tz, "--role", role])
+        .output()
+        .expect("python3 (the reference check needs python3 with pyarrow, duckdb, zstandard: .ci/run installs them)");
+    assert!(
+        out.status.success(),
+        "reference check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The run manifest of the newest run under `out`.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    let mut runs: Vec<_> = std::fs::read_dir(out.join("_runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    serde_json::from_str(&read(runs.last().unwrap())).unwrap()
+}
