@@ -3,5 +3,6 @@
 mod cli;
 mod fixture;
 mod generated;
+mod policy;
 mod s3;
 mod util;
