@@ -21,6 +21,9 @@ pub enum Error {
     },
     #[error("data processing error: {0}")]
     Polars(#[from] polars::error::PolarsError),
+    /// Another run holds the output lock.
+    #[error("output is locked: {0}")]
+    Locked(String),
     #[error("{0}")]
     Other(String),
 }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod otlp;
 pub mod pipeline;
 pub mod policy;
+pub mod publish;
 pub mod reports;
 pub mod roster;
 pub mod schema;

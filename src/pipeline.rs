@@ -1,9 +1,11 @@
 //! One run of the job: list → read and decode → facts → reports → publish per role.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Days, NaiveDate, Utc};
+use futures::TryStreamExt;
 use polars::prelude::*;
 
 use crate::config::RunConfig;
@@ -12,6 +14,7 @@ use crate::ingest::{ingest, BadLine, Task};
 use crate::manifest::{InputObject, Manifest, ObjectCounts, OutputFile};
 use crate::otlp::{max_time_for, DecodeContext};
 use crate::policy::Policy;
+use crate::publish::{self, Lock, Publisher};
 use crate::roster::Roster;
 use crate::schema::col as c;
 use crate::sink::{csv_bytes, parquet_bytes};
@@ -70,6 +73,47 @@ pub struct RunOutcome {
     pub manifest: Manifest,
     /// False when the input held no telemetry for the dates and nothing was written.
     pub wrote: bool,
+}
+
+/// Stored daily facts (internal): one Parquet file per event date, and the time zone they use.
+const FACTS_DIR: &str = "_facts";
+const FACTS_META: &str = "_facts/_meta.json";
+
+fn facts_path(d: NaiveDate) -> String {
+    format!("{FACTS_DIR}/date={d}/facts.parquet")
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FactsMeta {
+    timezone: String,
+}
+
+/// Facts stored by earlier runs, except for `skip` dates (those this run recomputes).
+async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<DataFrame>> {
+    let prefix = out.child(FACTS_DIR);
+    let metas: Vec<object_store::ObjectMeta> = out
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    let mut frames = Vec::new();
+    for m in metas {
+        let key = m.location.as_ref();
+        let Some(day) = key
+            .split('/')
+            .find_map(|p| p.strip_prefix("date="))
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        else {
+            continue;
+        };
+        if skip.contains(&day) || !key.ends_with(".parquet") {
+            continue;
+        }
+        let bytes = out.get(&m.location).await?;
+        frames.push(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?);
+    }
+    Ok(frames)
 }
 
 pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
@@ -131,22 +175,39 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
         objects.not_telemetry,
         objects.skipped_by_arrival_partition
     );
+
+    // The output: locked against other runs, interrupted publishes completed first.
+    let output = Location::parse(&cfg.output, true)?;
+    let meta_path = output.child(FACTS_META);
+    if let Ok(bytes) = output.get(&meta_path).await {
+        let meta: FactsMeta = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Other(format!("bad {FACTS_META}: {e}")))?;
+        if meta.timezone != cfg.tz.name() {
+            return Err(Error::usage(format!(
+                "{} holds facts computed in time zone {}; run with --timezone {} or use another output",
+                cfg.output,
+                meta.timezone,
+                meta.timezone
+            )));
+        }
+    }
+    let lock = Lock::acquire(&output, &run_id).await?;
+    publish::recover(&output).await?;
+
     let input_objects: Vec<InputObject> = tasks
         .iter()
-        .map(|t| InputObject {
-            key: format!(
-                "{}/{}",
-                t.location.url.trim_end_matches('/'),
-                t.meta
-                    .location
-                    .as_ref()
-                    .strip_prefix(t.location.prefix.as_ref())
-                    .unwrap_or(t.meta.location.as_ref())
-                    .trim_start_matches('/')
-            ),
-            size: t.meta.size,
-            etag: t.meta.e_tag.clone(),
-            last_modified: t.meta.last_modified.to_rfc3339(),
+        .map(|t| {
+            let key = t.meta.location.as_ref();
+            let rel = key
+                .strip_prefix(t.location.prefix.as_ref())
+                .unwrap_or(key)
+                .trim_start_matches('/');
+            InputObject {
+                key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
+                size: t.meta.size,
+                etag: t.meta.e_tag.clone(),
+                last_modified: t.meta.last_modified.to_rfc3339(),
+            }
         })
         .collect();
 
@@ -176,7 +237,6 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
             .collect()
     };
 
-    let output = Location::parse(&cfg.output, true)?;
     let mut manifest = Manifest {
         run_id: run_id.clone(),
         status: "ok".into(),
@@ -209,19 +269,48 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
         manifest.status = "failed".into();
         manifest.error = Some(msg.clone());
         write_manifest(&output, &mut manifest).await?;
+        lock.release().await?;
         return Err(Error::TooMuchBadInput(msg));
     }
     if manifest.counts.records_used == 0 {
         tracing::warn!(
             "the input holds no Claude Code telemetry for the requested dates: nothing written"
         );
+        lock.release().await?;
         return Ok(RunOutcome {
             manifest,
             wrote: false,
         });
     }
 
-    let tables = reports::build(&facts.df, &roster)?;
+    // Stage the recomputed dates' facts, then rebuild every table from all stored facts.
+    let mut publisher = Publisher::new(&output, &run_id);
+    let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
+    for d in &dates {
+        let mut day = facts
+            .df
+            .clone()
+            .lazy()
+            .filter(col(facts::fcol::DATE).eq(lit(*d)))
+            .collect()?;
+        publisher
+            .stage(&facts_path(*d), parquet_bytes(&mut day, "facts")?)
+            .await?;
+    }
+    let meta = serde_json::to_vec(&FactsMeta {
+        timezone: cfg.tz.name().to_string(),
+    })
+    .expect("meta serialises");
+    publisher.stage(FACTS_META, meta).await?;
+    let mut frames = stored_facts(&output, &recomputed).await?;
+    frames.push(facts.df.clone());
+    let all_facts = concat(
+        frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
+        UnionArgs::default(),
+    )?
+    .collect()?;
+
+    let tables = reports::build(&all_facts, &roster)?;
     for role in &roles {
         let access = policy
             .access(role)
@@ -241,17 +330,18 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
                 ("csv", csv_bytes(&mut df)?),
             ] {
                 let rel = format!("reports/{role}/{name}.{ext}");
-                let n = bytes.len() as u64;
-                output.put(&output.child(&rel), bytes).await?;
                 manifest.outputs.push(OutputFile {
-                    path: rel,
+                    path: rel.clone(),
                     rows,
-                    bytes: n,
+                    bytes: bytes.len() as u64,
                 });
+                publisher.stage(&rel, bytes).await?;
             }
         }
     }
+    publisher.commit().await?;
     write_manifest(&output, &mut manifest).await?;
+    lock.release().await?;
     tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
     Ok(RunOutcome {
         manifest,

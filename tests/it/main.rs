@@ -4,5 +4,6 @@ mod cli;
 mod fixture;
 mod generated;
 mod policy;
+mod production;
 mod s3;
 mod util;

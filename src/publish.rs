@@ -1,0 +1,355 @@
+//! Safe publishing under the output root: a lock against concurrent runs, and a two-phase
+//! publish (stage every file, back up what it replaces, then commit from a journal) so that a
+//! run's outputs are published only if it completes: a run that fails while publishing restores
+//! the previous files itself, and one killed while publishing has them restored by the next run
+//! before it does anything else. Each file is replaced atomically, so readers never see a
+//! partial file.
+//!
+//! ```text
+//! _lock                          held by the running job (run id, host, pid, start)
+//! _staging/<run_id>/<path>       new files of a run, before commit
+//! _staging/<run_id>/_previous/   the files the commit replaces, to roll back to
+//! _staging/<run_id>/_commit.json the journal: present once every file is staged and backed up
+//! ```
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::source::Location;
+
+const LOCK: &str = "_lock";
+const STAGING: &str = "_staging";
+const JOURNAL: &str = "_commit.json";
+/// A lock older than this is taken to be left by a dead run.
+const STALE_LOCK_HOURS: i64 = 12;
+
+/// Test hook: `CC_ANALYTICS_FAIL_AFTER_COMMITS=N` fails the commit after N files, to prove
+/// that a failure while publishing leaves consistent outputs.
+const FAIL_HOOK: &str = "CC_ANALYTICS_FAIL_AFTER_COMMITS";
+
+#[derive(Serialize, Deserialize, Debug)]
+struct LockInfo {
+    run_id: String,
+    host: String,
+    pid: u32,
+    started_at: chrono::DateTime<Utc>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The output lock: two runs on one output never publish at once. The second refuses clearly.
+pub struct Lock {
+    out: Location,
+    path: Path,
+    released: bool,
+}
+
+impl Lock {
+    pub async fn acquire(out: &Location, run_id: &str) -> Result<Lock> {
+        let path = out.child(LOCK);
+        let info = LockInfo {
+            run_id: run_id.into(),
+            host: hostname(),
+            pid: std::process::id(),
+            started_at: Utc::now(),
+        };
+        let body = serde_json::to_vec(&info).expect("lock info serialises");
+        for _ in 0..2 {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match out.store.put_opts(&path, body.clone().into(), opts).await {
+                Ok(_) => {
+                    return Ok(Lock {
+                        out: out.clone(),
+                        path,
+                        released: false,
+                    })
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let holder: Option<LockInfo> = out
+                        .get(&path)
+                        .await
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    let stale = match &holder {
+                        None => true,
+                        Some(h) => {
+                            (h.host == info.host && !pid_alive(h.pid))
+                                || Utc::now() - h.started_at
+                                    > chrono::Duration::hours(STALE_LOCK_HOURS)
+                        }
+                    };
+                    if !stale {
+                        let h = holder.unwrap();
+                        return Err(Error::Locked(format!(
+                            "another run ({}, pid {} on {}, started {}) is writing to {}; if it is dead, delete {}/{LOCK}",
+                            h.run_id, h.pid, h.host, h.started_at.to_rfc3339(), out.url, out.url
+                        )));
+                    }
+                    tracing::warn!(
+                        "removing a stale lock left by {:?}",
+                        holder.map(|h| h.run_id)
+                    );
+                    let _ = out.store.delete(&path).await;
+                }
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    // A store without conditional writes: best effort, documented.
+                    out.put(&path, body.clone()).await?;
+                    return Ok(Lock {
+                        out: out.clone(),
+                        path,
+                        released: false,
+                    });
+                }
+                Err(e) => return Err(Error::store(path.as_ref(), e)),
+            }
+        }
+        Err(Error::Locked(format!(
+            "could not take the lock {}/{LOCK}",
+            out.url
+        )))
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.out
+            .store
+            .delete(&self.path)
+            .await
+            .map_err(|e| Error::store(self.path.as_ref(), e))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if !self.released {
+            // A failed run releases its lock too (best effort; a killed one leaves it stale).
+            let store = self.out.store.clone();
+            let path = self.path.clone();
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move {
+                    let _ = store.delete(&path).await;
+                });
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Default)]
+struct Journal {
+    run_id: String,
+    /// Paths (relative to the output root) to copy from staging to their place.
+    files: Vec<String>,
+    /// Paths to delete once the files are in place.
+    deletes: Vec<String>,
+    /// Paths that existed before the commit, copied under `_previous/` to roll back to.
+    backups: Vec<String>,
+}
+
+/// Collects a run's files in staging, then commits them all or none.
+pub struct Publisher {
+    out: Location,
+    run_id: String,
+    journal: Journal,
+}
+
+fn staged(out: &Location, run_id: &str, rel: &str) -> Path {
+    out.child(&format!("{STAGING}/{run_id}/{rel}"))
+}
+
+fn backup(out: &Location, run_id: &str, rel: &str) -> Path {
+    out.child(&format!("{STAGING}/{run_id}/_previous/{rel}"))
+}
+
+impl Publisher {
+    pub fn new(out: &Location, run_id: &str) -> Publisher {
+        Publisher {
+            out: out.clone(),
+            run_id: run_id.into(),
+            journal: Journal {
+                run_id: run_id.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Stages a file to be published at `rel`.
+    pub async fn stage(&mut self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        self.out
+            .put(&staged(&self.out, &self.run_id, rel), bytes)
+            .await?;
+        self.journal.files.push(rel.to_string());
+        Ok(())
+    }
+
+    /// Marks a published file for deletion at commit.
+    pub fn delete(&mut self, rel: &str) {
+        self.journal.deletes.push(rel.to_string());
+    }
+
+    /// Backs up what the commit replaces, writes the journal (the commit point), then moves
+    /// every file into place. On failure the previous files are restored.
+    pub async fn commit(mut self) -> Result<()> {
+        let (out, run) = (&self.out, &self.run_id);
+        for rel in self.journal.files.iter().chain(&self.journal.deletes) {
+            // A real copy of the bytes, not `copy`: on local disks that is a hard link, and a
+            // rename between two links of one file does nothing, which would break the restore.
+            match out.store.get(&out.child(rel)).await {
+                Ok(r) => {
+                    let bytes = r.bytes().await.map_err(|e| Error::store(rel, e))?;
+                    out.put(&backup(out, run, rel), bytes.to_vec()).await?;
+                    self.journal.backups.push(rel.clone());
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(rel, e)),
+            }
+        }
+        let body = serde_json::to_vec_pretty(&self.journal).expect("journal serialises");
+        out.put(&staged(out, run, JOURNAL), body).await?;
+        let fail_after: Option<usize> = std::env::var(FAIL_HOOK).ok().and_then(|v| v.parse().ok());
+        match apply(out, run, &self.journal, fail_after).await {
+            Ok(()) => remove_prefix(out, &format!("{STAGING}/{run}")).await,
+            Err(e) => {
+                tracing::error!("publishing failed ({e}); restoring the previous outputs");
+                rollback(out, run, &self.journal).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn apply(out: &Location, run_id: &str, j: &Journal, fail_after: Option<usize>) -> Result<()> {
+    for (i, rel) in j.files.iter().enumerate() {
+        if fail_after == Some(i) {
+            return Err(Error::Other(format!(
+                "injected failure after {i} committed files ({FAIL_HOOK})"
+            )));
+        }
+        let to = out.child(rel);
+        // Copy is atomic per object (S3 server-side copy; write-then-rename on local disks),
+        // so readers always see a whole file, old or new.
+        out.store
+            .copy(&staged(out, run_id, rel), &to)
+            .await
+            .map_err(|e| Error::store(to.as_ref(), e))?;
+    }
+    for rel in &j.deletes {
+        match out.store.delete(&out.child(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::store(rel, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Puts back every file as it was before the commit, then discards the run's staging.
+async fn rollback(out: &Location, run_id: &str, j: &Journal) -> Result<()> {
+    for rel in j.files.iter().chain(&j.deletes) {
+        let to = out.child(rel);
+        if j.backups.contains(rel) {
+            out.store
+                .copy(&backup(out, run_id, rel), &to)
+                .await
+                .map_err(|e| Error::store(to.as_ref(), e))?;
+        } else {
+            match out.store.delete(&to).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(to.as_ref(), e)),
+            }
+        }
+    }
+    remove_prefix(out, &format!("{STAGING}/{run_id}")).await
+}
+
+async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
+    let prefix = out.child(rel);
+    let paths: Vec<Path> = out
+        .store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    // The journal goes last: until then a retry can still complete the commit.
+    let (journal, files): (Vec<Path>, Vec<Path>) = paths
+        .into_iter()
+        .partition(|p| p.as_ref().ends_with(JOURNAL));
+    for p in files.into_iter().chain(journal) {
+        match out.store.delete(&p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::store(p.as_ref(), e)),
+        }
+    }
+    if let Some(dir) = out
+        .url
+        .strip_prefix("file://")
+        .or((!out.url.contains("://")).then_some(&out.url[..]))
+    {
+        // Local disks keep empty directories; tidy them.
+        let _ = remove_empty_dirs(&std::path::Path::new(dir).join(STAGING));
+    }
+    Ok(())
+}
+
+fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            remove_empty_dirs(&e?.path())?;
+        }
+        let _ = std::fs::remove_dir(p);
+    }
+    Ok(())
+}
+
+/// Before a run: completes commits whose journal was written (the run was killed while moving
+/// files into place) and discards staging of runs that never reached their commit point.
+pub async fn recover(out: &Location) -> Result<()> {
+    let prefix = out.child(STAGING);
+    let paths: Vec<Path> = out
+        .store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    let base = prefix.as_ref().len() + 1;
+    let runs: BTreeSet<String> = paths
+        .iter()
+        .filter_map(|p| p.as_ref().get(base..)?.split('/').next().map(String::from))
+        .collect();
+    for run in runs {
+        let journal = out.child(&format!("{STAGING}/{run}/{JOURNAL}"));
+        match out.get(&journal).await {
+            Ok(bytes) => {
+                let j: Journal = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Other(format!("bad journal {journal}: {e}")))?;
+                tracing::warn!(
+                    "run {run} was stopped while publishing: restoring the outputs it replaced"
+                );
+                rollback(out, &run, &j).await?;
+            }
+            Err(_) => {
+                tracing::warn!("discarding the staged files of run {run}, which did not finish");
+                remove_prefix(out, &format!("{STAGING}/{run}")).await?;
+            }
+        }
+    }
+    Ok(())
+}
