@@ -1,5 +1,6 @@
 //! Integration tests: the real binary on files in temp dirs and on an S3-compatible server.
 
+mod badinput;
 mod cli;
 mod fixture;
 mod generated;
