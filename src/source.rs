@@ -26,16 +26,19 @@ impl std::fmt::Debug for Location {
     }
 }
 
-/// Retries for transient failures (5xx, throttling, resets): exponential backoff, bounded in time.
+/// Retries for transient failures (5xx, throttling, connection resets, timeouts): exponential
+/// backoff from 100 ms up to 15 s between tries, at most 10 retries and 3 minutes per request.
+/// `CC_ANALYTICS_RETRY_MAX` and `CC_ANALYTICS_RETRY_TIMEOUT_SECS` override the two bounds.
 pub fn retry_config() -> RetryConfig {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     RetryConfig {
         backoff: object_store::BackoffConfig {
             init_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(15),
             base: 2.0,
         },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(180),
+        max_retries: env("CC_ANALYTICS_RETRY_MAX").unwrap_or(10) as usize,
+        retry_timeout: Duration::from_secs(env("CC_ANALYTICS_RETRY_TIMEOUT_SECS").unwrap_or(180)),
     }
 }
 

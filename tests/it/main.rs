@@ -2,6 +2,7 @@
 
 mod badinput;
 mod cli;
+mod faults;
 mod fixture;
 mod generated;
 mod policy;
