@@ -221,3 +221,23 @@ mod tests {
         assert_eq!(o.bad_lines.last().unwrap().reasons, vec![Reason::Truncated]);
     }
 }
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[test]
+    fn an_overlong_line_is_quarantined_unread() {
+        let ctx = DecodeContext {
+            tz: chrono_tz::UTC,
+            max_time_ns: i64::MAX,
+        };
+        let mut text = vec![b'{'; MAX_LINE_BYTES + 10];
+        text.push(b'\n');
+        text.extend_from_slice(b"{\"resourceLogs\":[]}\n");
+        let o = decode_object("big", &text, ctx);
+        assert_eq!(o.lines_read, 2);
+        assert_eq!(o.lines_parsed, 1);
+        assert_eq!(o.bad_lines[0].reasons, vec![Reason::LineTooLong]);
+    }
+}

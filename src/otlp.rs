@@ -29,6 +29,8 @@ pub enum Reason {
     Truncated,
     /// A line longer than the decoder accepts.
     LineTooLong,
+    /// JSON nested deeper than any OTLP document.
+    TooDeep,
     /// A cost, token count or metric value that is not a number.
     BadNumber,
     /// A cost, token count or counter value below zero.
@@ -46,6 +48,7 @@ impl Reason {
             Reason::NotOtlp => "not_otlp",
             Reason::Truncated => "truncated_object",
             Reason::LineTooLong => "line_too_long",
+            Reason::TooDeep => "too_deep",
             Reason::BadNumber => "bad_number",
             Reason::NegativeValue => "negative_value",
             Reason::BadTime => "bad_time",
@@ -56,7 +59,11 @@ impl Reason {
     pub fn is_line_level(&self) -> bool {
         matches!(
             self,
-            Reason::InvalidJson | Reason::NotOtlp | Reason::Truncated | Reason::LineTooLong
+            Reason::InvalidJson
+                | Reason::NotOtlp
+                | Reason::Truncated
+                | Reason::LineTooLong
+                | Reason::TooDeep
         )
     }
 }
@@ -441,6 +448,9 @@ impl ObjectDecoder {
 
     /// Decodes one line. `Err` means the line is quarantined whole (nothing of it is used).
     pub fn decode_line(&mut self, line_no: usize, line: &str) -> Result<(), (Reason, String)> {
+        if too_deep(line.as_bytes()) {
+            return Err((Reason::TooDeep, format!("nested deeper than {MAX_DEPTH}")));
+        }
         let doc: Doc =
             serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, e.to_string()))?;
         if doc.resource_logs.is_none() && doc.resource_metrics.is_none() {
@@ -718,6 +728,38 @@ impl ObjectDecoder {
     }
 }
 
+/// OTLP documents nest about a dozen levels; anything far deeper is hostile.
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether JSON text nests deeper than `MAX_DEPTH` (a byte scan, outside strings).
+fn too_deep(b: &[u8]) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &c in b {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The calendar day of a UTC nanosecond time in `tz`, as days since 1970-01-01.
 pub fn local_day(tz: &Tz, time_ns: i64) -> i32 {
     let utc = chrono::Utc.timestamp_nanos(time_ns);
@@ -876,5 +918,75 @@ mod tests {
         // 2026-03-08T07:30Z = 2026-03-07T23:30-08:00 → March 7 (PST still in force).
         let t = chrono::DateTime::parse_from_rfc3339("2026-03-08T07:30:00Z").unwrap();
         assert_eq!(local_day(&la, t.timestamp_nanos_opt().unwrap()), mar8 - 1);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ctx() -> DecodeContext {
+        DecodeContext {
+            tz: chrono_tz::UTC,
+            max_time_ns: i64::MAX,
+        }
+    }
+
+    const SAMPLE: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"user.email","value":{"stringValue":"a@b"}}]},"scopeMetrics":[{"metrics":[{"name":"claude_code.cost.usage","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"model","value":{"intValue":"7"}}],"startTimeUnixNano":"1791447258000000000","timeUnixNano":"1791447318000000000","asDouble":0.5}],"aggregationTemporality":2}}]}]}],"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"event.sequence","value":{"intValue":"1"}},{"key":"cost_usd","value":{"doubleValue":1e308}},{"key":"input_tokens","value":{"stringValue":"-3"}}]}]}]}]}"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic the decoder.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,300}") {
+            let mut d = ObjectDecoder::new(ctx());
+            let _ = d.decode_line(0, &s);
+        }
+
+        /// Mutations of a valid line (bytes replaced, cut, duplicated) never panic it, and
+        /// every record it reads is accounted for.
+        #[test]
+        fn mutated_otlp_never_panics(pos in 0usize..SAMPLE.len(), len in 0usize..40, with in "[\\[\\]{}\":,0-9a-zA-Z.\\-]{0,12}") {
+            let mut s = SAMPLE.as_bytes().to_vec();
+            let end = (pos + len).min(s.len());
+            s.splice(pos..end, with.bytes());
+            if let Ok(line) = std::str::from_utf8(&s) {
+                let mut d = ObjectDecoder::new(ctx());
+                if d.decode_line(0, line).is_ok() {
+                    prop_assert_eq!(
+                        d.counts.records_parsed,
+                        d.records.len() as u64 + d.counts.records_ignored + d.counts.records_rejected
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_a_stack_overflow() {
+        let (open, close) = ("[".repeat(100_000), "]".repeat(100_000));
+        for line in [
+            format!("{open}{close}"),
+            format!(r#"{{"resourceLogs":[],"unknown":{open}{close}}}"#),
+            format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"kvlistValue":{open}{close}}}}}]}}]}}]}}"#),
+        ] {
+            let mut d = ObjectDecoder::new(ctx());
+            assert_eq!(d.decode_line(0, &line).unwrap_err().0, Reason::TooDeep);
+        }
+        // Brackets inside strings do not count.
+        let mut d = ObjectDecoder::new(ctx());
+        let s = format!(r#"{{"resourceLogs":[],"x":"{open}\"{open}"}}"#);
+        assert!(d.decode_line(0, &s).is_ok());
+    }
+
+    #[test]
+    fn sample_with_unusable_values_rejects_the_bad_record_only() {
+        let mut d = ObjectDecoder::new(ctx());
+        d.decode_line(0, SAMPLE).unwrap();
+        assert_eq!(d.counts.records_parsed, 2);
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(d.rejected, vec![(0, Reason::NegativeValue)]);
     }
 }
