@@ -116,12 +116,31 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
 }
 
 /// Reads and decodes every task, `concurrency` objects at a time; results keep task order.
-pub async fn ingest(tasks: Vec<Task>, ctx: DecodeContext, concurrency: usize) -> Result<Ingested> {
+/// With `progress`, a progress bar on stderr (a terminal); otherwise log lines every 500 objects.
+pub async fn ingest(
+    tasks: Vec<Task>,
+    ctx: DecodeContext,
+    concurrency: usize,
+    progress: bool,
+) -> Result<Ingested> {
     let total = tasks.len();
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} reading objects {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
+            )
+            .expect("valid template"),
+        );
+        Some(b)
+    } else {
+        None
+    };
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outputs: Vec<ObjectOutput> = futures::stream::iter(tasks)
         .map(|task| {
             let done = done.clone();
+            let bar = bar.clone();
             async move {
                 let key = task.meta.location.to_string();
                 let bytes = task.location.get(&task.meta.location).await?;
@@ -130,8 +149,12 @@ pub async fn ingest(tasks: Vec<Task>, ctx: DecodeContext, concurrency: usize) ->
                     .await
                     .map_err(|e| Error::Other(format!("decoding {key} failed: {e}")))?;
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if n % 500 == 0 || n == total {
-                    tracing::info!("read {n}/{total} objects");
+                match &bar {
+                    Some(b) => b.inc(1),
+                    None if n % 500 == 0 || n == total => {
+                        tracing::info!("read {n}/{total} objects")
+                    }
+                    None => {}
                 }
                 Ok::<_, Error>(out)
             }
@@ -139,6 +162,9 @@ pub async fn ingest(tasks: Vec<Task>, ctx: DecodeContext, concurrency: usize) ->
         .buffered(concurrency)
         .try_collect()
         .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
 
     let mut dict = Dict::default();
     let mut records = Records::default();

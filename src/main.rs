@@ -1,6 +1,8 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use cc_analytics::config::{Cli, Command, RunConfig};
+use cc_analytics::pipeline::RunOutcome;
 use cc_analytics::{generate, pipeline, Error};
 use clap::Parser;
 
@@ -27,25 +29,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Run(args) => {
+                let clock = std::time::Instant::now();
                 let cfg = RunConfig::resolve(args, chrono::Utc::now())?;
-                let outcome = pipeline::run(&cfg, std::env::args().collect()).await?;
+                let progress = !cli.quiet && std::io::stderr().is_terminal();
+                let outcome = pipeline::run(&cfg, std::env::args().collect(), progress).await?;
                 if !cli.quiet {
-                    let c = &outcome.manifest.counts;
-                    eprintln!(
-                        "cc-analytics: run {}: {} objects, {} lines ({} quarantined), {} records: {} used, {} duplicates, {} outside the dates, {} ignored, {} rejected; {} dates; {}",
-                        outcome.manifest.run_id,
-                        outcome.manifest.objects.read,
-                        c.lines_read,
-                        c.lines_quarantined,
-                        c.records_parsed,
-                        c.records_used,
-                        c.records_duplicate,
-                        c.records_outside_range,
-                        c.records_ignored,
-                        c.records_rejected,
-                        outcome.manifest.dates_recomputed.len(),
-                        if outcome.wrote { format!("wrote {}", cfg.output) } else { "nothing written".into() }
-                    );
+                    eprint!("{}", summary(&outcome, &cfg.output, clock.elapsed()));
                 }
                 Ok(())
             }
@@ -68,4 +57,53 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The end-of-run summary for the operator (stderr).
+fn summary(o: &RunOutcome, output: &str, took: std::time::Duration) -> String {
+    let m = &o.manifest;
+    let c = &m.counts;
+    let by_reason = |r: &std::collections::BTreeMap<String, u64>| {
+        r.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!(
+        "cc-analytics: run {} done in {:.1}s\n  objects: {} read of {} listed ({} not telemetry, {} outside the arrival window)\n  lines:   {} read, {} parsed, {} quarantined\n  records: {} parsed: {} used, {} duplicates, {} outside the dates, {} ignored, {} rejected\n",
+        m.run_id,
+        took.as_secs_f64(),
+        m.objects.read,
+        m.objects.listed,
+        m.objects.not_telemetry,
+        m.objects.skipped_by_arrival_partition,
+        c.lines_read,
+        c.lines_parsed,
+        c.lines_quarantined,
+        c.records_parsed,
+        c.records_used,
+        c.records_duplicate,
+        c.records_outside_range,
+        c.records_ignored,
+        c.records_rejected,
+    );
+    if !c.quarantined_by_reason.is_empty() || !c.rejected_by_reason.is_empty() {
+        s += &format!(
+            "  bad:     lines quarantined: {}; records rejected: {} (see _quarantine/{}/)\n",
+            by_reason(&c.quarantined_by_reason),
+            by_reason(&c.rejected_by_reason),
+            m.run_id
+        );
+    }
+    let dates = &m.dates_recomputed;
+    s += &match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) => format!("  dates:   {} recomputed ({a} … {b})\n", dates.len()),
+        _ => "  dates:   none\n".to_string(),
+    };
+    s += &if o.wrote {
+        format!("  wrote:   {} files under {output}\n", m.outputs.len())
+    } else {
+        "  nothing written: no Claude Code telemetry for the requested dates\n".to_string()
+    };
+    s
 }

@@ -970,7 +970,9 @@ mod hostile {
         for line in [
             format!("{open}{close}"),
             format!(r#"{{"resourceLogs":[],"unknown":{open}{close}}}"#),
-            format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"kvlistValue":{open}{close}}}}}]}}]}}]}}"#),
+            format!(
+                r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"kvlistValue":{open}{close}}}}}]}}]}}]}}"#
+            ),
         ] {
             let mut d = ObjectDecoder::new(ctx());
             assert_eq!(d.decode_line(0, &line).unwrap_err().0, Reason::TooDeep);

@@ -116,7 +116,7 @@ async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<
     Ok(frames)
 }
 
-pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
+pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<RunOutcome> {
     let started = Utc::now();
     let clock = Instant::now();
     let run_id = new_run_id(started);
@@ -216,7 +216,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
         max_time_ns: max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
     };
     let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-    let ing = ingest(tasks, ctx, concurrency).await?;
+    let ing = ingest(tasks, ctx, concurrency, progress).await?;
     let mut counts = ing.counts;
 
     let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;

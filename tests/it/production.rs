@@ -82,7 +82,11 @@ fn backfill_equals_nightly_runs_and_reruns_are_identical() {
         "2026-10-14",
     ] {
         let o = run_dates(&data, &nightly, &["--date", d]);
-        assert!(stderr(&o).contains("1 dates"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("dates:   1 recomputed"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(
             manifest(&nightly)["dates_recomputed"],
             serde_json::json!([d])
