@@ -47,13 +47,14 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Permission(_) => 2,
             Error::TooMuchBadInput(_) => 3,
-            Error::Store { source, .. } => match source {
-                // Missing prefixes and refused credentials are configuration errors.
-                object_store::Error::NotFound { .. }
-                | object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. } => 2,
-                _ => 1,
-            },
+            // Missing prefixes and refused credentials are configuration errors.
+            Error::Store {
+                source:
+                    object_store::Error::NotFound { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. },
+                ..
+            } => 2,
             _ => 1,
         }
     }

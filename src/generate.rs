@@ -120,6 +120,11 @@ enum V {
     D(f64),
 }
 
+/// A metric increment before export: (time, name, attributes, value).
+type Increment = (i64, &'static str, Vec<(&'static str, V)>, f64);
+/// A series' sum within one export window: (name, attributes, value).
+type WindowSum = (&'static str, Vec<(&'static str, V)>, f64);
+
 struct Rec {
     time_ns: i64,
     /// Metric: (name, temporality, start_ns, value); event: None.
@@ -314,9 +319,9 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             upload += rng.range(1, 2) as i64 * day_ns;
         }
         let prefix = if is_metric { "metrics" } else { "logs" };
-        let compress = if n % 17 == 0 {
+        let compress = if n.is_multiple_of(17) {
             "zst"
-        } else if n % 13 == 0 {
+        } else if n.is_multiple_of(13) {
             ""
         } else {
             "gz"
@@ -410,7 +415,7 @@ fn session(
     }
     let temporality = if m.cumulative { 2u8 } else { 1u8 };
     // Metric increments: (time, name, attrs, value), exported per 60 s window.
-    let mut incs: Vec<(i64, &'static str, Vec<(&'static str, V)>, f64)> = Vec::new();
+    let mut incs: Vec<Increment> = Vec::new();
     let start_type = if agents {
         "agents_view"
     } else if rng.chance(0.2) {
@@ -589,8 +594,7 @@ fn session(
     }
     // Export windows of 60 s from the session start: delta sums per window, or running totals.
     let window = 60_000_000_000i64;
-    let mut per_window: BTreeMap<(i64, String), (&'static str, Vec<(&'static str, V)>, f64)> =
-        BTreeMap::new();
+    let mut per_window: BTreeMap<(i64, String), WindowSum> = BTreeMap::new();
     for (t, name, attrs, v) in incs {
         let w = (t - t0) / window;
         let key = format!(

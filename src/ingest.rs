@@ -151,7 +151,7 @@ pub async fn ingest(
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 match &bar {
                     Some(b) => b.inc(1),
-                    None if n % 500 == 0 || n == total => {
+                    None if n.is_multiple_of(500) || n == total => {
                         tracing::info!("read {n}/{total} objects")
                     }
                     None => {}

@@ -16,6 +16,8 @@ enum Fault {
     Flaky,
     /// Every request whose request line contains this fails with 500.
     Poison(String),
+    /// Every request is refused as S3 refuses unknown credentials.
+    Deny,
 }
 
 struct Proxy {
@@ -90,6 +92,9 @@ impl Proxy {
                             Some("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                         }
                         Fault::Poison(_) => None,
+                        Fault::Deny => Some(
+                            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 115\r\nConnection: close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code><Message>Unknown key</Message></Error>\n",
+                        ),
                     };
                     if let Some(answer) = fail {
                         faults.fetch_add(1, Ordering::SeqCst);
@@ -248,4 +253,31 @@ fn a_permanent_failure_names_the_object() {
         s3_get(&moto, "broken", "out/reports/admin/daily_spend.csv").is_none(),
         "nothing published"
     );
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_usage_error() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.port, Fault::Deny);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let r = run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            "s3://bucket/telemetry",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &as_refs(&proxy.env(&moto)),
+        2,
+    );
+    let e = stderr(&r);
+    assert!(
+        e.contains("s3://bucket/telemetry") && e.contains("credentials"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(!out.exists());
 }
