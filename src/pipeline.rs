@@ -192,161 +192,166 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         }
     }
     let lock = Lock::acquire(&output, &run_id).await?;
-    publish::recover(&output).await?;
+    // Whatever happens below, the lock is released before the run returns.
+    let result: Result<RunOutcome> = async {
+        publish::recover(&output).await?;
 
-    let input_objects: Vec<InputObject> = tasks
-        .iter()
-        .map(|t| {
-            let key = t.meta.location.as_ref();
-            let rel = key
-                .strip_prefix(t.location.prefix.as_ref())
-                .unwrap_or(key)
-                .trim_start_matches('/');
-            InputObject {
-                key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
-                size: t.meta.size,
-                etag: t.meta.e_tag.clone(),
-                last_modified: t.meta.last_modified.to_rfc3339(),
-            }
+        let input_objects: Vec<InputObject> = tasks
+            .iter()
+            .map(|t| {
+                let key = t.meta.location.as_ref();
+                let rel = key
+                    .strip_prefix(t.location.prefix.as_ref())
+                    .unwrap_or(key)
+                    .trim_start_matches('/');
+                InputObject {
+                    key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
+                    size: t.meta.size,
+                    etag: t.meta.e_tag.clone(),
+                    last_modified: t.meta.last_modified.to_rfc3339(),
+                }
+            })
+            .collect();
+
+        let ctx = DecodeContext {
+            tz: cfg.tz,
+            max_time_ns: max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+        };
+        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
+        let ing = ingest(tasks, ctx, concurrency, progress).await?;
+        let mut counts = ing.counts;
+
+        let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;
+        counts.records_used = facts.records_used;
+        counts.records_duplicate = facts.records_duplicate;
+        counts.records_outside_range = facts.records_outside_range;
+
+        let dates: Vec<NaiveDate> = {
+            let d = facts
+                .df
+                .column(facts::fcol::DATE)?
+                .unique()?
+                .sort(Default::default())?;
+            d.as_materialized_series()
+                .date()?
+                .as_date_iter()
+                .flatten()
+                .collect()
+        };
+
+        let mut manifest = Manifest {
+            run_id: run_id.clone(),
+            status: "ok".into(),
+            started_at: started.to_rfc3339(),
+            finished_at: String::new(),
+            command_line: argv,
+            timezone: cfg.tz.name().to_string(),
+            inputs: cfg.inputs.clone(),
+            output: cfg.output.clone(),
+            dates_recomputed: dates.iter().map(|d| d.to_string()).collect(),
+            roles: roles.clone(),
+            objects,
+            counts,
+            input_objects,
+            outputs: Vec::new(),
+            error: None,
+        };
+
+        write_quarantine(&output, &run_id, &ing.bad_lines, &mut manifest).await?;
+        let ratio = manifest.counts.bad_ratio();
+        if ratio > cfg.max_bad_ratio {
+            let msg = format!(
+                "{:.4} of the lines are bad ({} quarantined, {} with rejected records, of {}), above --max-bad-ratio {}; see _quarantine/{run_id}/",
+                ratio,
+                manifest.counts.lines_quarantined,
+                manifest.counts.lines_with_rejected_records,
+                manifest.counts.lines_read,
+                cfg.max_bad_ratio
+            );
+            manifest.status = "failed".into();
+            manifest.error = Some(msg.clone());
+            write_manifest(&output, &mut manifest).await?;
+            return Err(Error::TooMuchBadInput(msg));
+        }
+        if manifest.counts.records_used == 0 {
+            tracing::warn!(
+                "the input holds no Claude Code telemetry for the requested dates: nothing written"
+            );
+            return Ok(RunOutcome {
+                manifest,
+                wrote: false,
+            });
+        }
+
+        // Stage the recomputed dates' facts, then rebuild every table from all stored facts.
+        let mut publisher = Publisher::new(&output, &run_id);
+        let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
+        for d in &dates {
+            let mut day = facts
+                .df
+                .clone()
+                .lazy()
+                .filter(col(facts::fcol::DATE).eq(lit(*d)))
+                .collect()?;
+            publisher
+                .stage(&facts_path(*d), parquet_bytes(&mut day, "facts")?)
+                .await?;
+        }
+        let meta = serde_json::to_vec(&FactsMeta {
+            timezone: cfg.tz.name().to_string(),
         })
-        .collect();
+        .expect("meta serialises");
+        publisher.stage(FACTS_META, meta).await?;
+        let mut frames = stored_facts(&output, &recomputed).await?;
+        frames.push(facts.df.clone());
+        let all_facts = concat(
+            frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )?
+        .collect()?;
 
-    let ctx = DecodeContext {
-        tz: cfg.tz,
-        max_time_ns: max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
-    };
-    let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-    let ing = ingest(tasks, ctx, concurrency, progress).await?;
-    let mut counts = ing.counts;
-
-    let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;
-    counts.records_used = facts.records_used;
-    counts.records_duplicate = facts.records_duplicate;
-    counts.records_outside_range = facts.records_outside_range;
-
-    let dates: Vec<NaiveDate> = {
-        let d = facts
-            .df
-            .column(facts::fcol::DATE)?
-            .unique()?
-            .sort(Default::default())?;
-        d.as_materialized_series()
-            .date()?
-            .as_date_iter()
-            .flatten()
-            .collect()
-    };
-
-    let mut manifest = Manifest {
-        run_id: run_id.clone(),
-        status: "ok".into(),
-        started_at: started.to_rfc3339(),
-        finished_at: String::new(),
-        command_line: argv,
-        timezone: cfg.tz.name().to_string(),
-        inputs: cfg.inputs.clone(),
-        output: cfg.output.clone(),
-        dates_recomputed: dates.iter().map(|d| d.to_string()).collect(),
-        roles: roles.clone(),
-        objects,
-        counts,
-        input_objects,
-        outputs: Vec::new(),
-        error: None,
-    };
-
-    write_quarantine(&output, &run_id, &ing.bad_lines, &mut manifest).await?;
-    let ratio = manifest.counts.bad_ratio();
-    if ratio > cfg.max_bad_ratio {
-        let msg = format!(
-            "{:.4} of the lines are bad ({} quarantined, {} with rejected records, of {}), above --max-bad-ratio {}; see _quarantine/{run_id}/",
-            ratio,
-            manifest.counts.lines_quarantined,
-            manifest.counts.lines_with_rejected_records,
-            manifest.counts.lines_read,
-            cfg.max_bad_ratio
-        );
-        manifest.status = "failed".into();
-        manifest.error = Some(msg.clone());
-        write_manifest(&output, &mut manifest).await?;
-        lock.release().await?;
-        return Err(Error::TooMuchBadInput(msg));
-    }
-    if manifest.counts.records_used == 0 {
-        tracing::warn!(
-            "the input holds no Claude Code telemetry for the requested dates: nothing written"
-        );
-        lock.release().await?;
-        return Ok(RunOutcome {
-            manifest,
-            wrote: false,
-        });
-    }
-
-    // Stage the recomputed dates' facts, then rebuild every table from all stored facts.
-    let mut publisher = Publisher::new(&output, &run_id);
-    let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
-    for d in &dates {
-        let mut day = facts
-            .df
-            .clone()
-            .lazy()
-            .filter(col(facts::fcol::DATE).eq(lit(*d)))
-            .collect()?;
-        publisher
-            .stage(&facts_path(*d), parquet_bytes(&mut day, "facts")?)
-            .await?;
-    }
-    let meta = serde_json::to_vec(&FactsMeta {
-        timezone: cfg.tz.name().to_string(),
-    })
-    .expect("meta serialises");
-    publisher.stage(FACTS_META, meta).await?;
-    let mut frames = stored_facts(&output, &recomputed).await?;
-    frames.push(facts.df.clone());
-    let all_facts = concat(
-        frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
-        UnionArgs::default(),
-    )?
-    .collect()?;
-
-    let tables = reports::build(&all_facts, &roster)?;
-    for role in &roles {
-        let access = policy
-            .access(role)
-            .expect("selected roles may see something");
-        for (name, df) in &tables {
-            if !access.tables.contains(name) {
-                continue;
-            }
-            let mut df = if access.pseudonymise_member {
-                pseudonymise(df, &policy)?
-            } else {
-                df.clone()
-            };
-            let rows = df.height() as u64;
-            for (ext, bytes) in [
-                ("parquet", parquet_bytes(&mut df, name)?),
-                ("csv", csv_bytes(&mut df)?),
-            ] {
-                let rel = format!("reports/{role}/{name}.{ext}");
-                manifest.outputs.push(OutputFile {
-                    path: rel.clone(),
-                    rows,
-                    bytes: bytes.len() as u64,
-                });
-                publisher.stage(&rel, bytes).await?;
+        let tables = reports::build(&all_facts, &roster)?;
+        for role in &roles {
+            let access = policy
+                .access(role)
+                .expect("selected roles may see something");
+            for (name, df) in &tables {
+                if !access.tables.contains(name) {
+                    continue;
+                }
+                let mut df = if access.pseudonymise_member {
+                    pseudonymise(df, &policy)?
+                } else {
+                    df.clone()
+                };
+                let rows = df.height() as u64;
+                for (ext, bytes) in [
+                    ("parquet", parquet_bytes(&mut df, name)?),
+                    ("csv", csv_bytes(&mut df)?),
+                ] {
+                    let rel = format!("reports/{role}/{name}.{ext}");
+                    manifest.outputs.push(OutputFile {
+                        path: rel.clone(),
+                        rows,
+                        bytes: bytes.len() as u64,
+                    });
+                    publisher.stage(&rel, bytes).await?;
+                }
             }
         }
+        publisher.commit().await?;
+        write_manifest(&output, &mut manifest).await?;
+        tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
+        Ok(RunOutcome {
+            manifest,
+            wrote: true,
+        })
     }
-    publisher.commit().await?;
-    write_manifest(&output, &mut manifest).await?;
-    lock.release().await?;
-    tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
-    Ok(RunOutcome {
-        manifest,
-        wrote: true,
-    })
+    .await;
+    let released = lock.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
 }
 
 async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {

@@ -56,7 +56,6 @@ fn pid_alive(pid: u32) -> bool {
 pub struct Lock {
     out: Location,
     path: Path,
-    released: bool,
 }
 
 impl Lock {
@@ -79,7 +78,6 @@ impl Lock {
                     return Ok(Lock {
                         out: out.clone(),
                         path,
-                        released: false,
                     })
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
@@ -115,7 +113,6 @@ impl Lock {
                     return Ok(Lock {
                         out: out.clone(),
                         path,
-                        released: false,
                     });
                 }
                 Err(e) => return Err(Error::store(path.as_ref(), e)),
@@ -127,28 +124,12 @@ impl Lock {
         )))
     }
 
-    pub async fn release(mut self) -> Result<()> {
-        self.released = true;
+    pub async fn release(self) -> Result<()> {
         self.out
             .store
             .delete(&self.path)
             .await
             .map_err(|e| Error::store(self.path.as_ref(), e))
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        if !self.released {
-            // A failed run releases its lock too (best effort; a killed one leaves it stale).
-            let store = self.out.store.clone();
-            let path = self.path.clone();
-            if let Ok(h) = tokio::runtime::Handle::try_current() {
-                h.spawn(async move {
-                    let _ = store.delete(&path).await;
-                });
-            }
-        }
     }
 }
 
