@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Largest share of bad lines tolerated before the run fails with exit 3 (default 0.01).
     #[arg(long, value_name = "F")]
     pub max_bad_ratio: Option<f64>,
+    /// Do not write `dashboard.html` next to each role's tables.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 /// The pipeline file. Unknown keys are errors.
@@ -95,6 +98,8 @@ pub struct FileConfig {
     pub roles: Option<Vec<String>>,
     pub max_bad_ratio: Option<f64>,
     pub max_arrival_delay_days: Option<u32>,
+    /// Write `reports/<role>/dashboard.html` (default true).
+    pub dashboard: Option<bool>,
 }
 
 impl FileConfig {
@@ -121,6 +126,7 @@ pub struct RunConfig {
     pub roles: Option<Vec<String>>,
     pub max_bad_ratio: f64,
     pub max_arrival_delay_days: u32,
+    pub dashboard: bool,
 }
 
 impl RunConfig {
@@ -224,6 +230,7 @@ impl RunConfig {
             roles,
             max_bad_ratio,
             max_arrival_delay_days: file.max_arrival_delay_days.unwrap_or(3),
+            dashboard: !args.no_dashboard && file.dashboard.unwrap_or(true),
         })
     }
 }

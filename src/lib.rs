@@ -7,6 +7,7 @@
 //! filtered by [`policy`].
 
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod facts;
 pub mod generate;

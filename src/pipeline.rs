@@ -19,7 +19,7 @@ use crate::roster::Roster;
 use crate::schema::col as c;
 use crate::sink::{csv_bytes, parquet_bytes};
 use crate::source::{arrival_day, is_telemetry_key, Location};
-use crate::{facts, reports};
+use crate::{dashboard, facts, reports};
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
 async fn read_text(url: &str, what: &str) -> Result<String> {
@@ -311,10 +311,12 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         .collect()?;
 
         let tables = reports::build(&all_facts, &roster)?;
+        let built_at = Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
         for role in &roles {
             let access = policy
                 .access(role)
                 .expect("selected roles may see something");
+            let mut visible: Vec<(&'static str, DataFrame)> = Vec::new();
             for (name, df) in &tables {
                 if !access.tables.contains(name) {
                     continue;
@@ -337,6 +339,18 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
                     });
                     publisher.stage(&rel, bytes).await?;
                 }
+                visible.push((name, df));
+            }
+            if cfg.dashboard {
+                // Built from this role's own (filtered, pseudonymised) tables only.
+                let html = dashboard::render(role, &visible, cfg.tz.name(), &built_at)?;
+                let rel = format!("reports/{role}/dashboard.html");
+                manifest.outputs.push(OutputFile {
+                    path: rel.clone(),
+                    rows: 0,
+                    bytes: html.len() as u64,
+                });
+                publisher.stage(&rel, html.into_bytes()).await?;
             }
         }
         publisher.commit().await?;

@@ -2,6 +2,7 @@
 
 mod badinput;
 mod cli;
+mod dashboard;
 mod faults;
 mod fixture;
 mod generated;

@@ -1,0 +1,622 @@
+//! `reports/<role>/dashboard.html`: the organisation's Claude Code analytics page, built only
+//! from the tables that role may see. One self-contained file: inline SVG charts drawn here,
+//! inline CSS, a little inline script for sorting and the month selector; no network.
+
+use std::fmt::Write as _;
+
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::schema::{col as c, table, EDIT_TOOLS};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn find<'a>(tables: &'a [(&'static str, DataFrame)], name: &str) -> Option<&'a DataFrame> {
+    tables.iter().find(|(n, _)| *n == name).map(|(_, d)| d)
+}
+
+fn dates(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let s = df.column(name)?.cast(&DataType::String)?;
+    Ok(s.str()?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
+}
+
+fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let s = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(s.f64()?.iter().collect())
+}
+
+fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
+}
+
+/// A "nice" axis maximum (1, 2 or 5 × 10^k) at or above `v`.
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let e = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * e >= v {
+            return m * e;
+        }
+    }
+    10.0 * e
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        let s = format!("{:.0}", v);
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 && ch != '-' {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        out
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+const W: f64 = 760.0;
+const H: f64 = 280.0;
+const ML: f64 = 70.0;
+const MR: f64 = 70.0;
+const MT: f64 = 16.0;
+const MB: f64 = 48.0;
+const BLUE: &str = "#1f4e79";
+const ORANGE: &str = "#a04a00";
+
+struct Series<'a> {
+    label: &'a str,
+    unit: &'a str,
+    values: Vec<f64>,
+    color: &'static str,
+}
+
+fn x_of(i: usize, n: usize) -> f64 {
+    let inner = W - ML - MR;
+    if n <= 1 {
+        ML + inner / 2.0
+    } else {
+        ML + inner * (i as f64 + 0.5) / n as f64
+    }
+}
+
+fn y_axis(out: &mut String, max: f64, x: f64, anchor: &str, label: &str, color: &str) {
+    let inner = H - MT - MB;
+    // Five segments of a 1/2/5 maximum give round ticks (0.2, 0.4 or 1 × 10^k).
+    for k in 0..=5 {
+        let v = max * k as f64 / 5.0;
+        let y = MT + inner * (1.0 - k as f64 / 5.0);
+        let tx = if anchor == "end" { x - 6.0 } else { x + 6.0 };
+        let _ = write!(
+            out,
+            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" class="tick">{}</text>"#,
+            y + 4.0,
+            fmt_num(v)
+        );
+        if anchor == "end" {
+            let _ = write!(
+                out,
+                r#"<line x1="{ML}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" class="grid"/>"#,
+                W - MR
+            );
+        }
+    }
+    let lx = if anchor == "end" { 16.0 } else { W - 12.0 };
+    let _ = write!(
+        out,
+        r#"<text transform="translate({lx},{:.1}) rotate(-90)" text-anchor="middle" class="axis-label" fill="{color}">{}</text>"#,
+        MT + inner / 2.0,
+        esc(label)
+    );
+}
+
+fn x_axis(out: &mut String, days: &[String]) {
+    let n = days.len();
+    let step = n.div_ceil(8).max(1);
+    for (i, d) in days.iter().enumerate() {
+        if i % step == 0 || i == n - 1 {
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"#,
+                x_of(i, n),
+                H - MB + 16.0,
+                &d[5..]
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        r#"<line x1="{ML}" x2="{:.1}" y1="{:.1}" y2="{:.1}" class="axis"/><text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis-label">Date (month-day)</text>"#,
+        W - MR,
+        H - MB,
+        H - MB,
+        ML + (W - ML - MR) / 2.0,
+        H - 8.0
+    );
+}
+
+/// A chart of one per-day series as bars, or two as lines on a left and a right axis.
+fn chart(
+    id: &str,
+    title: &str,
+    desc: &str,
+    days: &[String],
+    left: Series,
+    right: Option<Series>,
+    bars: bool,
+) -> String {
+    let mut out = String::new();
+    let n = days.len();
+    let inner = H - MT - MB;
+    let _ = write!(
+        out,
+        r#"<figure><svg id="{id}" viewBox="0 0 {W} {H}" role="img" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        esc(title),
+        esc(desc)
+    );
+    let lmax = nice_max(left.values.iter().cloned().fold(0.0, f64::max));
+    y_axis(
+        &mut out,
+        lmax,
+        ML,
+        "end",
+        &format!("{} ({})", left.label, left.unit),
+        left.color,
+    );
+    x_axis(&mut out, days);
+    let y = |v: f64, max: f64| MT + inner * (1.0 - v / max);
+    if bars {
+        let bw = ((W - ML - MR) / n.max(1) as f64 * 0.7).min(40.0);
+        for (i, v) in left.values.iter().enumerate() {
+            let top = y(*v, lmax);
+            let _ = write!(
+                out,
+                r#"<rect class="pt" data-date="{}" x="{:.1}" y="{top:.1}" width="{bw:.1}" height="{:.1}" fill="{}"><title>{}: {} {}</title></rect>"#,
+                days[i],
+                x_of(i, n) - bw / 2.0,
+                (H - MB - top).max(0.0),
+                left.color,
+                days[i],
+                fmt_num(*v),
+                esc(left.unit)
+            );
+        }
+    } else {
+        line(&mut out, days, &left, lmax, "pt");
+    }
+    let mut legend = vec![(left.label, left.color, bars)];
+    if let Some(r) = right {
+        let rmax = nice_max(r.values.iter().cloned().fold(0.0, f64::max));
+        y_axis(
+            &mut out,
+            rmax,
+            W - MR,
+            "start",
+            &format!("{} ({})", r.label, r.unit),
+            r.color,
+        );
+        line(&mut out, days, &r, rmax, "pt2");
+        legend.push((r.label, r.color, false));
+    }
+    out.push_str("</svg><figcaption class=\"legend\">");
+    for (label, color, bar) in legend {
+        let mark = if bar { "■" } else { "●" };
+        let _ = write!(
+            out,
+            r#"<span style="color:{color}">{mark}</span> {} "#,
+            esc(label)
+        );
+    }
+    out.push_str("</figcaption></figure>");
+    out
+}
+
+fn line(out: &mut String, days: &[String], s: &Series, max: f64, class: &str) {
+    let n = days.len();
+    let inner = H - MT - MB;
+    let pts: Vec<String> = s
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", x_of(i, n), MT + inner * (1.0 - v / max)))
+        .collect();
+    let _ = write!(
+        out,
+        r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+        pts.join(" "),
+        s.color
+    );
+    for (i, v) in s.values.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<circle class="{class}" data-date="{}" cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"><title>{}: {} {}</title></circle>"#,
+            days[i],
+            x_of(i, n),
+            MT + inner * (1.0 - v / max),
+            s.color,
+            days[i],
+            fmt_num(*v),
+            esc(s.unit)
+        );
+    }
+}
+
+fn section(title: &str, body: &str) -> String {
+    format!("<section><h2>{}</h2>{body}</section>", esc(title))
+}
+
+fn unavailable(what: &str) -> String {
+    format!(
+        r#"<p class="na">{} is not available to this role.</p>"#,
+        esc(what)
+    )
+}
+
+/// Builds the page for `role` from its tables.
+pub fn render(
+    role: &str,
+    tables: &[(&'static str, DataFrame)],
+    tz: &str,
+    built_at: &str,
+) -> Result<String> {
+    let mut all_days: Vec<String> = Vec::new();
+    for (_, df) in tables {
+        if df.get_column_names().iter().any(|n| n.as_str() == c::DATE) {
+            all_days.extend(dates(df, c::DATE)?);
+        }
+    }
+    all_days.sort();
+    all_days.dedup();
+    let range = match (all_days.first(), all_days.last()) {
+        (Some(a), Some(b)) => format!("{a} to {b}"),
+        _ => "no data".into(),
+    };
+
+    let mut body = String::new();
+
+    // Lines of code accepted.
+    body += &match find(tables, table::DAILY_LINES) {
+        Some(df) => {
+            let days = dates(df, c::DATE)?;
+            let v: Vec<f64> = f64s(df, c::LINES_ACCEPTED)?
+                .into_iter()
+                .map(|x| x.unwrap_or(0.0))
+                .collect();
+            let total: f64 = v.iter().sum();
+            let chart = chart(
+                "lines",
+                "Lines of code accepted per day",
+                "Bar chart: lines of code written by Claude Code and accepted, per day.",
+                &days,
+                Series {
+                    label: "Lines accepted",
+                    unit: "lines",
+                    values: v,
+                    color: BLUE,
+                },
+                None,
+                true,
+            );
+            section(
+                "Lines of code accepted",
+                &format!(
+                    r#"<p class="kpi"><span id="lines-total">{}</span> lines accepted in the period</p>{chart}"#,
+                    fmt_num(total)
+                ),
+            )
+        }
+        None => section("Lines of code accepted", &unavailable("Lines of code")),
+    };
+
+    // Suggestion accept rate: overall and per tool.
+    body += &match find(tables, table::DAILY_ACCEPT_RATE) {
+        Some(df) => {
+            let tools = strs(df, c::TOOL)?;
+            let acc = f64s(df, c::ACCEPTED)?;
+            let rej = f64s(df, c::REJECTED)?;
+            let mut sums = std::collections::BTreeMap::<String, (f64, f64)>::new();
+            for i in 0..tools.len() {
+                let e = sums.entry(tools[i].clone()).or_default();
+                e.0 += acc[i].unwrap_or(0.0);
+                e.1 += rej[i].unwrap_or(0.0);
+            }
+            let rate = |t: &str| {
+                sums.get(t)
+                    .filter(|(a, r)| a + r > 0.0)
+                    .map(|(a, r)| a / (a + r))
+            };
+            let mut rows = String::new();
+            for t in std::iter::once("all").chain(EDIT_TOOLS) {
+                let (a, r) = sums.get(t).copied().unwrap_or_default();
+                let name = if t == "all" {
+                    "All code-editing tools"
+                } else {
+                    t
+                };
+                let (pct, width) = match rate(t) {
+                    Some(x) => (format!("{:.1}%", x * 100.0), x * 100.0),
+                    None => ("no decisions".into(), 0.0),
+                };
+                let _ = write!(
+                    rows,
+                    r#"<tr data-tool="{t}"><th scope="row">{name}</th><td>{}</td><td>{}</td><td><span class="rate-bar" style="width:{width:.0}%"></span> {pct}</td></tr>"#,
+                    fmt_num(a),
+                    fmt_num(r)
+                );
+            }
+            section(
+                "Suggestion accept rate",
+                &format!(
+                    r#"<p class="kpi"><span id="rate-all">{}</span> of code-editing suggestions accepted</p><table class="rates"><caption>Accepted and rejected suggestions per tool, whole period</caption><thead><tr><th scope="col">Tool</th><th scope="col">Accepted</th><th scope="col">Rejected</th><th scope="col">Accept rate</th></tr></thead><tbody>{rows}</tbody></table>"#,
+                    rate("all")
+                        .map(|x| format!("{:.1}%", x * 100.0))
+                        .unwrap_or_else(|| "—".into())
+                ),
+            )
+        }
+        None => section("Suggestion accept rate", &unavailable("The accept rate")),
+    };
+
+    // Activity: users (left) and sessions (right).
+    body += &match find(tables, table::DAILY_ACTIVITY) {
+        Some(df) => {
+            let days = dates(df, c::DATE)?;
+            let users = f64s(df, c::ACTIVE_USERS)?
+                .into_iter()
+                .map(|x| x.unwrap_or(0.0))
+                .collect();
+            let sessions = f64s(df, c::SESSIONS)?
+                .into_iter()
+                .map(|x| x.unwrap_or(0.0))
+                .collect();
+            section(
+                "Activity",
+                &chart(
+                    "activity",
+                    "Active users and sessions per day",
+                    "Line chart: active users per day on the left axis, sessions per day on the right axis.",
+                    &days,
+                    Series { label: "Active users", unit: "users", values: users, color: BLUE },
+                    Some(Series { label: "Sessions", unit: "sessions", values: sessions, color: ORANGE }),
+                    false,
+                ),
+            )
+        }
+        None => section("Activity", &unavailable("Activity")),
+    };
+
+    // Spend: users (left) and dollars (right).
+    body += &match find(tables, table::DAILY_SPEND) {
+        Some(df) => {
+            let days = dates(df, c::DATE)?;
+            let users = f64s(df, c::ACTIVE_USERS)?
+                .into_iter()
+                .map(|x| x.unwrap_or(0.0))
+                .collect();
+            let spend: Vec<f64> = f64s(df, c::SPEND_USD)?
+                .into_iter()
+                .map(|x| x.unwrap_or(0.0))
+                .collect();
+            let total: f64 = spend.iter().sum();
+            section(
+                "Spend",
+                &format!(
+                    r#"<p class="kpi">$<span id="spend-total">{}</span> estimated spend in the period</p>{}"#,
+                    fmt_num(total),
+                    chart(
+                        "spend",
+                        "Active users and spend per day",
+                        "Line chart: active users per day on the left axis, estimated spend in US dollars per day on the right axis.",
+                        &days,
+                        Series { label: "Active users", unit: "users", values: users, color: BLUE },
+                        Some(Series { label: "Spend", unit: "USD", values: spend, color: ORANGE }),
+                        false,
+                    )
+                ),
+            )
+        }
+        None => section("Spend", &unavailable("Spend")),
+    };
+
+    // Team insights: every member with spend and lines per month.
+    body += &match find(tables, table::MEMBER_MONTHLY) {
+        Some(df) => {
+            let months = dates(df, c::MONTH)?;
+            let members = strs(df, c::MEMBER)?;
+            let types = strs(df, c::MEMBER_TYPE)?;
+            let spend = f64s(df, c::SPEND_USD)?;
+            let lines = f64s(df, c::LINES_ACCEPTED)?;
+            let mut uniq = months.clone();
+            uniq.sort();
+            uniq.dedup();
+            let latest = uniq.last().cloned().unwrap_or_default();
+            let mut opts = String::new();
+            for m in uniq.iter().rev() {
+                let sel = if *m == latest { " selected" } else { "" };
+                let _ = write!(opts, r#"<option value="{m}"{sel}>{}</option>"#, &m[..7]);
+            }
+            let mut rows = String::new();
+            // Highest spend first, as the header's sort mark says.
+            let mut order: Vec<usize> = (0..members.len()).collect();
+            order.sort_by(|&a, &b| {
+                months[a]
+                    .cmp(&months[b])
+                    .then(spend[b].unwrap_or(0.0).total_cmp(&spend[a].unwrap_or(0.0)))
+                    .then(members[a].cmp(&members[b]))
+            });
+            for i in order {
+                let hidden = if months[i] == latest { "" } else { " hidden" };
+                let kind = match types[i].as_str() {
+                    "api_key" => "API key",
+                    "user" => "User",
+                    "install" => "Install",
+                    _ => "Unattributed",
+                };
+                let s = spend[i].unwrap_or(0.0);
+                let l = lines[i].unwrap_or(0.0);
+                let _ = write!(
+                    rows,
+                    r#"<tr data-month="{}"{hidden}><th scope="row">{}</th><td>{kind}</td><td data-v="{s}">${:.2}</td><td data-v="{l}">{}</td></tr>"#,
+                    months[i],
+                    esc(&members[i]),
+                    s,
+                    fmt_num(l)
+                );
+            }
+            section(
+                "Team insights",
+                &format!(
+                    r#"<p><label for="month">Month</label> <select id="month">{opts}</select></p><table id="team" class="sortable"><caption>Members: spend and lines accepted this month. API keys are shown by key name, users by email{}.</caption><thead><tr><th scope="col"><button data-col="0">Member</button></th><th scope="col"><button data-col="1">Type</button></th><th scope="col" aria-sort="descending"><button data-col="2">Spend this month (USD)</button></th><th scope="col"><button data-col="3">Lines this month</button></th></tr></thead><tbody>{rows}</tbody></table>"#,
+                    if members.iter().any(|m| m.starts_with("m_")) {
+                        " or pseudonym"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        }
+        None => section("Team insights", &unavailable("Team insights")),
+    };
+
+    Ok(format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>Claude Code analytics — {role_e}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a; background: #fff; margin: 0 auto; max-width: 820px; padding: 24px; }}
+h1 {{ font-size: 1.6em; margin: 0 0 4px; }} h2 {{ font-size: 1.2em; margin: 28px 0 8px; border-bottom: 1px solid #ccc; }}
+.meta {{ color: #444; margin: 0; }} .kpi {{ font-size: 1.1em; }} .kpi span {{ font-weight: 700; font-size: 1.4em; }}
+figure {{ margin: 0; }} svg {{ width: 100%; height: auto; }} .tick {{ font-size: 11px; fill: #333; }}
+.axis-label {{ font-size: 12px; font-weight: 600; }} .grid {{ stroke: #e3e3e3; }} .axis {{ stroke: #555; }}
+.legend {{ font-size: 13px; }} table {{ border-collapse: collapse; width: 100%; margin: 8px 0; }}
+th, td {{ text-align: left; padding: 4px 8px; border-bottom: 1px solid #ddd; }}
+#team {{ table-layout: fixed; }} #team tbody th {{ word-break: break-all; font-weight: 500; }}
+#team thead th:nth-child(1) {{ width: 50%; }} #team thead th:nth-child(2) {{ width: 14%; }} td[data-v], .rates td {{ text-align: right; }}
+caption {{ text-align: left; color: #444; font-size: 13px; padding-bottom: 4px; }}
+thead th button {{ font: inherit; font-weight: 700; border: 0; background: none; padding: 0; cursor: pointer; color: #1a1a1a; text-decoration: underline dotted; }}
+.rate-bar {{ display: inline-block; height: 10px; background: {BLUE}; vertical-align: middle; max-width: 120px; }}
+.na {{ color: #555; font-style: italic; }}
+@media print {{ body {{ max-width: none; padding: 0; }} section {{ break-inside: avoid; }} select, button {{ border: 0; }} }}
+</style>
+</head>
+<body>
+<header>
+<h1>Claude Code analytics</h1>
+<p class="meta">Role: <strong>{role_e}</strong> · Dates: <strong id="range">{range}</strong> · Time zone: <strong>{tz_e}</strong> · Built: {built}</p>
+<p class="meta">Spend figures are estimates reported by Claude Code, in US dollars.</p>
+</header>
+<main>
+{body}
+</main>
+<script>
+(function () {{
+  var errors = [];
+  window.addEventListener("error", function (e) {{ errors.push(String(e.message)); document.body.dataset.errors = errors.join(" | "); }});
+  var team = document.getElementById("team");
+  var month = document.getElementById("month");
+  if (team && month) {{
+    month.addEventListener("change", function () {{
+      team.querySelectorAll("tbody tr").forEach(function (r) {{ r.hidden = r.dataset.month !== month.value; }});
+    }});
+    team.querySelectorAll("thead button").forEach(function (b) {{
+      b.addEventListener("click", function () {{
+        var col = +b.dataset.col, th = b.parentNode;
+        var desc = th.getAttribute("aria-sort") !== "descending";
+        team.querySelectorAll("thead th").forEach(function (h) {{ h.removeAttribute("aria-sort"); }});
+        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
+        var body = team.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {{
+          var x = a.cells[col], y = b.cells[col];
+          var vx = x.dataset.v !== undefined ? +x.dataset.v : x.textContent;
+          var vy = y.dataset.v !== undefined ? +y.dataset.v : y.textContent;
+          var r = vx < vy ? -1 : vx > vy ? 1 : 0;
+          return desc ? -r : r;
+        }});
+        rows.forEach(function (r) {{ body.appendChild(r); }});
+      }});
+    }});
+  }}
+  document.body.dataset.ready = "1";
+}})();
+</script>
+</body>
+</html>
+"#,
+        role_e = esc(role),
+        tz_e = esc(tz),
+        built = esc(built_at),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_axis_maxima() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(12.0), 20.0);
+        assert_eq!(nice_max(420.0), 500.0);
+        assert_eq!(fmt_num(1234567.0), "1,234,567");
+        assert_eq!(fmt_num(3.14159), "3.14");
+    }
+
+    #[test]
+    fn page_shows_only_what_the_role_may_see() {
+        let daily_spend = DataFrame::new_infer_height(vec![
+            Column::new("date".into(), [20_000i32, 20_001])
+                .cast(&DataType::Date)
+                .unwrap(),
+            Column::new("active_users".into(), [2i64, 3]),
+            Column::new("spend_usd".into(), [1.5f64, 2.25]),
+        ])
+        .unwrap();
+        let html = render(
+            "billing",
+            &[(table::DAILY_SPEND, daily_spend)],
+            "UTC",
+            "now",
+        )
+        .unwrap();
+        assert_eq!(
+            html.matches(r#"<circle class="pt" "#).count(),
+            2,
+            "one user point per day"
+        );
+        assert_eq!(
+            html.matches(r#"<circle class="pt2" "#).count(),
+            2,
+            "one spend point per day"
+        );
+        assert!(html.contains(r#"<span id="spend-total">3.75</span>"#));
+        assert!(html.contains("Team insights is not available to this role."));
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no network references"
+        );
+    }
+}
