@@ -151,7 +151,7 @@ pub async fn ingest(
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 match &bar {
                     Some(b) => b.inc(1),
-                    None if n.is_multiple_of(500) || n == total => {
+                    None if n == total || n.is_multiple_of((total / 10).max(1)) => {
                         tracing::info!("read {n}/{total} objects")
                     }
                     None => {}

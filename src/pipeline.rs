@@ -218,13 +218,26 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             max_time_ns: max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
         };
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
+        let phase = Instant::now();
         let ing = ingest(tasks, ctx, concurrency, progress).await?;
+        tracing::info!(
+            "decoded {} records from {} lines in {:.2}s",
+            ing.records.len(),
+            ing.counts.lines_read,
+            phase.elapsed().as_secs_f64()
+        );
+        let phase = Instant::now();
         let mut counts = ing.counts;
 
         let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;
         counts.records_used = facts.records_used;
         counts.records_duplicate = facts.records_duplicate;
         counts.records_outside_range = facts.records_outside_range;
+        tracing::info!(
+            "built {} fact rows in {:.2}s",
+            facts.df.height(),
+            phase.elapsed().as_secs_f64()
+        );
 
         let dates: Vec<NaiveDate> = {
             let d = facts
@@ -310,7 +323,9 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         )?
         .collect()?;
 
+        let phase = Instant::now();
         let tables = reports::build(&all_facts, &roster)?;
+        tracing::info!("built the tables in {:.2}s", phase.elapsed().as_secs_f64());
         let built_at = Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
         for role in &roles {
             let access = policy

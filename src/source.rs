@@ -218,25 +218,14 @@ pub struct Decompressed {
 /// with `Content-Encoding: gzip`, and some clients hand them over already decoded.
 pub fn decompress(bytes: &[u8]) -> Decompressed {
     let read_all = |mut r: Box<dyn Read + '_>| {
-        let mut data = Vec::with_capacity(bytes.len() * 6);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => {
-                    return Decompressed {
-                        data,
-                        truncated: None,
-                    }
-                }
-                Ok(n) => data.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Decompressed {
-                        data,
-                        truncated: Some(e.to_string()),
-                    }
-                }
-            }
+        // read_to_end keeps what was decoded before an error: the complete part of a cut stream.
+        let mut data = Vec::with_capacity(bytes.len() * 8);
+        match r.read_to_end(&mut data) {
+            Ok(_) => Decompressed { data, truncated: None },
+            Err(e) => Decompressed {
+                data,
+                truncated: Some(e.to_string()),
+            },
         }
     };
     if bytes.starts_with(&[0x1f, 0x8b]) {
