@@ -225,11 +225,14 @@ impl RunConfig {
             output,
             // The embedded default's roster belongs to its sample input: with other inputs given
             // on the command line it does not apply.
-            roster: args.roster.clone().or(if args.config.is_none() && !args.input.is_empty() {
-                None
-            } else {
-                file.roster.clone()
-            }),
+            roster: args
+                .roster
+                .clone()
+                .or(if args.config.is_none() && !args.input.is_empty() {
+                    None
+                } else {
+                    file.roster.clone()
+                }),
             policy: args.policy.clone().or(file.policy.clone()),
             tz,
             range,
@@ -279,7 +282,10 @@ mod tests {
         assert_eq!(c.range, None);
         assert_eq!(c.roster.as_deref(), Some("sample_data/roster.csv"));
         let c = RunConfig::resolve(&args(|a| a.input = vec!["elsewhere".into()]), now()).unwrap();
-        assert_eq!(c.roster, None, "the sample roster does not apply to other inputs");
+        assert_eq!(
+            c.roster, None,
+            "the sample roster does not apply to other inputs"
+        );
     }
 
     #[test]

@@ -150,30 +150,30 @@ fn u8_to_i32(v: &[u8]) -> Vec<i32> {
     v.iter().map(|&x| x as i32).collect()
 }
 
-fn records_frame(rec: &Records, cand: Vec<u64>) -> PolarsResult<DataFrame> {
-    let c = |n: &str, s: Column| s.with_name(n.into());
+/// Moves the record columns into a frame (the buffers are handed over, not copied).
+fn records_frame(rec: Records, cand: Vec<u64>) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
-        c("kind", Column::new("".into(), u8_to_i32(&rec.kind))),
-        c("name", Column::new("".into(), &rec.name)),
-        c("time", Column::new("".into(), &rec.time_ns)),
-        c("date", Column::new("".into(), &rec.date)),
-        c("session", Column::new("".into(), &rec.session)),
-        c("cand", Column::new("".into(), cand)),
-        c("dkey", Column::new("".into(), &rec.dkey)),
-        c("series", Column::new("".into(), &rec.series)),
-        c("start", Column::new("".into(), &rec.start_ns)),
-        c("temp", Column::new("".into(), u8_to_i32(&rec.temporality))),
-        c("value", Column::new("".into(), &rec.value)),
-        c("model", Column::new("".into(), &rec.model)),
-        c("cost", Column::new("".into(), &rec.cost)),
-        c("in_tok", Column::new("".into(), &rec.input_tokens)),
-        c("out_tok", Column::new("".into(), &rec.output_tokens)),
-        c("cr_tok", Column::new("".into(), &rec.cache_read_tokens)),
-        c("cc_tok", Column::new("".into(), &rec.cache_creation_tokens)),
-        c("tool", Column::new("".into(), &rec.tool)),
-        c("decision", Column::new("".into(), &rec.decision)),
-        c("typ", Column::new("".into(), &rec.typ)),
-        c("start_type", Column::new("".into(), &rec.start_type)),
+        Column::new("kind".into(), u8_to_i32(&rec.kind)),
+        Column::new("name".into(), rec.name),
+        Column::new("time".into(), rec.time_ns),
+        Column::new("date".into(), rec.date),
+        Column::new("session".into(), rec.session),
+        Column::new("cand".into(), cand),
+        Column::new("dkey".into(), rec.dkey),
+        Column::new("series".into(), rec.series),
+        Column::new("start".into(), rec.start_ns),
+        Column::new("temp".into(), u8_to_i32(&rec.temporality)),
+        Column::new("value".into(), rec.value),
+        Column::new("model".into(), rec.model),
+        Column::new("cost".into(), rec.cost),
+        Column::new("in_tok".into(), rec.input_tokens),
+        Column::new("out_tok".into(), rec.output_tokens),
+        Column::new("cr_tok".into(), rec.cache_read_tokens),
+        Column::new("cc_tok".into(), rec.cache_creation_tokens),
+        Column::new("tool".into(), rec.tool),
+        Column::new("decision".into(), rec.decision),
+        Column::new("typ".into(), rec.typ),
+        Column::new("start_type".into(), rec.start_type),
     ])
 }
 
@@ -183,12 +183,12 @@ fn is(name: &str, id: u32) -> Expr {
 
 /// Builds the facts of the records whose date lies in `range` (all when `None`).
 pub fn build(
-    rec: &Records,
+    rec: Records,
     dict: &Dict,
     roster: &Roster,
     range: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<Facts> {
-    let (cand, members) = candidates(rec, dict, roster);
+    let (cand, members) = candidates(&rec, dict, roster);
     let df = records_frame(rec, cand)?;
     let n_parsed = df.height();
 
@@ -510,7 +510,7 @@ pub(crate) mod tests {
         } else {
             Roster::parse(roster, "test").unwrap()
         };
-        let facts = build(&rec, &dict, &roster, None).unwrap();
+        let facts = build(rec, &dict, &roster, None).unwrap();
         let reports = crate::reports::build(&facts.df, &roster).unwrap();
         (facts, reports)
     }

@@ -38,6 +38,17 @@ pub struct GenerateArgs {
     /// Average API requests per session.
     #[arg(long, default_value_t = 10)]
     pub requests_per_session: u32,
+    /// Object compression: mixed (mostly gzip, some zstd and plain), gz, zst or none.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub compression: Compression,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Mixed,
+    Gz,
+    Zst,
+    None,
 }
 
 /// SplitMix64: small, fast, and the same on every platform.
@@ -251,6 +262,8 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
         .collect();
 
     let mut recs: Vec<Rec> = Vec::new();
+    let mut summary = GenerateSummary::default();
+    let mut n = 0u64;
     let day_ns = 86_400_000_000_000i64;
     for d in 0..args.days {
         let day = start + chrono::Days::new(d as u64);
@@ -278,9 +291,34 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
                 );
             }
         }
+        // One day at a time keeps memory flat however many days are generated.
+        write_objects(
+            &recs,
+            &resources,
+            &mut rng,
+            &out,
+            args.compression,
+            &mut n,
+            &mut summary,
+        )
+        .await?;
+        recs.clear();
     }
+    Ok(summary)
+}
 
-    // Batch into objects by arrival: logs every 5 minutes, metrics every 10, per member resource.
+/// Batches a day's records into objects by arrival (logs every 5 minutes, metrics every 10, per
+/// member resource) and writes them: compressed, sometimes late, sometimes twice.
+async fn write_objects(
+    recs: &[Rec],
+    resources: &[Vec<(&'static str, V)>],
+    rng: &mut Rng,
+    out: &Location,
+    compression: Compression,
+    n: &mut u64,
+    summary: &mut GenerateSummary,
+) -> Result<()> {
+    let day_ns = 86_400_000_000_000i64;
     let mut objects: BTreeMap<(i64, bool, usize), Vec<usize>> = BTreeMap::new();
     for (i, r) in recs.iter().enumerate() {
         let is_metric = r.metric.is_some();
@@ -291,16 +329,14 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             .or_default()
             .push(i);
     }
-    let mut summary = GenerateSummary::default();
-    let mut n = 0u64;
     for ((slot, is_metric, res), idx) in objects {
-        n += 1;
+        *n += 1;
         let strings = rng.chance(0.8);
         let mut text = String::new();
         for chunk in idx.chunks(40) {
             if is_metric {
                 metrics_line(
-                    &recs,
+                    recs,
                     chunk,
                     &resources[res],
                     strings,
@@ -308,7 +344,7 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
                     &mut text,
                 );
             } else {
-                logs_line(&recs, chunk, &resources[res], strings, &mut text);
+                logs_line(recs, chunk, &resources[res], strings, &mut text);
             }
             text.push('\n');
         }
@@ -319,12 +355,13 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             upload += rng.range(1, 2) as i64 * day_ns;
         }
         let prefix = if is_metric { "metrics" } else { "logs" };
-        let compress = if n.is_multiple_of(17) {
-            "zst"
-        } else if n.is_multiple_of(13) {
-            ""
-        } else {
-            "gz"
+        let compress = match compression {
+            Compression::Gz => "gz",
+            Compression::Zst => "zst",
+            Compression::None => "",
+            Compression::Mixed if n.is_multiple_of(17) => "zst",
+            Compression::Mixed if n.is_multiple_of(13) => "",
+            Compression::Mixed => "gz",
         };
         let bytes = encode(text.as_bytes(), compress);
         let copies = if rng.chance(0.03) { 2 } else { 1 };
@@ -340,7 +377,7 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             }
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -6,6 +6,10 @@ use cc_analytics::pipeline::RunOutcome;
 use cc_analytics::{generate, pipeline, Error};
 use clap::Parser;
 
+// polars and the decoder allocate many small objects: mimalloc is measurably faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {

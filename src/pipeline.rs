@@ -220,16 +220,16 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
         let phase = Instant::now();
         let ing = ingest(tasks, ctx, concurrency, progress).await?;
+        let ing_records = ing.records.len();
         tracing::info!(
-            "decoded {} records from {} lines in {:.2}s",
-            ing.records.len(),
+            "decoded {ing_records} records from {} lines in {:.2}s",
             ing.counts.lines_read,
             phase.elapsed().as_secs_f64()
         );
         let phase = Instant::now();
-        let mut counts = ing.counts;
+        let mut counts = ing.counts.clone();
 
-        let facts = facts::build(&ing.records, &ing.dict, &roster, cfg.range)?;
+        let facts = facts::build(ing.records, &ing.dict, &roster, cfg.range)?;
         counts.records_used = facts.records_used;
         counts.records_duplicate = facts.records_duplicate;
         counts.records_outside_range = facts.records_outside_range;

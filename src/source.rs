@@ -221,7 +221,10 @@ pub fn decompress(bytes: &[u8]) -> Decompressed {
         // read_to_end keeps what was decoded before an error: the complete part of a cut stream.
         let mut data = Vec::with_capacity(bytes.len() * 8);
         match r.read_to_end(&mut data) {
-            Ok(_) => Decompressed { data, truncated: None },
+            Ok(_) => Decompressed {
+                data,
+                truncated: None,
+            },
             Err(e) => Decompressed {
                 data,
                 truncated: Some(e.to_string()),

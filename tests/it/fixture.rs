@@ -125,8 +125,8 @@ fn hand_computed_tables_for_every_analytics_role() {
         m["dates_recomputed"],
         serde_json::json!(["2026-10-08", "2026-10-09"])
     );
-    // 5 roles × 7 tables × (parquet + csv).
-    assert_eq!(m["outputs"].as_array().unwrap().len(), 70);
+    // 5 roles × (7 tables × (parquet + csv) + dashboard).
+    assert_eq!(m["outputs"].as_array().unwrap().len(), 75);
 }
 
 #[test]

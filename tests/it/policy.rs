@@ -62,11 +62,12 @@ fn least_privilege_policy_filters_tables_and_pseudonymises_members() {
             "daily_spend.parquet",
             "daily_spend_by_model.csv",
             "daily_spend_by_model.parquet",
+            "dashboard.html",
             "member_monthly.csv",
             "member_monthly.parquet",
         ]
     );
-    assert_eq!(names("developer").len(), 10);
+    assert_eq!(names("developer").len(), 11);
     assert!(!names("developer")
         .iter()
         .any(|n| n.starts_with("member_daily")));

@@ -43,14 +43,15 @@ fn run_dates(data: &Path, out: &Path, dates: &[&str]) -> std::process::Output {
     run(&args, 0)
 }
 
-/// Every file under `reports/`, by relative path.
+/// Every table file under `reports/`, by relative path (the dashboard states when it was built,
+/// so it differs between runs by that line).
 fn reports(out: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, p: &Path, acc: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(p).unwrap() {
             let path = e.unwrap().path();
             if path.is_dir() {
                 walk(base, &path, acc);
-            } else {
+            } else if path.extension().is_some_and(|e| e != "html") {
                 acc.insert(
                     path.strip_prefix(base).unwrap().display().to_string(),
                     std::fs::read(&path).unwrap(),
