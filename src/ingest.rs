@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectMeta;
 
 use crate::error::{Error, Result};
@@ -137,7 +137,7 @@ pub async fn ingest(
         None
     };
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let outputs: Vec<ObjectOutput> = futures::stream::iter(tasks)
+    let mut outputs = futures::stream::iter(tasks)
         .map(|task| {
             let done = done.clone();
             let bar = bar.clone();
@@ -159,18 +159,15 @@ pub async fn ingest(
                 Ok::<_, Error>(out)
             }
         })
-        .buffered(concurrency)
-        .try_collect()
-        .await?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+        .buffered(concurrency);
 
     let mut dict = Dict::default();
     let mut records = Records::default();
     let mut counts = Counts::default();
     let mut bad_lines = Vec::new();
-    for o in outputs {
+    // Merged as they arrive, in task order: only `concurrency` objects' columns wait at a time.
+    while let Some(o) = outputs.next().await {
+        let o = o?;
         records.append_remapped(&o.decoder.records, &o.decoder.dict, &mut dict);
         counts.lines_read += o.lines_read;
         counts.lines_parsed += o.lines_parsed;
@@ -195,6 +192,10 @@ pub async fn ingest(
             }
         }
         bad_lines.extend(o.bad_lines);
+    }
+    drop(outputs);
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     Ok(Ingested {
         dict,
