@@ -3,7 +3,8 @@
 #   - python3 with pyarrow, duckdb and zstandard: the independent reference check reads the
 #     Parquet output with pyarrow and DuckDB and the raw zstd telemetry with zstandard;
 #   - moto_server (PyPI moto[server]): the S3-compatible server the S3 tests start on 127.0.0.1;
-#   - chromium (Debian): the headless browser of the dashboard test.
+#   - chromium (Debian): the headless browser of the dashboard test;
+#   - time (Debian): /usr/bin/time, which the bench script uses for peak memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +19,15 @@ if [ ${#need[@]} -gt 0 ]; then
   hash -r
 fi
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
-# Headless Chromium for the dashboard test (Debian's package).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium (Debian package) for the dashboard test" >&2
+# Debian packages: headless Chromium for the dashboard test, GNU time for the bench script test.
+debs=()
+command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+[ -x /usr/bin/time ] || debs+=(time)
+if [ ${#debs[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${debs[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
 
 cargo test --all-targets "$@"

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on files in temp dirs and on an S3-compatible server.
 
 mod badinput;
+mod bench;
 mod cli;
 mod dashboard;
 mod faults;
