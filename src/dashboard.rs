@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(nice_max(12.0), 20.0);
         assert_eq!(nice_max(420.0), 500.0);
         assert_eq!(fmt_num(1234567.0), "1,234,567");
-        assert_eq!(fmt_num(3.14159), "3.14");
+        assert_eq!(fmt_num(1.23456), "1.23");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use polars::prelude::*;
 
 use crate::error::Result;
 use crate::model::{sym, Dict, Records, CUMULATIVE, EVENT, METRIC};
+
 use crate::roster::Roster;
 use crate::schema::{member_type, UNATTRIBUTED_MEMBER};
 
@@ -70,7 +71,6 @@ pub struct Member {
 pub struct Facts {
     pub df: DataFrame,
     pub records_used: u64,
-    pub records_duplicate: u64,
     pub records_outside_range: u64,
 }
 
@@ -150,20 +150,123 @@ fn u8_to_i32(v: &[u8]) -> Vec<i32> {
     v.iter().map(|&x| x as i32).collect()
 }
 
-/// Moves the record columns into a frame (the buffers are handed over, not copied).
-fn records_frame(rec: Records, cand: Vec<u64>) -> PolarsResult<DataFrame> {
+/// Per-record results of the passes that need every record of a session or series (done in
+/// linear passes here; the grouping and summing that follow run in polars).
+struct Resolved {
+    /// 3.5: the member of each record (its session's best candidate).
+    member: Vec<u32>,
+    /// 3.6: the record's session is an agents_view session.
+    agents: Vec<bool>,
+    /// 3.4: the increment of each metric point (cumulative points differenced).
+    inc: Vec<f64>,
+    /// 3.6: the record's (date, member, session) group has an api_request / edit decision event.
+    has_req: Vec<bool>,
+    has_dec: Vec<bool>,
+}
+
+#[allow(clippy::needless_range_loop)] // one index walks many parallel columns
+fn resolve(rec: &Records, cand: &[u64]) -> Resolved {
+    type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+    let n = rec.len();
+    // 3.5: a session's member is the best candidate over all its records in the run.
+    let mut best: Map<u32, u64> = Map::default();
+    let mut agents_sessions: Map<u32, ()> = Map::default();
+    for i in 0..n {
+        let s = rec.session[i];
+        if s == sym::NONE {
+            continue;
+        }
+        best.entry(s)
+            .and_modify(|c| *c = (*c).min(cand[i]))
+            .or_insert(cand[i]);
+        if rec.name[i] == sym::M_SESSION && rec.start_type[i] == sym::AGENTS_VIEW {
+            agents_sessions.insert(s, ());
+        }
+    }
+    let member: Vec<u32> = (0..n)
+        .map(|i| {
+            let s = rec.session[i];
+            let c = if s == sym::NONE { cand[i] } else { best[&s] };
+            (c & 0xffff_ffff) as u32
+        })
+        .collect();
+    let agents = (0..n)
+        .map(|i| rec.session[i] != sym::NONE && agents_sessions.contains_key(&rec.session[i]))
+        .collect();
+
+    // 3.4: a cumulative point's increment is its value minus the previous point of its series
+    // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
+    let mut inc = rec.value.clone();
+    let mut cumulative: Vec<usize> = (0..n)
+        .filter(|&i| rec.kind[i] == METRIC && rec.temporality[i] == CUMULATIVE)
+        .collect();
+    cumulative.sort_by_key(|&i| {
+        (
+            rec.name[i],
+            rec.series[i],
+            rec.start_ns[i],
+            rec.time_ns[i],
+            i,
+        )
+    });
+    let mut prev: Option<(u32, u64, i64, f64)> = None;
+    for &i in &cumulative {
+        let key = (rec.name[i], rec.series[i], rec.start_ns[i]);
+        let v = rec.value[i];
+        if let Some((n0, s0, t0, p)) = prev {
+            if (n0, s0, t0) == key && v >= p {
+                inc[i] = v - p;
+            }
+        }
+        prev = Some((key.0, key.1, key.2, v));
+    }
+
+    // 3.6: which (date, member, session) groups have events that take precedence over metrics.
+    let edit_tool = |t: u32| sym::EDIT_TOOLS.contains(&t);
+    let mut groups: Map<(i32, u32, u32), (bool, bool)> = Map::default();
+    for i in 0..n {
+        if rec.kind[i] != EVENT {
+            continue;
+        }
+        let req = rec.name[i] == sym::API_REQUEST;
+        let dec = rec.name[i] == sym::TOOL_DECISION && edit_tool(rec.tool[i]);
+        if req || dec {
+            let g = groups
+                .entry((rec.date[i], member[i], rec.session[i]))
+                .or_default();
+            g.0 |= req;
+            g.1 |= dec;
+        }
+    }
+    let flags: Vec<(bool, bool)> = (0..n)
+        .map(|i| {
+            groups
+                .get(&(rec.date[i], member[i], rec.session[i]))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect();
+    Resolved {
+        member,
+        agents,
+        inc,
+        has_req: flags.iter().map(|f| f.0).collect(),
+        has_dec: flags.iter().map(|f| f.1).collect(),
+    }
+}
+
+/// Moves the record columns the facts need into a frame (buffers handed over, not copied).
+fn records_frame(rec: Records, r: Resolved) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
         Column::new("kind".into(), u8_to_i32(&rec.kind)),
         Column::new("name".into(), rec.name),
-        Column::new("time".into(), rec.time_ns),
         Column::new("date".into(), rec.date),
         Column::new("session".into(), rec.session),
-        Column::new("cand".into(), cand),
-        Column::new("dkey".into(), rec.dkey),
-        Column::new("series".into(), rec.series),
-        Column::new("start".into(), rec.start_ns),
-        Column::new("temp".into(), u8_to_i32(&rec.temporality)),
-        Column::new("value".into(), rec.value),
+        Column::new("member".into(), r.member),
+        Column::new("agents".into(), r.agents),
+        Column::new("inc".into(), r.inc),
+        Column::new("has_req".into(), r.has_req),
+        Column::new("has_dec".into(), r.has_dec),
         Column::new("model".into(), rec.model),
         Column::new("cost".into(), rec.cost),
         Column::new("in_tok".into(), rec.input_tokens),
@@ -173,7 +276,6 @@ fn records_frame(rec: Records, cand: Vec<u64>) -> PolarsResult<DataFrame> {
         Column::new("tool".into(), rec.tool),
         Column::new("decision".into(), rec.decision),
         Column::new("typ".into(), rec.typ),
-        Column::new("start_type".into(), rec.start_type),
     ])
 }
 
@@ -188,59 +290,14 @@ pub fn build(
     roster: &Roster,
     range: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<Facts> {
+    // Duplicates (3.3) were left out as the objects were merged (`model::Seen`).
     let (cand, members) = candidates(&rec, dict, roster);
-    let df = records_frame(rec, cand)?;
-    let n_parsed = df.height();
+    let resolved = resolve(&rec, &cand);
+    drop(cand);
+    let df = records_frame(rec, resolved)?;
+    let n_dedup = df.height() as u64;
 
-    // 3.3: one of each duplicate, keeping the first in object order.
-    let df = df
-        .lazy()
-        .unique_stable(
-            Some(cols(["kind", "name", "session", "time", "dkey"])),
-            UniqueKeepStrategy::First,
-        )
-        .collect()?;
-    let records_duplicate = (n_parsed - df.height()) as u64;
-
-    // 3.4: cumulative points become increments over the previous point of their series.
-    let series = [col("name"), col("series"), col("start"), col("temp")];
-    let prev = col("value").shift(lit(1)).over(series)?;
-    let inc = when(
-        col("kind")
-            .eq(lit(METRIC as i32))
-            .and(col("temp").eq(lit(CUMULATIVE as i32))),
-    )
-    .then(
-        when(prev.clone().is_null().or(col("value").lt(prev.clone())))
-            .then(col("value"))
-            .otherwise(col("value") - prev),
-    )
-    .otherwise(col("value"))
-    .alias("inc");
-
-    // 3.5: a session's member is the best candidate over all its records in the run.
-    let has_session = col("session").neq(lit(sym::NONE));
-    let mkey = when(has_session.clone())
-        .then(col("cand").min().over([col("session")])?)
-        .otherwise(col("cand"));
-    let member = (mkey % lit(1u64 << 32))
-        .cast(DataType::UInt32)
-        .alias("member");
-    // 3.6: agents_view sessions are not sessions.
-    let agents = (is("name", sym::M_SESSION).and(is("start_type", sym::AGENTS_VIEW)))
-        .any(true)
-        .over([col("session")])?
-        .and(has_session)
-        .alias("agents");
-
-    let mut lf = df
-        .lazy()
-        .sort(
-            ["kind", "name", "series", "start", "time"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .with_columns([inc, member, agents]);
-    let n_dedup = n_parsed as u64 - records_duplicate;
+    let mut lf = df.lazy();
     if let Some((from, to)) = range {
         lf = lf.filter(
             col("date")
@@ -250,7 +307,6 @@ pub fn build(
     }
 
     // 3.6: per (session, day) — records without a session form one group per member and day.
-    let group = [col("date"), col("member"), col("session")];
     let event = col("kind").eq(lit(EVENT as i32));
     let metric = col("kind").eq(lit(METRIC as i32));
     let edit_tool = sym::EDIT_TOOLS
@@ -262,8 +318,8 @@ pub fn build(
     let is_dec_ev = event
         .and(is("name", sym::TOOL_DECISION))
         .and(edit_tool.clone());
-    let has_req = is_req.clone().any(true).over(group.clone())?;
-    let has_dec = is_dec_ev.clone().any(true).over(group)?;
+    let has_req = col("has_req");
+    let has_dec = col("has_dec");
     let use_cost = metric
         .clone()
         .and(is("name", sym::M_COST))
@@ -385,7 +441,6 @@ pub fn build(
     Ok(Facts {
         df,
         records_used,
-        records_duplicate,
         records_outside_range,
     })
 }
@@ -491,19 +546,21 @@ pub(crate) mod tests {
         objects: &[Vec<String>],
         roster: &str,
         tz: &str,
-    ) -> (Facts, Vec<(&'static str, DataFrame)>) {
+    ) -> (Facts, u64, Vec<(&'static str, DataFrame)>) {
         let ctx = DecodeContext {
             tz: tz.parse().unwrap(),
             max_time_ns: i64::MAX,
         };
         let mut dict = Dict::default();
         let mut rec = Records::default();
+        let mut seen = crate::model::Seen::default();
+        let mut duplicates = 0;
         for lines in objects {
             let mut d = ObjectDecoder::new(ctx);
             for (i, l) in lines.iter().enumerate() {
                 d.decode_line(i, l).unwrap();
             }
-            rec.append_remapped(&d.records, &d.dict, &mut dict);
+            duplicates += rec.append_remapped(&d.records, &d.dict, &mut dict, &mut seen);
         }
         let roster = if roster.is_empty() {
             Roster::default()
@@ -512,7 +569,7 @@ pub(crate) mod tests {
         };
         let facts = build(rec, &dict, &roster, None).unwrap();
         let reports = crate::reports::build(&facts.df, &roster).unwrap();
-        (facts, reports)
+        (facts, duplicates, reports)
     }
 
     pub fn table<'a>(t: &'a [(&'static str, DataFrame)], name: &str) -> &'a DataFrame {
@@ -566,12 +623,12 @@ pub(crate) mod tests {
     #[test]
     fn a_duplicate_in_two_objects_counts_once() {
         let r = req(DAY0 + 100, "s1", "1", "0.5");
-        let (f, t) = tables(
+        let (f, dups, t) = tables(
             &[vec![r.clone()], vec![r, req(DAY0 + 200, "s1", "2", "0.25")]],
             "",
             "UTC",
         );
-        assert_eq!(f.records_duplicate, 1);
+        assert_eq!(dups, 1);
         assert_eq!(f.records_used, 2);
         assert_eq!(
             f64s(table(&t, "daily_spend"), "spend_usd"),
@@ -592,8 +649,8 @@ pub(crate) mod tests {
             DAY0 + 5,
             &[("session.id", "s"), ("cost_usd", "2")],
         );
-        let (f, t) = tables(&[vec![a.clone(), a, b]], "", "UTC");
-        assert_eq!(f.records_duplicate, 1);
+        let (_, dups, t) = tables(&[vec![a.clone(), a, b]], "", "UTC");
+        assert_eq!(dups, 1);
         assert_eq!(f64s(table(&t, "daily_spend"), "spend_usd"), vec![Some(3.0)]);
     }
 
@@ -627,7 +684,7 @@ pub(crate) mod tests {
                 ],
             ),
         ];
-        let (_, t) = tables(&[lines], "", "UTC");
+        let (_, _, t) = tables(&[lines], "", "UTC");
         let md = table(&t, "member_daily");
         assert_eq!(
             strs(md, "member"),
@@ -672,7 +729,7 @@ pub(crate) mod tests {
                 &[("session.id", "s2"), ("api_key.name", "bot")],
             ),
         ];
-        let (_, t) = tables(&[lines], roster, "UTC");
+        let (_, _, t) = tables(&[lines], roster, "UTC");
         let md = table(&t, "member_daily");
         assert_eq!(
             strs(md, "member"),
@@ -702,7 +759,7 @@ pub(crate) mod tests {
             req(mar8_0730 + 86_400, "s1", "2", "2"),
             req(mar8_0730 + 86_400 - 3_600, "s1", "3", "4"), // Mar 9 06:30Z = Mar 8 23:30 PDT
         ];
-        let (_, t) = tables(&[lines], "", "America/Los_Angeles");
+        let (_, _, t) = tables(&[lines], "", "America/Los_Angeles");
         let ds = table(&t, "daily_spend");
         let dates: Vec<String> = ds
             .column("date")
@@ -745,7 +802,7 @@ pub(crate) mod tests {
                 &[("session.id", "s2"), ("type", "removed")],
             ),
         ];
-        let (_, t) = tables(&[lines], "", "UTC");
+        let (_, _, t) = tables(&[lines], "", "UTC");
         let dl = table(&t, "daily_lines");
         assert_eq!(i64s(dl, "lines_accepted"), vec![29]);
         assert_eq!(i64s(dl, "lines_removed"), vec![11]);
@@ -784,7 +841,7 @@ pub(crate) mod tests {
             cost("s2", DAY0 + 300, 2.0),
             tok("s2", DAY0 + 300, 40.0),
         ];
-        let (_, t) = tables(&[lines], "", "UTC");
+        let (_, _, t) = tables(&[lines], "", "UTC");
         assert_eq!(
             f64s(table(&t, "daily_spend"), "spend_usd"),
             vec![Some(2.5), Some(0.25)]
@@ -829,7 +886,7 @@ pub(crate) mod tests {
                 &[("session.id", "s3")],
             ),
         ];
-        let (_, t) = tables(&[lines], "", "UTC");
+        let (_, _, t) = tables(&[lines], "", "UTC");
         let r = table(&t, "daily_accept_rate");
         assert_eq!(
             strs(r, "tool"),
@@ -886,7 +943,7 @@ pub(crate) mod tests {
             ),
             metric("commit.count", 1, DAY0, DAY0 + 60, 1.0, &[]),
         ];
-        let (_, t) = tables(&[lines], "", "UTC");
+        let (_, _, t) = tables(&[lines], "", "UTC");
         let a = table(&t, "daily_activity");
         assert_eq!(i64s(a, "active_users"), vec![4]);
         assert_eq!(i64s(a, "sessions"), vec![1]);
@@ -906,7 +963,7 @@ pub(crate) mod tests {
     #[test]
     fn records_of_other_services_do_not_make_anyone_active() {
         let other = r#"{"resourceLogs":[{"scopeLogs":[{"scope":{"name":"io.other"},"logRecords":[{"timeUnixNano":"1791417700000000000","body":{"stringValue":"GET /"},"attributes":[{"key":"user.email","value":{"stringValue":"x@y.z"}}]}]}]}]}"#;
-        let (f, t) = tables(
+        let (f, _, t) = tables(
             &[vec![other.to_string(), req(DAY0 + 1, "s", "1", "1")]],
             "",
             "UTC",
@@ -922,7 +979,7 @@ pub(crate) mod tests {
             req(DAY0, "s", "1", "1"),
             req(DAY0 + 30 * 86_400, "s2", "1", "1"),
         ];
-        let (_, t) = tables(&[lines], roster, "UTC");
+        let (_, _, t) = tables(&[lines], roster, "UTC");
         let mm = table(&t, "member_monthly");
         assert_eq!(
             strs(mm, "member"),

@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 
 use crate::error::{Error, Result};
 use crate::manifest::Counts;
-use crate::model::{Dict, Records};
+use crate::model::{Dict, Records, Seen};
 use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
 use crate::source::{decompress, Location};
+
+/// Compressed bytes decoded per blocking task.
+const BATCH_BYTES: u64 = 4 << 20;
 
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
@@ -137,38 +140,65 @@ pub async fn ingest(
         None
     };
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut outputs = futures::stream::iter(tasks)
-        .map(|task| {
+    // Objects go to the CPU in batches of about BATCH_BYTES: fetched concurrently, decoded in
+    // one blocking task, so that many small objects do not cost a thread hand-off each.
+    let mut batches: Vec<Vec<Task>> = Vec::new();
+    let mut size = 0u64;
+    for t in tasks {
+        if batches.is_empty() || size >= BATCH_BYTES {
+            batches.push(Vec::new());
+            size = 0;
+        }
+        size += t.meta.size;
+        batches.last_mut().expect("a batch").push(t);
+    }
+    let mut outputs = futures::stream::iter(batches)
+        .map(|batch| {
             let done = done.clone();
             let bar = bar.clone();
             async move {
-                let key = task.meta.location.to_string();
-                let bytes = task.location.get(&task.meta.location).await?;
-                let k = key.clone();
-                let out = tokio::task::spawn_blocking(move || decode_object(&k, &bytes, ctx))
-                    .await
-                    .map_err(|e| Error::Other(format!("decoding {key} failed: {e}")))?;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let fetched =
+                    futures::future::try_join_all(batch.into_iter().map(|task| async move {
+                        let bytes = task.location.get(&task.meta.location).await?;
+                        Ok::<_, Error>((task.meta.location.to_string(), bytes))
+                    }))
+                    .await?;
+                let n_objects = fetched.len();
+                let outs = tokio::task::spawn_blocking(move || {
+                    fetched
+                        .iter()
+                        .map(|(key, bytes)| decode_object(key, bytes, ctx))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| Error::Other(format!("decoding failed: {e}")))?;
+                let before = done.fetch_add(n_objects, std::sync::atomic::Ordering::Relaxed);
+                let n = before + n_objects;
+                let step = (total / 10).max(1);
                 match &bar {
-                    Some(b) => b.inc(1),
-                    None if n == total || n.is_multiple_of((total / 10).max(1)) => {
+                    Some(b) => b.inc(n_objects as u64),
+                    None if n == total || before / step != n / step => {
                         tracing::info!("read {n}/{total} objects")
                     }
                     None => {}
                 }
-                Ok::<_, Error>(out)
+                Ok::<_, Error>(outs)
             }
         })
-        .buffered(concurrency);
+        .buffered(concurrency)
+        .map_ok(|outs| futures::stream::iter(outs.into_iter().map(Ok::<_, Error>)))
+        .try_flatten();
 
     let mut dict = Dict::default();
     let mut records = Records::default();
     let mut counts = Counts::default();
     let mut bad_lines = Vec::new();
+    let mut seen = Seen::default();
     // Merged as they arrive, in task order: only `concurrency` objects' columns wait at a time.
     while let Some(o) = outputs.next().await {
         let o = o?;
-        records.append_remapped(&o.decoder.records, &o.decoder.dict, &mut dict);
+        counts.records_duplicate +=
+            records.append_remapped(&o.decoder.records, &o.decoder.dict, &mut dict, &mut seen);
         counts.lines_read += o.lines_read;
         counts.lines_parsed += o.lines_parsed;
         counts.records_parsed += o.decoder.counts.records_parsed;

@@ -1,7 +1,7 @@
 //! The normalised record model: one row per Claude Code log record or metric point, in columns,
 //! with repeated strings interned as integer ids.
 
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 /// Record kinds.
 pub const EVENT: u8 = 0;
@@ -80,7 +80,7 @@ impl Default for Dict {
     fn default() -> Self {
         let mut d = Dict {
             strings: Vec::new(),
-            map: HashMap::new(),
+            map: HashMap::default(),
         };
         for s in SEEDED {
             d.intern(s);
@@ -157,37 +157,87 @@ impl Records {
         self.kind.is_empty()
     }
 
-    /// Appends `other`, whose string ids come from `from`, re-mapping them into `into`.
-    pub fn append_remapped(&mut self, other: &Records, from: &Dict, into: &mut Dict) {
+    /// Appends `other`, whose string ids come from `from`, re-mapping them into `into` and
+    /// leaving out records already `seen` (contract 3.3: the first one in object order is kept).
+    /// Returns how many were left out.
+    pub fn append_remapped(
+        &mut self,
+        other: &Records,
+        from: &Dict,
+        into: &mut Dict,
+        seen: &mut Seen,
+    ) -> u64 {
         let remap: Vec<u32> = from.strings().iter().map(|s| into.intern(s)).collect();
-        let m =
-            |ids: &[u32], out: &mut Vec<u32>| out.extend(ids.iter().map(|&i| remap[i as usize]));
-        self.kind.extend_from_slice(&other.kind);
-        m(&other.name, &mut self.name);
-        self.time_ns.extend_from_slice(&other.time_ns);
-        self.date.extend_from_slice(&other.date);
-        m(&other.session, &mut self.session);
-        m(&other.email, &mut self.email);
-        m(&other.api_key, &mut self.api_key);
-        m(&other.account, &mut self.account);
-        m(&other.user_id, &mut self.user_id);
-        self.dkey.extend_from_slice(&other.dkey);
-        self.series.extend_from_slice(&other.series);
-        self.start_ns.extend_from_slice(&other.start_ns);
-        self.temporality.extend_from_slice(&other.temporality);
-        self.value.extend_from_slice(&other.value);
-        m(&other.model, &mut self.model);
-        self.cost.extend_from_slice(&other.cost);
-        self.input_tokens.extend_from_slice(&other.input_tokens);
-        self.output_tokens.extend_from_slice(&other.output_tokens);
-        self.cache_read_tokens
-            .extend_from_slice(&other.cache_read_tokens);
-        self.cache_creation_tokens
-            .extend_from_slice(&other.cache_creation_tokens);
-        m(&other.tool, &mut self.tool);
-        m(&other.decision, &mut self.decision);
-        m(&other.typ, &mut self.typ);
-        m(&other.start_type, &mut self.start_type);
+        let keep: Vec<bool> = (0..other.len())
+            .map(|i| {
+                seen.insert(
+                    other.kind[i],
+                    remap[other.name[i] as usize],
+                    remap[other.session[i] as usize],
+                    other.time_ns[i],
+                    other.dkey[i],
+                )
+            })
+            .collect();
+        let dropped = keep.iter().filter(|k| !**k).count() as u64;
+        fn pick<T: Copy>(src: &[T], keep: &[bool], out: &mut Vec<T>) {
+            out.extend(src.iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| *v));
+        }
+        let ids = |src: &[u32], out: &mut Vec<u32>| {
+            out.extend(
+                src.iter()
+                    .zip(&keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(i, _)| remap[*i as usize]),
+            )
+        };
+        pick(&other.kind, &keep, &mut self.kind);
+        ids(&other.name, &mut self.name);
+        pick(&other.time_ns, &keep, &mut self.time_ns);
+        pick(&other.date, &keep, &mut self.date);
+        ids(&other.session, &mut self.session);
+        ids(&other.email, &mut self.email);
+        ids(&other.api_key, &mut self.api_key);
+        ids(&other.account, &mut self.account);
+        ids(&other.user_id, &mut self.user_id);
+        pick(&other.dkey, &keep, &mut self.dkey);
+        pick(&other.series, &keep, &mut self.series);
+        pick(&other.start_ns, &keep, &mut self.start_ns);
+        pick(&other.temporality, &keep, &mut self.temporality);
+        pick(&other.value, &keep, &mut self.value);
+        ids(&other.model, &mut self.model);
+        pick(&other.cost, &keep, &mut self.cost);
+        pick(&other.input_tokens, &keep, &mut self.input_tokens);
+        pick(&other.output_tokens, &keep, &mut self.output_tokens);
+        pick(&other.cache_read_tokens, &keep, &mut self.cache_read_tokens);
+        pick(
+            &other.cache_creation_tokens,
+            &keep,
+            &mut self.cache_creation_tokens,
+        );
+        ids(&other.tool, &mut self.tool);
+        ids(&other.decision, &mut self.decision);
+        ids(&other.typ, &mut self.typ);
+        ids(&other.start_type, &mut self.start_type);
+        dropped
+    }
+}
+
+/// The identities of the records kept so far (contract 3.3: kind, name, session, time and the
+/// record's own key), as 128-bit hashes: two independent 64-bit hashes, so that two different
+/// records never meet by accident in practice (about 10^-20 for a billion records).
+#[derive(Default)]
+pub struct Seen(std::collections::HashSet<u128, ahash::RandomState>);
+
+impl Seen {
+    /// Records a key; false if it was seen before.
+    pub fn insert(&mut self, kind: u8, name: u32, session: u32, time_ns: i64, dkey: u64) -> bool {
+        let half = |seed: u64| {
+            ahash::RandomState::with_seeds(seed, !seed, seed.rotate_left(17), 0x9e37_79b9)
+                .hash_one((kind, name, session, time_ns, dkey)) as u128
+        };
+        self.0
+            .insert(half(0x5851_f42d_4c95_7f2d) << 64 | half(0x1405_7b7e_f767_814f))
     }
 }
 
@@ -230,8 +280,32 @@ mod tests {
         }
         let mut global = Dict::default();
         global.intern("sess-a");
+        r.kind.push(EVENT);
+        r.name.push(sym::API_REQUEST);
+        r.session.push(s);
+        for v in [
+            &mut r.email,
+            &mut r.api_key,
+            &mut r.account,
+            &mut r.user_id,
+            &mut r.model,
+            &mut r.tool,
+            &mut r.decision,
+            &mut r.typ,
+            &mut r.start_type,
+        ] {
+            v.push(0);
+        }
+        for r0 in [&mut r.time_ns, &mut r.start_ns] {
+            r0.extend([5, 5]);
+        }
+        r.dkey.extend([7, 7]);
         let mut all = Records::default();
-        all.append_remapped(&r, &local, &mut global);
+        let mut seen = Seen::default();
+        // The second record is a duplicate of the first; a second append drops both.
+        assert_eq!(all.append_remapped(&r, &local, &mut global, &mut seen), 1);
+        assert_eq!(all.append_remapped(&r, &local, &mut global, &mut seen), 2);
+        assert_eq!(all.len(), 1);
         assert_eq!(global.resolve(all.session[0]), "sess-b");
         assert_ne!(all.session[0], s);
     }

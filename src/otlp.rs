@@ -397,10 +397,22 @@ impl<'v, 'a> Picked<'v, 'a> {
     }
 }
 
+/// A fast, high-quality hasher with fixed keys: the same hashes in every run and on every machine.
+fn hasher() -> ahash::AHasher {
+    use std::hash::BuildHasher;
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+    .build_hasher()
+}
+
 fn hash_attrs(attrs: &[KeyValue<'_>]) -> u64 {
     // Order-insensitive: the sum of per-attribute hashes.
     attrs.iter().fold(0u64, |acc, kv| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = hasher();
         kv.key.hash(&mut h);
         kv.value.hash_into(&mut h);
         acc.wrapping_add(h.finish())
@@ -408,7 +420,7 @@ fn hash_attrs(attrs: &[KeyValue<'_>]) -> u64 {
 }
 
 fn mix(parts: &[u64]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = hasher();
     parts.hash(&mut h);
     h.finish()
 }

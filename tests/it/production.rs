@@ -122,7 +122,26 @@ fn backfill_equals_nightly_runs_and_reruns_are_identical() {
         manifest(&nightly)["dates_recomputed"],
         serde_json::json!(["2026-10-13", "2026-10-14"])
     );
-    assert!(reports(&nightly) == a);
+    assert_same(&reports(&nightly), &a, "lookback rerun");
+}
+
+fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let differ: Vec<&&String> = keys
+        .iter()
+        .filter(|k| got.get(**k) != want.get(**k))
+        .collect();
+    if let Some(k) = differ.iter().find(|k| k.ends_with(".csv")) {
+        let show = |m: &BTreeMap<String, Vec<u8>>| {
+            String::from_utf8_lossy(m.get(**k).map(|v| &v[..]).unwrap_or(b"(missing)")).into_owned()
+        };
+        panic!(
+            "{what}: {differ:?} differ; {k}:\n{}\n---\n{}",
+            show(got),
+            show(want)
+        );
+    }
+    assert!(differ.is_empty(), "{what}: {differ:?} differ");
 }
 
 #[test]
