@@ -6,7 +6,7 @@
 #   3. DuckDB doing the daily tables in SQL (scripts/duckdb_daily.py, 2 threads),
 # and print records/s, peak RSS and the ratios side by side.
 #
-#   scripts/bench.sh                    # about 1 M records (BENCH_MEMBERS=2000, BENCH_DAYS=7)
+#   scripts/bench.sh                    # about 2 M records (BENCH_MEMBERS=2000, BENCH_DAYS=7)
 #   BENCH_MEMBERS=6000 BENCH_DAYS=14 scripts/bench.sh     # about 6 M
 #   CC_ANALYTICS_BIN=path/to/binary BENCH_DIR=/tmp/b scripts/bench.sh
 set -euo pipefail
