@@ -262,40 +262,27 @@ mod tests {
         let mut local = Dict::default();
         let mut r = Records::default();
         let s = local.intern("sess-b");
-        r.kind.push(EVENT);
-        r.name.push(sym::API_REQUEST);
-        r.session.push(s);
-        for v in [
-            &mut r.email,
-            &mut r.api_key,
-            &mut r.account,
-            &mut r.user_id,
-            &mut r.model,
-            &mut r.tool,
-            &mut r.decision,
-            &mut r.typ,
-            &mut r.start_type,
-        ] {
-            v.push(0);
+        // Two identical events.
+        for _ in 0..2 {
+            r.kind.push(EVENT);
+            r.name.push(sym::API_REQUEST);
+            r.session.push(s);
+            for v in [
+                &mut r.email,
+                &mut r.api_key,
+                &mut r.account,
+                &mut r.user_id,
+                &mut r.model,
+                &mut r.tool,
+                &mut r.decision,
+                &mut r.typ,
+                &mut r.start_type,
+            ] {
+                v.push(0);
+            }
         }
         let mut global = Dict::default();
         global.intern("sess-a");
-        r.kind.push(EVENT);
-        r.name.push(sym::API_REQUEST);
-        r.session.push(s);
-        for v in [
-            &mut r.email,
-            &mut r.api_key,
-            &mut r.account,
-            &mut r.user_id,
-            &mut r.model,
-            &mut r.tool,
-            &mut r.decision,
-            &mut r.typ,
-            &mut r.start_type,
-        ] {
-            v.push(0);
-        }
         for r0 in [&mut r.time_ns, &mut r.start_ns] {
             r0.extend([5, 5]);
         }

@@ -259,16 +259,19 @@ async fn rollback(out: &Location, run_id: &str, j: &Journal) -> Result<()> {
     remove_prefix(out, &format!("{STAGING}/{run_id}")).await
 }
 
-async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
-    let prefix = out.child(rel);
-    let paths: Vec<Path> = out
-        .store
-        .list(Some(&prefix))
+/// Every object below `prefix`.
+async fn list_paths(out: &Location, prefix: &Path) -> Result<Vec<Path>> {
+    out.store
+        .list(Some(prefix))
         .map_ok(|m| m.location)
         .try_collect()
         .await
-        .map_err(|e| Error::store(prefix.as_ref(), e))?;
-    // The journal goes last: until then a retry can still complete the commit.
+        .map_err(|e| Error::store(prefix.as_ref(), e))
+}
+
+async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
+    let paths = list_paths(out, &out.child(rel)).await?;
+    // The journal goes last: until then the next run can still roll the commit back.
     let (journal, files): (Vec<Path>, Vec<Path>) = paths
         .into_iter()
         .partition(|p| p.as_ref().ends_with(JOURNAL));
@@ -299,17 +302,11 @@ fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Before a run: completes commits whose journal was written (the run was killed while moving
+/// Before a run: rolls back commits whose journal was written (the run was killed while moving
 /// files into place) and discards staging of runs that never reached their commit point.
 pub async fn recover(out: &Location) -> Result<()> {
     let prefix = out.child(STAGING);
-    let paths: Vec<Path> = out
-        .store
-        .list(Some(&prefix))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    let paths = list_paths(out, &prefix).await?;
     let base = prefix.as_ref().len() + 1;
     let runs: BTreeSet<String> = paths
         .iter()

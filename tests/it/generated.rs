@@ -100,19 +100,6 @@ fn generator_is_deterministic() {
     assert!(la == lb, "same seed, same bytes");
 }
 
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[test]
 fn embedded_default_runs_on_sample_data() {
     // `cc-analytics run` with no flags, from a directory that has `sample_data/` (as the repo root).

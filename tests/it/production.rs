@@ -46,22 +46,14 @@ fn run_dates(data: &Path, out: &Path, dates: &[&str]) -> std::process::Output {
 /// Every table file under `reports/`, by relative path (the dashboard states when it was built,
 /// so it differs between runs by that line).
 fn reports(out: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, p: &Path, acc: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(p).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, acc);
-            } else if path.extension().is_some_and(|e| e != "html") {
-                acc.insert(
-                    path.strip_prefix(base).unwrap().display().to_string(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    let mut acc = BTreeMap::new();
-    walk(out, &out.join("reports"), &mut acc);
-    acc
+    walk(&out.join("reports"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e != "html"))
+        .map(|p| {
+            let rel = p.strip_prefix(out).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
 }
 
 #[test]

@@ -93,10 +93,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Reads objects through the `object_store` crate, signed with the test credentials.
-pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    use object_store::ObjectStoreExt;
-    let store = object_store::aws::AmazonS3Builder::new()
+/// The bucket through the `object_store` crate, signed with the test credentials.
+fn store(moto: &Moto, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region("us-east-1")
         .with_access_key_id("testing")
@@ -104,7 +103,12 @@ pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
         .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
         .with_allow_http(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    use object_store::ObjectStoreExt;
+    let store = store(moto, bucket);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -117,15 +121,7 @@ pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
 
 pub fn s3_list(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
     use futures::TryStreamExt;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(bucket)
-        .with_region("us-east-1")
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let store = store(moto, bucket);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

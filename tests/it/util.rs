@@ -69,3 +69,18 @@ pub fn manifest(out: &Path) -> serde_json::Value {
     runs.sort();
     serde_json::from_str(&read(runs.last().unwrap())).unwrap()
 }
+
+/// Every file below `dir`, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
