@@ -15,6 +15,51 @@ fn spend_usd() -> Expr {
     (col(fcol::SPEND_PICO).cast(DataType::Float64) / lit(PICO_PER_USD)).alias(c::SPEND_USD)
 }
 
+/// The spend measures, in the contract's column order (fact and output names are the same,
+/// but spend, which facts hold in 1e-12 USD).
+const SPEND_MEASURES: [&str; 6] = [
+    fcol::REQUESTS,
+    fcol::SPEND_PICO,
+    fcol::INPUT_TOKENS,
+    fcol::OUTPUT_TOKENS,
+    fcol::CACHE_READ_TOKENS,
+    fcol::CACHE_CREATION_TOKENS,
+];
+/// `member_daily`'s measures after `sessions`, in the contract's column order.
+const MEMBER_MEASURES: [&str; 12] = [
+    fcol::LINES_ACCEPTED,
+    fcol::LINES_REMOVED,
+    fcol::ACCEPTED,
+    fcol::REJECTED,
+    fcol::COMMITS,
+    fcol::PULL_REQUESTS,
+    fcol::REQUESTS,
+    fcol::SPEND_PICO,
+    fcol::INPUT_TOKENS,
+    fcol::OUTPUT_TOKENS,
+    fcol::CACHE_READ_TOKENS,
+    fcol::CACHE_CREATION_TOKENS,
+];
+
+/// Sums of fact measures, for an `agg`.
+fn sums(measures: &[&str]) -> Vec<Expr> {
+    measures.iter().map(|m| col(*m).sum()).collect()
+}
+
+/// Summed measures as output columns: spend in USD (Float64), the others Int64.
+fn outputs(measures: &[&str]) -> Vec<Expr> {
+    measures
+        .iter()
+        .map(|m| {
+            if *m == fcol::SPEND_PICO {
+                spend_usd()
+            } else {
+                i64c(m)
+            }
+        })
+        .collect()
+}
+
 fn counted_session() -> Expr {
     col(fcol::SESSION)
         .is_not_null()
@@ -88,24 +133,14 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
         f.clone()
             .filter(col(fcol::MODEL).is_not_null())
             .group_by([date(), col(fcol::MODEL)])
-            .agg([
-                col(fcol::REQUESTS).sum(),
-                col(fcol::SPEND_PICO).sum(),
-                col(fcol::INPUT_TOKENS).sum(),
-                col(fcol::OUTPUT_TOKENS).sum(),
-                col(fcol::CACHE_READ_TOKENS).sum(),
-                col(fcol::CACHE_CREATION_TOKENS).sum(),
-            ])
-            .select([
-                date(),
-                col(fcol::MODEL).alias(c::MODEL),
-                i64c(c::REQUESTS),
-                spend_usd(),
-                i64c(c::INPUT_TOKENS),
-                i64c(c::OUTPUT_TOKENS),
-                i64c(c::CACHE_READ_TOKENS),
-                i64c(c::CACHE_CREATION_TOKENS),
-            ]),
+            .agg(sums(&SPEND_MEASURES))
+            .select(
+                [
+                    vec![date(), col(fcol::MODEL).alias(c::MODEL)],
+                    outputs(&SPEND_MEASURES),
+                ]
+                .concat(),
+            ),
         &[c::DATE, c::MODEL],
     );
 
@@ -142,44 +177,31 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
     let member_daily = sorted(
         f.clone()
             .group_by(member_keys)
-            .agg([
-                col(fcol::ROLE).first(),
-                col(fcol::SESSION)
-                    .filter(counted_session())
-                    .n_unique()
-                    .alias(c::SESSIONS),
-                col(fcol::LINES_ACCEPTED).sum(),
-                col(fcol::LINES_REMOVED).sum(),
-                col(fcol::ACCEPTED).sum(),
-                col(fcol::REJECTED).sum(),
-                col(fcol::COMMITS).sum(),
-                col(fcol::PULL_REQUESTS).sum(),
-                col(fcol::REQUESTS).sum(),
-                col(fcol::SPEND_PICO).sum(),
-                col(fcol::INPUT_TOKENS).sum(),
-                col(fcol::OUTPUT_TOKENS).sum(),
-                col(fcol::CACHE_READ_TOKENS).sum(),
-                col(fcol::CACHE_CREATION_TOKENS).sum(),
-            ])
-            .select([
-                date(),
-                col(fcol::MEMBER).alias(c::MEMBER),
-                col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
-                col(fcol::ROLE).alias(c::ROLE),
-                i64c(c::SESSIONS),
-                i64c(c::LINES_ACCEPTED),
-                i64c(c::LINES_REMOVED),
-                i64c(c::ACCEPTED),
-                i64c(c::REJECTED),
-                i64c(c::COMMITS),
-                i64c(c::PULL_REQUESTS),
-                i64c(c::REQUESTS),
-                spend_usd(),
-                i64c(c::INPUT_TOKENS),
-                i64c(c::OUTPUT_TOKENS),
-                i64c(c::CACHE_READ_TOKENS),
-                i64c(c::CACHE_CREATION_TOKENS),
-            ]),
+            .agg(
+                [
+                    col(fcol::ROLE).first(),
+                    col(fcol::SESSION)
+                        .filter(counted_session())
+                        .n_unique()
+                        .alias(c::SESSIONS),
+                ]
+                .into_iter()
+                .chain(sums(&MEMBER_MEASURES))
+                .collect::<Vec<_>>(),
+            )
+            .select(
+                [
+                    vec![
+                        date(),
+                        col(fcol::MEMBER).alias(c::MEMBER),
+                        col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+                        col(fcol::ROLE).alias(c::ROLE),
+                        i64c(c::SESSIONS),
+                    ],
+                    outputs(&MEMBER_MEASURES),
+                ]
+                .concat(),
+            ),
         &[c::DATE, c::MEMBER, c::MEMBER_TYPE],
     );
 
