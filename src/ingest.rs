@@ -131,7 +131,7 @@ pub async fn ingest(
         let b = indicatif::ProgressBar::new(total as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} reading objects {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
+                "{spinner} reading objects {bar:40} {pos}/{len} ({elapsed}, {eta} left)",
             )
             .expect("valid template"),
         );
