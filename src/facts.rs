@@ -264,11 +264,23 @@ fn records_frame(rec: Records, r: Resolved) -> PolarsResult<DataFrame> {
         Column::new("session".into(), rec.session),
         Column::new("member".into(), r.member),
         Column::new("agents".into(), r.agents),
+        // Spend in whole 1e-12 USD, rounded here in scalar code: the same bits on every run
+        // (a vectorised multiply-add could round differently from one run to the next).
+        Column::new(
+            "inc_pico".into(),
+            r.inc.iter().map(|v| to_pico(*v)).collect::<Vec<i64>>(),
+        ),
+        Column::new(
+            "cost_pico".into(),
+            rec.cost
+                .iter()
+                .map(|c| to_pico(c.unwrap_or(0.0)))
+                .collect::<Vec<i64>>(),
+        ),
         Column::new("inc".into(), r.inc),
         Column::new("has_req".into(), r.has_req),
         Column::new("has_dec".into(), r.has_dec),
         Column::new("model".into(), rec.model),
-        Column::new("cost".into(), rec.cost),
         Column::new("in_tok".into(), rec.input_tokens),
         Column::new("out_tok".into(), rec.output_tokens),
         Column::new("cr_tok".into(), rec.cache_read_tokens),
@@ -277,6 +289,10 @@ fn records_frame(rec: Records, r: Resolved) -> PolarsResult<DataFrame> {
         Column::new("decision".into(), rec.decision),
         Column::new("typ".into(), rec.typ),
     ])
+}
+
+fn to_pico(usd: f64) -> i64 {
+    (usd * PICO_PER_USD).round() as i64
 }
 
 fn is(name: &str, id: u32) -> Expr {
@@ -356,13 +372,13 @@ pub fn build(
     let null_u32 = || lit(NULL).cast(DataType::UInt32);
     let contrib = lf.with_columns([
         is_req.clone().cast(DataType::Float64).alias(fcol::REQUESTS),
-        (when(is_req.clone())
-            .then(col("cost").fill_null(f0()))
+        when(is_req.clone())
+            .then(col("cost_pico"))
             .when(use_cost.clone())
-            .then(col("inc"))
-            .otherwise(f0())
-            * lit(PICO_PER_USD))
-        .alias(fcol::SPEND_PICO),
+            .then(col("inc_pico"))
+            .otherwise(lit(0i64))
+            .cast(DataType::Float64)
+            .alias(fcol::SPEND_PICO),
         tokens("in_tok", sym::INPUT).alias(fcol::INPUT_TOKENS),
         tokens("out_tok", sym::OUTPUT).alias(fcol::OUTPUT_TOKENS),
         tokens("cr_tok", sym::CACHE_READ).alias(fcol::CACHE_READ_TOKENS),
