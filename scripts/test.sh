@@ -35,8 +35,10 @@ cargo test --benches "$@"
 # Every test: unit tests beside the code, then the integration tests in tests/it.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+set +e
 cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
