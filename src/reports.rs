@@ -11,8 +11,25 @@ fn i64c(name: &str) -> Expr {
     col(name).cast(DataType::Int64).alias(name)
 }
 
+/// Spend stays in integer 1e-12 USD through the query; `to_usd` converts after collecting, in
+/// scalar code, so that the same sum always gives the same bits (polars may evaluate a division
+/// by a literal differently from one run to the next, for instance as a multiplication).
 fn spend_usd() -> Expr {
-    (col(fcol::SPEND_PICO).cast(DataType::Float64) / lit(PICO_PER_USD)).alias(c::SPEND_USD)
+    col(fcol::SPEND_PICO)
+        .cast(DataType::Int64)
+        .alias(c::SPEND_USD)
+}
+
+fn to_usd(mut df: DataFrame) -> Result<DataFrame> {
+    if let Ok(pico) = df.column(c::SPEND_USD) {
+        let usd: Vec<Option<f64>> = pico
+            .i64()?
+            .iter()
+            .map(|v| v.map(|p| p as f64 / PICO_PER_USD))
+            .collect();
+        df.with_column(Column::new(c::SPEND_USD.into(), usd))?;
+    }
+    Ok(df)
 }
 
 /// The spend measures, in the contract's column order (fact and output names are the same,
@@ -221,7 +238,7 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
     ];
     let mut out = Vec::with_capacity(tables.len());
     for (name, lf) in tables {
-        out.push((name, lf.collect()?));
+        out.push((name, to_usd(lf.collect()?)?));
     }
     Ok(out)
 }
