@@ -84,3 +84,23 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The run manifest's accounting identities (contract 5.4).
+pub fn assert_counts_add_up(m: &serde_json::Value) {
+    let c = &m["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    assert_eq!(
+        n("lines_read"),
+        n("lines_parsed") + n("lines_quarantined"),
+        "{c}"
+    );
+    assert_eq!(
+        n("records_parsed"),
+        n("records_used")
+            + n("records_duplicate")
+            + n("records_outside_range")
+            + n("records_ignored")
+            + n("records_rejected"),
+        "{c}"
+    );
+}
