@@ -33,6 +33,14 @@ fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
     Ok(s.f64()?.iter().collect())
 }
 
+/// A numeric column as chart values (missing = 0).
+fn values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    Ok(f64s(df, name)?
+        .into_iter()
+        .map(|x| x.unwrap_or(0.0))
+        .collect())
+}
+
 fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     Ok(df
         .column(name)?
@@ -297,10 +305,7 @@ pub fn render(
     body += &match find(tables, table::DAILY_LINES) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
-            let v: Vec<f64> = f64s(df, c::LINES_ACCEPTED)?
-                .into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect();
+            let v: Vec<f64> = values(df, c::LINES_ACCEPTED)?;
             let total: f64 = v.iter().sum();
             let chart = chart(
                 "lines",
@@ -380,14 +385,8 @@ pub fn render(
     body += &match find(tables, table::DAILY_ACTIVITY) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
-            let users = f64s(df, c::ACTIVE_USERS)?
-                .into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect();
-            let sessions = f64s(df, c::SESSIONS)?
-                .into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect();
+            let users = values(df, c::ACTIVE_USERS)?;
+            let sessions = values(df, c::SESSIONS)?;
             section(
                 "Activity",
                 &chart(
@@ -408,14 +407,8 @@ pub fn render(
     body += &match find(tables, table::DAILY_SPEND) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
-            let users = f64s(df, c::ACTIVE_USERS)?
-                .into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect();
-            let spend: Vec<f64> = f64s(df, c::SPEND_USD)?
-                .into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect();
+            let users = values(df, c::ACTIVE_USERS)?;
+            let spend: Vec<f64> = values(df, c::SPEND_USD)?;
             let total: f64 = spend.iter().sum();
             section(
                 "Spend",
