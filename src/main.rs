@@ -26,7 +26,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    // Decoding (and local file reads) run on the blocking pool: two threads per core keep the
+    // cores busy, and more would each keep an allocator cache alive (measured: 1 M records
+    // took 1.0 GB resident with tokio's default of 512 threads, 0.49 GB with 4).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(cores * 2)
         .enable_all()
         .build()
         .expect("tokio runtime");
