@@ -52,7 +52,7 @@ pub mod fcol {
         LINES_REMOVED,
         COMMITS,
         PULL_REQUESTS,
-        "records",
+        RECORDS,
     ];
     pub const RECORDS: &str = "records";
 }

@@ -138,8 +138,6 @@ struct Journal {
     run_id: String,
     /// Paths (relative to the output root) to copy from staging to their place.
     files: Vec<String>,
-    /// Paths to delete once the files are in place.
-    deletes: Vec<String>,
     /// Paths that existed before the commit, copied under `_previous/` to roll back to.
     backups: Vec<String>,
 }
@@ -180,16 +178,11 @@ impl Publisher {
         Ok(())
     }
 
-    /// Marks a published file for deletion at commit.
-    pub fn delete(&mut self, rel: &str) {
-        self.journal.deletes.push(rel.to_string());
-    }
-
     /// Backs up what the commit replaces, writes the journal (the commit point), then moves
     /// every file into place. On failure the previous files are restored.
     pub async fn commit(mut self) -> Result<()> {
         let (out, run) = (&self.out, &self.run_id);
-        for rel in self.journal.files.iter().chain(&self.journal.deletes) {
+        for rel in &self.journal.files {
             // A real copy of the bytes, not `copy`: on local disks that is a hard link, and a
             // rename between two links of one file does nothing, which would break the restore.
             match out.store.get(&out.child(rel)).await {
@@ -231,18 +224,12 @@ async fn apply(out: &Location, run_id: &str, j: &Journal, fail_after: Option<usi
             .await
             .map_err(|e| Error::store(to.as_ref(), e))?;
     }
-    for rel in &j.deletes {
-        match out.store.delete(&out.child(rel)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Error::store(rel, e)),
-        }
-    }
     Ok(())
 }
 
 /// Puts back every file as it was before the commit, then discards the run's staging.
 async fn rollback(out: &Location, run_id: &str, j: &Journal) -> Result<()> {
-    for rel in j.files.iter().chain(&j.deletes) {
+    for rel in &j.files {
         let to = out.child(rel);
         if j.backups.contains(rel) {
             out.store

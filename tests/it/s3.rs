@@ -106,14 +106,19 @@ fn store(moto: &Moto, bucket: &str) -> object_store::aws::AmazonS3 {
         .unwrap()
 }
 
+/// Runs a future of the test on a runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
     use object_store::ObjectStoreExt;
     let store = store(moto, bucket);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let r = store.get(&object_store::path::Path::from(key)).await.ok()?;
         Some(r.bytes().await.unwrap().to_vec())
     })
@@ -122,11 +127,7 @@ pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
 pub fn s3_list(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
     use futures::TryStreamExt;
     let store = store(moto, bucket);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let p = object_store::path::Path::from(prefix);
         let v: Vec<_> = object_store::ObjectStore::list(&store, Some(&p))
             .try_collect()
