@@ -1,16 +1,17 @@
 //! Records → daily facts: deduplication (3.3), metric increments (3.4), identity per session (3.5),
-//! the events-before-metrics rule per (session, day) (3.6). Relational work runs in polars.
+//! the events-before-metrics rule per (session, day) (3.6). Records are folded into partial sums
+//! as objects are merged, so memory grows with sessions and days, not with records.
 //!
 //! A fact row is one (date, member, session, model, tool) with its measures; every report is a
 //! group-by over facts, so facts stored by earlier runs rebuild the reports without raw input.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::error::Result;
-use crate::model::{sym, Dict, Records, CUMULATIVE, EVENT, METRIC};
+use crate::model::{sym, Dict, Records, Seen, CUMULATIVE, EVENT, METRIC};
 
 use crate::roster::Roster;
 use crate::schema::{member_type, UNATTRIBUTED_MEMBER};
@@ -78,33 +79,166 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
 }
 
-/// Per-record identity candidates (3.5 step 2), as `priority << 32 | member index`: the smallest
-/// over a session is its member.
-fn candidates(rec: &Records, dict: &Dict, roster: &Roster) -> (Vec<u64>, Vec<Member>) {
-    let mut members: Vec<Member> = roster
-        .members
-        .iter()
-        .map(|m| Member {
-            name: m.member.clone(),
-            member_type: m.member_type.clone(),
-            role: Some(m.role.clone()),
-        })
-        .collect();
-    let roster_of: Vec<Option<u32>> = dict
-        .strings()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if i == sym::NONE as usize {
-                None
-            } else {
-                roster.lookup(s).map(|m| m as u32)
-            }
-        })
-        .collect();
-    let mut raw: HashMap<(u8, u32), u32> = HashMap::new();
-    let mut raw_member = |members: &mut Vec<Member>, kind: u8, id: u32| -> u32 {
-        *raw.entry((kind, id)).or_insert_with(|| {
+fn to_pico(usd: f64) -> i64 {
+    (usd * PICO_PER_USD).round() as i64
+}
+
+type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type Set<K> = std::collections::HashSet<K, ahash::RandomState>;
+
+/// Indexes of the measures in a partial row, in the order of `fcol::MEASURES`.
+mod slot {
+    pub const REQUESTS: u8 = 0;
+    pub const SPEND: u8 = 1;
+    pub const INPUT: u8 = 2;
+    pub const OUTPUT: u8 = 3;
+    pub const CACHE_READ: u8 = 4;
+    pub const CACHE_CREATION: u8 = 5;
+    pub const ACCEPTED: u8 = 6;
+    pub const REJECTED: u8 = 7;
+    pub const LINES_ACCEPTED: u8 = 8;
+    pub const LINES_REMOVED: u8 = 9;
+    pub const COMMITS: u8 = 10;
+    pub const PULL_REQUESTS: u8 = 11;
+    pub const RECORDS: u8 = 12;
+    /// A metric point that feeds no measure.
+    pub const NONE: u8 = u8::MAX;
+}
+type Measures = [i64; 13];
+
+/// A metric increment as the measure it feeds: spend in whole 1e-12 USD, rounded in scalar code
+/// (the same bits on every run), everything else rounded to a whole number per record, so that
+/// sums are exact and independent of the order they are added in.
+fn measure(s: u8, inc: f64) -> i64 {
+    if s == slot::SPEND {
+        to_pico(inc)
+    } else {
+        (inc + 0.5) as i64
+    }
+}
+
+/// How a record's contribution depends on its (session, day) group's events (3.6).
+const PLAIN: u8 = 0;
+/// A `cost.usage`/`token.usage` point: used only where the group has no `api_request` event.
+const UNLESS_REQUEST: u8 = 1;
+/// A `code_edit_tool.decision` point: used only where the group has no edit-tool decision event.
+const UNLESS_DECISION: u8 = 2;
+
+/// `own` of a record with a session: its member is the session's, known at the end.
+const BY_SESSION: u32 = u32::MAX;
+
+/// The key of a partial row. Records without a session form one group per member and day (3.7),
+/// so their own member (`own`) is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PartialKey {
+    date: i32,
+    session: u32,
+    own: u32,
+    /// Dictionary ids; 0 is "none" (never a real model or tool: a missing model is `unknown`).
+    model: u32,
+    tool: u32,
+    class: u8,
+}
+
+/// A cumulative metric point, kept until every point of its series has been read (3.4).
+struct CumulativePoint {
+    name: u32,
+    series: u64,
+    start_ns: i64,
+    time_ns: i64,
+    /// Order of arrival: the tie-break between points of equal time.
+    seq: u64,
+    value: f64,
+    /// The partial row it feeds, or `u32::MAX` outside the dates (it is still a base).
+    partial: u32,
+    slot: u8,
+}
+
+/// Folds decoded records into per-(date, session, model, tool) partial sums as they arrive, so
+/// that memory grows with sessions, not with records. Only what needs a whole session or series
+/// is kept until the end: a session's best identity candidate, its agents_view flag and the
+/// cumulative metric points. `finish` applies the per-session and per-(session, day) rules.
+pub struct Accumulator {
+    dict: Dict,
+    seen: Seen,
+    range: Option<(i32, i32)>,
+    roster: Roster,
+    /// Roster member of each dictionary id, filled as the dictionary grows.
+    roster_of: Vec<Option<u32>>,
+    members: Vec<Member>,
+    raw_members: Map<(u8, u32), u32>,
+    /// 3.5: each session's best candidate, `priority << 32 | member`.
+    best: Map<u32, u64>,
+    agents: Set<u32>,
+    index: Map<PartialKey, u32>,
+    partials: Vec<(PartialKey, Measures)>,
+    cumulative: Vec<CumulativePoint>,
+    kept: u64,
+    duplicates: u64,
+    outside: u64,
+}
+
+impl Accumulator {
+    pub fn new(roster: &Roster, range: Option<(NaiveDate, NaiveDate)>) -> Self {
+        let members = roster
+            .members
+            .iter()
+            .map(|m| Member {
+                name: m.member.clone(),
+                member_type: m.member_type.clone(),
+                role: Some(m.role.clone()),
+            })
+            .collect();
+        Accumulator {
+            dict: Dict::default(),
+            seen: Seen::default(),
+            range: range.map(|(a, b)| (days_since_epoch(a), days_since_epoch(b))),
+            roster: roster.clone(),
+            roster_of: Vec::new(),
+            members,
+            raw_members: Map::default(),
+            best: Map::default(),
+            agents: Set::default(),
+            index: Map::default(),
+            partials: Vec::new(),
+            cumulative: Vec::new(),
+            kept: 0,
+            duplicates: 0,
+            outside: 0,
+        }
+    }
+
+    /// Records kept so far (after deduplication).
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+    /// Records left out as duplicates so far (3.3).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// 3.5 step 2 for one record: `priority << 32 | member index`; the smallest over a session
+    /// is its member.
+    fn candidate(&mut self, ids: [u32; 4]) -> u64 {
+        if let Some((p, m)) = ids
+            .iter()
+            .enumerate()
+            .find_map(|(p, &id)| self.roster_of[id as usize].map(|m| (p as u64, m)))
+        {
+            return p << 32 | m as u64;
+        }
+        let (kind, id) = if ids[0] != sym::NONE {
+            (4u8, ids[0])
+        } else if ids[1] != sym::NONE {
+            (5, ids[1])
+        } else if ids[3] != sym::NONE {
+            (6, ids[3])
+        } else {
+            (7, sym::NONE)
+        };
+        let members = &mut self.members;
+        let dict = &self.dict;
+        let m = *self.raw_members.entry((kind, id)).or_insert_with(|| {
             let (name, t) = match kind {
                 4 => (dict.resolve(id).to_string(), member_type::USER),
                 5 => (dict.resolve(id).to_string(), member_type::API_KEY),
@@ -117,401 +251,290 @@ fn candidates(rec: &Records, dict: &Dict, roster: &Roster) -> (Vec<u64>, Vec<Mem
                 role: None,
             });
             (members.len() - 1) as u32
+        });
+        (kind as u64) << 32 | m as u64
+    }
+
+    fn partial(&mut self, key: PartialKey) -> u32 {
+        let partials = &mut self.partials;
+        *self.index.entry(key).or_insert_with(|| {
+            partials.push((key, [0; 13]));
+            (partials.len() - 1) as u32
         })
-    };
-    let mut out = Vec::with_capacity(rec.len());
-    for i in 0..rec.len() {
-        let ids = [rec.email[i], rec.api_key[i], rec.account[i], rec.user_id[i]];
-        let via_roster = ids
-            .iter()
-            .enumerate()
-            .find_map(|(p, &id)| roster_of[id as usize].map(|m| (p as u64, m)));
-        let (prio, m) = match via_roster {
-            Some(c) => c,
-            None => {
-                let (kind, id) = if ids[0] != sym::NONE {
-                    (4u8, ids[0])
-                } else if ids[1] != sym::NONE {
-                    (5, ids[1])
-                } else if ids[3] != sym::NONE {
-                    (6, ids[3])
-                } else {
-                    (7, sym::NONE)
-                };
-                (kind as u64, raw_member(&mut members, kind, id))
+    }
+
+    /// Adds the records of one object (string ids from `from`), in object order, leaving out
+    /// those already seen (3.3: the first one is kept).
+    #[allow(clippy::needless_range_loop)] // one index walks many parallel columns
+    pub fn add(&mut self, rec: &Records, from: &Dict) {
+        let remap: Vec<u32> = from.strings().iter().map(|s| self.dict.intern(s)).collect();
+        for id in self.roster_of.len()..self.dict.len() {
+            let hit = if id == sym::NONE as usize {
+                None
+            } else {
+                self.roster.lookup(self.dict.resolve(id as u32))
+            };
+            self.roster_of.push(hit.map(|m| m as u32));
+        }
+        let edit_tool = |t: u32| sym::EDIT_TOOLS.contains(&t);
+        let or_unknown = |m: u32| {
+            if m == sym::NONE {
+                sym::UNKNOWN_MODEL
+            } else {
+                m
             }
         };
-        out.push(prio << 32 | m as u64);
-    }
-    (out, members)
-}
+        for i in 0..rec.len() {
+            let (kind, time_ns) = (rec.kind[i], rec.time_ns[i]);
+            let name = remap[rec.name[i] as usize];
+            let session = remap[rec.session[i] as usize];
+            if !self.seen.insert(kind, name, session, time_ns, rec.dkey[i]) {
+                self.duplicates += 1;
+                continue;
+            }
+            let seq = self.kept;
+            self.kept += 1;
+            let cand = self.candidate([
+                remap[rec.email[i] as usize],
+                remap[rec.api_key[i] as usize],
+                remap[rec.account[i] as usize],
+                remap[rec.user_id[i] as usize],
+            ]);
+            if session != sym::NONE {
+                self.best
+                    .entry(session)
+                    .and_modify(|c| *c = (*c).min(cand))
+                    .or_insert(cand);
+                if name == sym::M_SESSION && remap[rec.start_type[i] as usize] == sym::AGENTS_VIEW {
+                    self.agents.insert(session);
+                }
+            }
+            let date = rec.date[i];
+            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi);
+            if !in_range {
+                self.outside += 1;
+            }
 
-fn u8_to_i32(v: &[u8]) -> Vec<i32> {
-    v.iter().map(|&x| x as i32).collect()
-}
-
-/// Per-record results of the passes that need every record of a session or series (done in
-/// linear passes here; the grouping and summing that follow run in polars).
-struct Resolved {
-    /// 3.5: the member of each record (its session's best candidate).
-    member: Vec<u32>,
-    /// 3.6: the record's session is an agents_view session.
-    agents: Vec<bool>,
-    /// 3.4: the increment of each metric point (cumulative points differenced).
-    inc: Vec<f64>,
-    /// 3.6: the record's (date, member, session) group has an api_request / edit decision event.
-    has_req: Vec<bool>,
-    has_dec: Vec<bool>,
-}
-
-#[allow(clippy::needless_range_loop)] // one index walks many parallel columns
-fn resolve(rec: &Records, cand: &[u64]) -> Resolved {
-    type Map<K, V> = HashMap<K, V, ahash::RandomState>;
-    let n = rec.len();
-    // 3.5: a session's member is the best candidate over all its records in the run.
-    let mut best: Map<u32, u64> = Map::default();
-    let mut agents_sessions: Map<u32, ()> = Map::default();
-    for i in 0..n {
-        let s = rec.session[i];
-        if s == sym::NONE {
-            continue;
-        }
-        best.entry(s)
-            .and_modify(|c| *c = (*c).min(cand[i]))
-            .or_insert(cand[i]);
-        if rec.name[i] == sym::M_SESSION && rec.start_type[i] == sym::AGENTS_VIEW {
-            agents_sessions.insert(s, ());
-        }
-    }
-    let member: Vec<u32> = (0..n)
-        .map(|i| {
-            let s = rec.session[i];
-            let c = if s == sym::NONE { cand[i] } else { best[&s] };
-            (c & 0xffff_ffff) as u32
-        })
-        .collect();
-    let agents = (0..n)
-        .map(|i| rec.session[i] != sym::NONE && agents_sessions.contains_key(&rec.session[i]))
-        .collect();
-
-    // 3.4: a cumulative point's increment is its value minus the previous point of its series
-    // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
-    let mut inc = rec.value.clone();
-    let mut cumulative: Vec<usize> = (0..n)
-        .filter(|&i| rec.kind[i] == METRIC && rec.temporality[i] == CUMULATIVE)
-        .collect();
-    cumulative.sort_by_key(|&i| {
-        (
-            rec.name[i],
-            rec.series[i],
-            rec.start_ns[i],
-            rec.time_ns[i],
-            i,
-        )
-    });
-    let mut prev: Option<(u32, u64, i64, f64)> = None;
-    for &i in &cumulative {
-        let key = (rec.name[i], rec.series[i], rec.start_ns[i]);
-        let v = rec.value[i];
-        if let Some((n0, s0, t0, p)) = prev {
-            if (n0, s0, t0) == key && v >= p {
-                inc[i] = v - p;
+            // 3.6: what the record contributes, and to which model or tool.
+            let (model, tool) = (remap[rec.model[i] as usize], remap[rec.tool[i] as usize]);
+            let (typ, decision) = (remap[rec.typ[i] as usize], remap[rec.decision[i] as usize]);
+            let mut m: Measures = [0; 13];
+            m[slot::RECORDS as usize] = 1;
+            let mut key = PartialKey {
+                date,
+                session,
+                own: if session == sym::NONE {
+                    (cand & 0xffff_ffff) as u32
+                } else {
+                    BY_SESSION
+                },
+                model: 0,
+                tool: 0,
+                class: PLAIN,
+            };
+            let mut feeds = slot::NONE;
+            if kind == EVENT {
+                if name == sym::API_REQUEST {
+                    key.model = or_unknown(model);
+                    m[slot::REQUESTS as usize] = 1;
+                    m[slot::SPEND as usize] = to_pico(rec.cost[i].unwrap_or(0.0));
+                    m[slot::INPUT as usize] = rec.input_tokens[i].unwrap_or(0);
+                    m[slot::OUTPUT as usize] = rec.output_tokens[i].unwrap_or(0);
+                    m[slot::CACHE_READ as usize] = rec.cache_read_tokens[i].unwrap_or(0);
+                    m[slot::CACHE_CREATION as usize] = rec.cache_creation_tokens[i].unwrap_or(0);
+                } else if name == sym::TOOL_DECISION && edit_tool(tool) {
+                    key.tool = tool;
+                    match decision {
+                        sym::ACCEPT => m[slot::ACCEPTED as usize] = 1,
+                        sym::REJECT => m[slot::REJECTED as usize] = 1,
+                        _ => {}
+                    }
+                }
+            } else if kind == METRIC {
+                feeds = match name {
+                    sym::M_COST => slot::SPEND,
+                    sym::M_TOKEN => match typ {
+                        sym::INPUT => slot::INPUT,
+                        sym::OUTPUT => slot::OUTPUT,
+                        sym::CACHE_READ => slot::CACHE_READ,
+                        sym::CACHE_CREATION => slot::CACHE_CREATION,
+                        _ => slot::NONE,
+                    },
+                    sym::M_DECISION if edit_tool(tool) => match decision {
+                        sym::ACCEPT => slot::ACCEPTED,
+                        sym::REJECT => slot::REJECTED,
+                        _ => slot::NONE,
+                    },
+                    sym::M_LINES => match typ {
+                        sym::ADDED => slot::LINES_ACCEPTED,
+                        sym::REMOVED => slot::LINES_REMOVED,
+                        _ => slot::NONE,
+                    },
+                    sym::M_COMMIT => slot::COMMITS,
+                    sym::M_PR => slot::PULL_REQUESTS,
+                    _ => slot::NONE,
+                };
+                if name == sym::M_COST || name == sym::M_TOKEN {
+                    key.class = UNLESS_REQUEST;
+                    key.model = or_unknown(model);
+                } else if name == sym::M_DECISION && edit_tool(tool) {
+                    key.class = UNLESS_DECISION;
+                    key.tool = tool;
+                }
+            }
+            let cumulative = kind == METRIC && rec.temporality[i] == CUMULATIVE;
+            if feeds != slot::NONE && !cumulative {
+                m[feeds as usize] = measure(feeds, rec.value[i]);
+            }
+            let partial = if in_range {
+                let p = self.partial(key);
+                let row = &mut self.partials[p as usize].1;
+                for (a, b) in row.iter_mut().zip(m) {
+                    *a = a.wrapping_add(b);
+                }
+                p
+            } else {
+                u32::MAX
+            };
+            // A cumulative point's increment needs its series' previous point: kept, also outside
+            // the dates, where it is the base of the next one.
+            if feeds != slot::NONE && cumulative {
+                self.cumulative.push(CumulativePoint {
+                    name,
+                    series: rec.series[i],
+                    start_ns: rec.start_ns[i],
+                    time_ns,
+                    seq,
+                    value: rec.value[i],
+                    partial,
+                    slot: feeds,
+                });
             }
         }
-        prev = Some((key.0, key.1, key.2, v));
     }
 
-    // 3.6: which (date, member, session) groups have events that take precedence over metrics.
-    let edit_tool = |t: u32| sym::EDIT_TOOLS.contains(&t);
-    let mut groups: Map<(i32, u32, u32), (bool, bool)> = Map::default();
-    for i in 0..n {
-        if rec.kind[i] != EVENT {
-            continue;
+    /// Applies the whole-run rules and returns the facts, sorted by date, member, session,
+    /// model and tool.
+    pub fn finish(mut self) -> Result<Facts> {
+        // 3.4: a cumulative point's increment is its value minus the previous point of its series
+        // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
+        let mut points = std::mem::take(&mut self.cumulative);
+        points.sort_unstable_by_key(|p| (p.name, p.series, p.start_ns, p.time_ns, p.seq));
+        let mut prev: Option<(u32, u64, i64, f64)> = None;
+        for p in &points {
+            let key = (p.name, p.series, p.start_ns);
+            let mut inc = p.value;
+            if let Some((n0, s0, t0, v0)) = prev {
+                if (n0, s0, t0) == key && p.value >= v0 {
+                    inc = p.value - v0;
+                }
+            }
+            prev = Some((key.0, key.1, key.2, p.value));
+            if p.partial != u32::MAX {
+                let a = &mut self.partials[p.partial as usize].1[p.slot as usize];
+                *a = a.wrapping_add(measure(p.slot, inc));
+            }
         }
-        let req = rec.name[i] == sym::API_REQUEST;
-        let dec = rec.name[i] == sym::TOOL_DECISION && edit_tool(rec.tool[i]);
-        if req || dec {
-            let g = groups
-                .entry((rec.date[i], member[i], rec.session[i]))
-                .or_default();
-            g.0 |= req;
-            g.1 |= dec;
+        drop(points);
+
+        // 3.6: which (session, day) groups have events that take precedence over metrics.
+        let group = |k: &PartialKey| (k.date, k.session, k.own);
+        let mut flags: Map<(i32, u32, u32), (bool, bool)> = Map::default();
+        for (k, _) in &self.partials {
+            if k.class == PLAIN && (k.model != 0 || k.tool != 0) {
+                let f = flags.entry(group(k)).or_default();
+                f.0 |= k.model != 0;
+                f.1 |= k.tool != 0;
+            }
         }
-    }
-    let flags: Vec<(bool, bool)> = (0..n)
-        .map(|i| {
-            groups
-                .get(&(rec.date[i], member[i], rec.session[i]))
-                .copied()
-                .unwrap_or_default()
+        // Partial rows → fact rows: the member of the session, and metric rows that events
+        // override keep only their record count, under no model or tool.
+        let mut rows: BTreeMap<(i32, u32, u32, u32, u32), Measures> = BTreeMap::new();
+        let mut records_used = 0u64;
+        for (k, mut m) in std::mem::take(&mut self.partials) {
+            let (has_req, has_dec) = flags.get(&group(&k)).copied().unwrap_or_default();
+            let (mut model, mut tool) = (k.model, k.tool);
+            if (k.class == UNLESS_REQUEST && has_req) || (k.class == UNLESS_DECISION && has_dec) {
+                (model, tool) = (0, 0);
+                m = std::array::from_fn(|i| if i == slot::RECORDS as usize { m[i] } else { 0 });
+            }
+            let member = if k.own == BY_SESSION {
+                (self.best[&k.session] & 0xffff_ffff) as u32
+            } else {
+                k.own
+            };
+            records_used += m[slot::RECORDS as usize] as u64;
+            let row = rows
+                .entry((k.date, member, k.session, model, tool))
+                .or_insert([0; 13]);
+            for (a, b) in row.iter_mut().zip(m) {
+                *a = a.wrapping_add(b);
+            }
+        }
+        let df = self.frame(&rows)?;
+        Ok(Facts {
+            df,
+            records_used,
+            records_outside_range: self.outside,
         })
-        .collect();
-    Resolved {
-        member,
-        agents,
-        inc,
-        has_req: flags.iter().map(|f| f.0).collect(),
-        has_dec: flags.iter().map(|f| f.1).collect(),
-    }
-}
-
-/// Moves the record columns the facts need into a frame (buffers handed over, not copied).
-fn records_frame(rec: Records, r: Resolved) -> PolarsResult<DataFrame> {
-    DataFrame::new_infer_height(vec![
-        Column::new("kind".into(), u8_to_i32(&rec.kind)),
-        Column::new("name".into(), rec.name),
-        Column::new("date".into(), rec.date),
-        Column::new("session".into(), rec.session),
-        Column::new("member".into(), r.member),
-        Column::new("agents".into(), r.agents),
-        // Spend in whole 1e-12 USD, rounded here in scalar code: the same bits on every run
-        // (a vectorised multiply-add could round differently from one run to the next).
-        Column::new(
-            "inc_pico".into(),
-            r.inc.iter().map(|v| to_pico(*v)).collect::<Vec<i64>>(),
-        ),
-        Column::new(
-            "cost_pico".into(),
-            rec.cost
-                .iter()
-                .map(|c| to_pico(c.unwrap_or(0.0)))
-                .collect::<Vec<i64>>(),
-        ),
-        Column::new("inc".into(), r.inc),
-        Column::new("has_req".into(), r.has_req),
-        Column::new("has_dec".into(), r.has_dec),
-        Column::new("model".into(), rec.model),
-        Column::new("in_tok".into(), rec.input_tokens),
-        Column::new("out_tok".into(), rec.output_tokens),
-        Column::new("cr_tok".into(), rec.cache_read_tokens),
-        Column::new("cc_tok".into(), rec.cache_creation_tokens),
-        Column::new("tool".into(), rec.tool),
-        Column::new("decision".into(), rec.decision),
-        Column::new("typ".into(), rec.typ),
-    ])
-}
-
-fn to_pico(usd: f64) -> i64 {
-    (usd * PICO_PER_USD).round() as i64
-}
-
-fn is(name: &str, id: u32) -> Expr {
-    col(name).eq(lit(id))
-}
-
-/// Builds the facts of the records whose date lies in `range` (all when `None`).
-pub fn build(
-    rec: Records,
-    dict: &Dict,
-    roster: &Roster,
-    range: Option<(NaiveDate, NaiveDate)>,
-) -> Result<Facts> {
-    // Duplicates (3.3) were left out as the objects were merged (`model::Seen`).
-    let (cand, members) = candidates(&rec, dict, roster);
-    let resolved = resolve(&rec, &cand);
-    drop(cand);
-    let df = records_frame(rec, resolved)?;
-    let n_dedup = df.height() as u64;
-
-    let mut lf = df.lazy();
-    if let Some((from, to)) = range {
-        lf = lf.filter(
-            col("date")
-                .gt_eq(lit(days_since_epoch(from)))
-                .and(col("date").lt_eq(lit(days_since_epoch(to)))),
-        );
     }
 
-    // 3.6: per (session, day) — records without a session form one group per member and day.
-    let event = col("kind").eq(lit(EVENT as i32));
-    let metric = col("kind").eq(lit(METRIC as i32));
-    let edit_tool = sym::EDIT_TOOLS
-        .iter()
-        .map(|&t| is("tool", t))
-        .reduce(|a, b| a.or(b))
-        .unwrap();
-    let is_req = event.clone().and(is("name", sym::API_REQUEST));
-    let is_dec_ev = event
-        .and(is("name", sym::TOOL_DECISION))
-        .and(edit_tool.clone());
-    let has_req = col("has_req");
-    let has_dec = col("has_dec");
-    let use_cost = metric
-        .clone()
-        .and(is("name", sym::M_COST))
-        .and(has_req.clone().not());
-    let use_tok = metric
-        .clone()
-        .and(is("name", sym::M_TOKEN))
-        .and(has_req.not());
-    let dec_met = metric
-        .clone()
-        .and(is("name", sym::M_DECISION))
-        .and(edit_tool)
-        .and(has_dec.not());
-    let f0 = || lit(0.0f64);
-    let tokens = |ev_col: &str, typ: u32| {
-        when(is_req.clone())
-            .then(col(ev_col).cast(DataType::Float64).fill_null(f0()))
-            .when(use_tok.clone().and(is("typ", typ)))
-            .then(col("inc"))
-            .otherwise(f0())
-    };
-    let decisions = |d: u32| {
-        when(is_dec_ev.clone().and(is("decision", d)))
-            .then(lit(1.0f64))
-            .when(dec_met.clone().and(is("decision", d)))
-            .then(col("inc"))
-            .otherwise(f0())
-    };
-    let metric_of = |name: u32| {
-        when(metric.clone().and(is("name", name)))
-            .then(col("inc"))
-            .otherwise(f0())
-    };
-    let null_u32 = || lit(NULL).cast(DataType::UInt32);
-    let contrib = lf.with_columns([
-        is_req.clone().cast(DataType::Float64).alias(fcol::REQUESTS),
-        when(is_req.clone())
-            .then(col("cost_pico"))
-            .when(use_cost.clone())
-            .then(col("inc_pico"))
-            .otherwise(lit(0i64))
-            .cast(DataType::Float64)
-            .alias(fcol::SPEND_PICO),
-        tokens("in_tok", sym::INPUT).alias(fcol::INPUT_TOKENS),
-        tokens("out_tok", sym::OUTPUT).alias(fcol::OUTPUT_TOKENS),
-        tokens("cr_tok", sym::CACHE_READ).alias(fcol::CACHE_READ_TOKENS),
-        tokens("cc_tok", sym::CACHE_CREATION).alias(fcol::CACHE_CREATION_TOKENS),
-        decisions(sym::ACCEPT).alias(fcol::ACCEPTED),
-        decisions(sym::REJECT).alias(fcol::REJECTED),
-        when(
-            metric
-                .clone()
-                .and(is("name", sym::M_LINES))
-                .and(is("typ", sym::ADDED)),
-        )
-        .then(col("inc"))
-        .otherwise(f0())
-        .alias(fcol::LINES_ACCEPTED),
-        when(
-            metric
-                .clone()
-                .and(is("name", sym::M_LINES))
-                .and(is("typ", sym::REMOVED)),
-        )
-        .then(col("inc"))
-        .otherwise(f0())
-        .alias(fcol::LINES_REMOVED),
-        metric_of(sym::M_COMMIT).alias(fcol::COMMITS),
-        metric_of(sym::M_PR).alias(fcol::PULL_REQUESTS),
-        lit(1.0f64).alias(fcol::RECORDS),
-        when(is_req.or(use_cost).or(use_tok))
-            .then(
-                when(is("model", sym::NONE))
-                    .then(lit(sym::UNKNOWN_MODEL))
-                    .otherwise(col("model")),
+    /// Fact rows with their strings: the stable, run-independent form stored under `_facts/`.
+    fn frame(&self, rows: &BTreeMap<(i32, u32, u32, u32, u32), Measures>) -> Result<DataFrame> {
+        let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
+        let member = |k: &(i32, u32, u32, u32, u32)| &self.members[k.1 as usize];
+        let keys: Vec<_> = rows.keys().collect();
+        let mut columns = vec![
+            Column::new(
+                fcol::DATE.into(),
+                keys.iter().map(|k| k.0).collect::<Vec<i32>>(),
             )
-            .otherwise(null_u32())
-            .alias("model_key"),
-        when(is_dec_ev.or(dec_met))
-            .then(col("tool"))
-            .otherwise(null_u32())
-            .alias("tool_key"),
-    ]);
-    // Measures are rounded per record to integers (spend to 1e-12 USD), so that sums are exact
-    // and do not depend on summation order: the same run twice gives identical tables.
-    let contrib = contrib.with_columns(
-        fcol::MEASURES
-            .iter()
-            .map(|m| (col(*m) + lit(0.5)).cast(DataType::Int64).alias(*m))
-            .collect::<Vec<_>>(),
-    );
-    let mut aggs: Vec<Expr> = fcol::MEASURES
-        .iter()
-        .map(|m| col(*m).sum().alias(*m))
-        .collect();
-    aggs.push(col("agents").first().alias(fcol::AGENTS));
-    let grouped = contrib
-        .group_by([
-            col("date"),
-            col("member"),
-            col("session"),
-            col("model_key"),
-            col("tool_key"),
-        ])
-        .agg(aggs)
-        .sort(
-            ["date", "member", "session", "model_key", "tool_key"],
-            SortMultipleOptions::default().with_nulls_last(false),
-        )
-        .collect()?;
-    let records_used = grouped
-        .column(fcol::RECORDS)?
-        .as_materialized_series()
-        .i64()?
-        .sum()
-        .unwrap_or(0) as u64;
-    let records_outside_range = n_dedup - records_used;
-    let df = resolve_strings(grouped, dict, &members)?;
-    Ok(Facts {
-        df,
-        records_used,
-        records_outside_range,
-    })
-}
-
-/// Replaces integer ids by their strings: the facts' stable, run-independent form.
-fn resolve_strings(g: DataFrame, dict: &Dict, members: &[Member]) -> Result<DataFrame> {
-    let ids = |name: &str| -> Result<Vec<Option<u32>>> {
-        Ok(g.column(name)?
-            .as_materialized_series()
-            .u32()?
-            .iter()
-            .collect())
-    };
-    let text = |v: &[Option<u32>]| -> Vec<Option<String>> {
-        v.iter()
-            .map(|o| {
-                o.filter(|&i| i != sym::NONE)
-                    .map(|i| dict.resolve(i).to_string())
-            })
-            .collect()
-    };
-    let member_ids = ids("member")?;
-    let m = |i: &Option<u32>| &members[i.expect("member is never null") as usize];
-    let mut columns = vec![
-        g.column("date")?.cast(&DataType::Date)?,
-        Column::new(
-            fcol::MEMBER.into(),
-            member_ids
-                .iter()
-                .map(|i| m(i).name.clone())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            fcol::MEMBER_TYPE.into(),
-            member_ids
-                .iter()
-                .map(|i| m(i).member_type.clone())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            fcol::ROLE.into(),
-            member_ids
-                .iter()
-                .map(|i| m(i).role.clone())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(fcol::SESSION.into(), text(&ids("session")?)),
-        g.column(fcol::AGENTS)?.clone(),
-        Column::new(fcol::MODEL.into(), text(&ids("model_key")?)),
-        Column::new(fcol::TOOL.into(), text(&ids("tool_key")?)),
-    ];
-    for m in fcol::MEASURES {
-        columns.push(g.column(m)?.clone());
+            .cast(&DataType::Date)?,
+            Column::new(
+                fcol::MEMBER.into(),
+                keys.iter()
+                    .map(|k| member(k).name.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::MEMBER_TYPE.into(),
+                keys.iter()
+                    .map(|k| member(k).member_type.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::ROLE.into(),
+                keys.iter()
+                    .map(|k| member(k).role.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::SESSION.into(),
+                keys.iter().map(|k| text(k.2)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::AGENTS.into(),
+                keys.iter()
+                    .map(|k| k.2 != sym::NONE && self.agents.contains(&k.2))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::MODEL.into(),
+                keys.iter().map(|k| text(k.3)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::TOOL.into(),
+                keys.iter().map(|k| text(k.4)).collect::<Vec<_>>(),
+            ),
+        ];
+        for (i, name) in fcol::MEASURES.iter().enumerate() {
+            columns.push(Column::new(
+                (*name).into(),
+                rows.values().map(|m| m[i]).collect::<Vec<i64>>(),
+            ));
+        }
+        Ok(DataFrame::new_infer_height(columns)?)
     }
-    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 #[cfg(test)]
@@ -567,23 +590,21 @@ pub(crate) mod tests {
             tz: tz.parse().unwrap(),
             max_time_ns: i64::MAX,
         };
-        let mut dict = Dict::default();
-        let mut rec = Records::default();
-        let mut seen = crate::model::Seen::default();
-        let mut duplicates = 0;
-        for lines in objects {
-            let mut d = ObjectDecoder::new(ctx);
-            for (i, l) in lines.iter().enumerate() {
-                d.decode_line(i, l).unwrap();
-            }
-            duplicates += rec.append_remapped(&d.records, &d.dict, &mut dict, &mut seen);
-        }
         let roster = if roster.is_empty() {
             Roster::default()
         } else {
             Roster::parse(roster, "test").unwrap()
         };
-        let facts = build(rec, &dict, &roster, None).unwrap();
+        let mut acc = Accumulator::new(&roster, None);
+        for lines in objects {
+            let mut d = ObjectDecoder::new(ctx);
+            for (i, l) in lines.iter().enumerate() {
+                d.decode_line(i, l).unwrap();
+            }
+            acc.add(&d.records, &d.dict);
+        }
+        let duplicates = acc.duplicates();
+        let facts = acc.finish().unwrap();
         let reports = crate::reports::build(&facts.df, &roster).unwrap();
         (facts, duplicates, reports)
     }

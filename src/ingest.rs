@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectMeta;
 
 use crate::error::{Error, Result};
+use crate::facts::Accumulator;
 use crate::manifest::Counts;
-use crate::model::{Dict, Records, Seen};
 use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
 use crate::source::{decompress, Location};
 
@@ -35,10 +35,9 @@ pub struct Task {
     pub meta: ObjectMeta,
 }
 
-/// Everything decoded from the inputs.
+/// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {
-    pub dict: Dict,
-    pub records: Records,
+    pub acc: Accumulator,
     pub counts: Counts,
     pub bad_lines: Vec<BadLine>,
 }
@@ -118,13 +117,15 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
     out
 }
 
-/// Reads and decodes every task, `concurrency` objects at a time; results keep task order.
-/// With `progress`, a progress bar on stderr (a terminal); otherwise log lines every 500 objects.
+/// Reads and decodes every task, `concurrency` batches at a time, and folds the records into
+/// `acc` in task order (so that the first of two duplicates is always the same one).
+/// With `progress`, a progress bar on stderr (a terminal); otherwise a log line per tenth.
 pub async fn ingest(
     tasks: Vec<Task>,
     ctx: DecodeContext,
     concurrency: usize,
     progress: bool,
+    mut acc: Accumulator,
 ) -> Result<Ingested> {
     let total = tasks.len();
     let bar = if progress {
@@ -185,51 +186,66 @@ pub async fn ingest(
                 Ok::<_, Error>(outs)
             }
         })
-        .buffered(concurrency)
-        .map_ok(|outs| futures::stream::iter(outs.into_iter().map(Ok::<_, Error>)))
-        .try_flatten();
+        .buffered(concurrency);
 
-    let mut dict = Dict::default();
-    let mut records = Records::default();
-    let mut counts = Counts::default();
-    let mut bad_lines = Vec::new();
-    let mut seen = Seen::default();
-    // Merged as they arrive, in task order: only `concurrency` objects' columns wait at a time.
-    while let Some(o) = outputs.next().await {
-        let o = o?;
-        counts.records_duplicate +=
-            records.append_remapped(&o.decoder.records, &o.decoder.dict, &mut dict, &mut seen);
-        counts.lines_read += o.lines_read;
-        counts.lines_parsed += o.lines_parsed;
-        counts.records_parsed += o.decoder.counts.records_parsed;
-        counts.records_ignored += o.decoder.counts.records_ignored;
-        counts.records_rejected += o.decoder.counts.records_rejected;
-        for (_, reason) in &o.decoder.rejected {
-            *counts
-                .rejected_by_reason
-                .entry(reason.to_string())
-                .or_default() += 1;
-        }
-        for b in &o.bad_lines {
-            if b.reasons.iter().all(Reason::is_line_level) {
-                counts.lines_quarantined += 1;
-                *counts
-                    .quarantined_by_reason
-                    .entry(b.reasons[0].to_string())
-                    .or_default() += 1;
-            } else {
-                counts.lines_with_rejected_records += 1;
+    // Batches are folded in task order on a thread of their own, while the next ones are read
+    // and decoded; at most two wait for it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ObjectDecoder>>(2);
+    let merger = std::thread::spawn(move || {
+        while let Some(batch) = rx.blocking_recv() {
+            for d in batch {
+                acc.add(&d.records, &d.dict);
             }
         }
-        bad_lines.extend(o.bad_lines);
+        acc
+    });
+    let mut counts = Counts::default();
+    let mut bad_lines = Vec::new();
+    while let Some(outs) = outputs.next().await {
+        let outs = outs?;
+        let mut decoders = Vec::with_capacity(outs.len());
+        for o in outs {
+            counts.lines_read += o.lines_read;
+            counts.lines_parsed += o.lines_parsed;
+            counts.records_parsed += o.decoder.counts.records_parsed;
+            counts.records_ignored += o.decoder.counts.records_ignored;
+            counts.records_rejected += o.decoder.counts.records_rejected;
+            for (_, reason) in &o.decoder.rejected {
+                *counts
+                    .rejected_by_reason
+                    .entry(reason.to_string())
+                    .or_default() += 1;
+            }
+            for b in &o.bad_lines {
+                if b.reasons.iter().all(Reason::is_line_level) {
+                    counts.lines_quarantined += 1;
+                    *counts
+                        .quarantined_by_reason
+                        .entry(b.reasons[0].to_string())
+                        .or_default() += 1;
+                } else {
+                    counts.lines_with_rejected_records += 1;
+                }
+            }
+            bad_lines.extend(o.bad_lines);
+            decoders.push(o.decoder);
+        }
+        if tx.send(decoders).await.is_err() {
+            break; // the merger is gone: its panic is reported below
+        }
     }
     drop(outputs);
+    drop(tx);
+    let acc = tokio::task::spawn_blocking(move || merger.join())
+        .await
+        .map_err(|e| Error::Other(format!("merging failed: {e}")))?
+        .map_err(|_| Error::Other("merging failed: the merge thread panicked".into()))?;
+    counts.records_duplicate = acc.duplicates();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     Ok(Ingested {
-        dict,
-        records,
+        acc,
         counts,
         bad_lines,
     })

@@ -156,71 +156,6 @@ impl Records {
     pub fn is_empty(&self) -> bool {
         self.kind.is_empty()
     }
-
-    /// Appends `other`, whose string ids come from `from`, re-mapping them into `into` and
-    /// leaving out records already `seen` (contract 3.3: the first one in object order is kept).
-    /// Returns how many were left out.
-    pub fn append_remapped(
-        &mut self,
-        other: &Records,
-        from: &Dict,
-        into: &mut Dict,
-        seen: &mut Seen,
-    ) -> u64 {
-        let remap: Vec<u32> = from.strings().iter().map(|s| into.intern(s)).collect();
-        let keep: Vec<bool> = (0..other.len())
-            .map(|i| {
-                seen.insert(
-                    other.kind[i],
-                    remap[other.name[i] as usize],
-                    remap[other.session[i] as usize],
-                    other.time_ns[i],
-                    other.dkey[i],
-                )
-            })
-            .collect();
-        let dropped = keep.iter().filter(|k| !**k).count() as u64;
-        fn pick<T: Copy>(src: &[T], keep: &[bool], out: &mut Vec<T>) {
-            out.extend(src.iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| *v));
-        }
-        let ids = |src: &[u32], out: &mut Vec<u32>| {
-            out.extend(
-                src.iter()
-                    .zip(&keep)
-                    .filter(|(_, k)| **k)
-                    .map(|(i, _)| remap[*i as usize]),
-            )
-        };
-        pick(&other.kind, &keep, &mut self.kind);
-        ids(&other.name, &mut self.name);
-        pick(&other.time_ns, &keep, &mut self.time_ns);
-        pick(&other.date, &keep, &mut self.date);
-        ids(&other.session, &mut self.session);
-        ids(&other.email, &mut self.email);
-        ids(&other.api_key, &mut self.api_key);
-        ids(&other.account, &mut self.account);
-        ids(&other.user_id, &mut self.user_id);
-        pick(&other.dkey, &keep, &mut self.dkey);
-        pick(&other.series, &keep, &mut self.series);
-        pick(&other.start_ns, &keep, &mut self.start_ns);
-        pick(&other.temporality, &keep, &mut self.temporality);
-        pick(&other.value, &keep, &mut self.value);
-        ids(&other.model, &mut self.model);
-        pick(&other.cost, &keep, &mut self.cost);
-        pick(&other.input_tokens, &keep, &mut self.input_tokens);
-        pick(&other.output_tokens, &keep, &mut self.output_tokens);
-        pick(&other.cache_read_tokens, &keep, &mut self.cache_read_tokens);
-        pick(
-            &other.cache_creation_tokens,
-            &keep,
-            &mut self.cache_creation_tokens,
-        );
-        ids(&other.tool, &mut self.tool);
-        ids(&other.decision, &mut self.decision);
-        ids(&other.typ, &mut self.typ);
-        ids(&other.start_type, &mut self.start_type);
-        dropped
-    }
 }
 
 /// The identities of the records kept so far (contract 3.3: kind, name, session, time and the
@@ -258,42 +193,18 @@ mod tests {
     }
 
     #[test]
-    fn append_remaps_ids() {
-        let mut local = Dict::default();
-        let mut r = Records::default();
-        let s = local.intern("sess-b");
-        // Two identical events.
-        for _ in 0..2 {
-            r.kind.push(EVENT);
-            r.name.push(sym::API_REQUEST);
-            r.session.push(s);
-            for v in [
-                &mut r.email,
-                &mut r.api_key,
-                &mut r.account,
-                &mut r.user_id,
-                &mut r.model,
-                &mut r.tool,
-                &mut r.decision,
-                &mut r.typ,
-                &mut r.start_type,
-            ] {
-                v.push(0);
-            }
-        }
-        let mut global = Dict::default();
-        global.intern("sess-a");
-        for r0 in [&mut r.time_ns, &mut r.start_ns] {
-            r0.extend([5, 5]);
-        }
-        r.dkey.extend([7, 7]);
-        let mut all = Records::default();
+    fn seen_keys_differ_by_every_part() {
         let mut seen = Seen::default();
-        // The second record is a duplicate of the first; a second append drops both.
-        assert_eq!(all.append_remapped(&r, &local, &mut global, &mut seen), 1);
-        assert_eq!(all.append_remapped(&r, &local, &mut global, &mut seen), 2);
-        assert_eq!(all.len(), 1);
-        assert_eq!(global.resolve(all.session[0]), "sess-b");
-        assert_ne!(all.session[0], s);
+        assert!(seen.insert(EVENT, 1, 2, 3, 4));
+        assert!(!seen.insert(EVENT, 1, 2, 3, 4));
+        for (k, n, s, t, d) in [
+            (METRIC, 1, 2, 3, 4),
+            (EVENT, 9, 2, 3, 4),
+            (EVENT, 1, 9, 3, 4),
+            (EVENT, 1, 2, 9, 4),
+            (EVENT, 1, 2, 3, 9),
+        ] {
+            assert!(seen.insert(k, n, s, t, d), "{k} {n} {s} {t} {d}");
+        }
     }
 }

@@ -220,8 +220,9 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         // Batches in flight: enough to keep every core decoding while the next batch is fetched.
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let phase = Instant::now();
-        let ing = ingest(tasks, ctx, concurrency, progress).await?;
-        let ing_records = ing.records.len();
+        let acc = facts::Accumulator::new(&roster, cfg.range);
+        let ing = ingest(tasks, ctx, concurrency, progress, acc).await?;
+        let ing_records = ing.acc.kept();
         tracing::info!(
             "decoded {ing_records} records from {} lines in {:.2}s",
             ing.counts.lines_read,
@@ -230,7 +231,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let phase = Instant::now();
         let mut counts = ing.counts.clone();
 
-        let facts = facts::build(ing.records, &ing.dict, &roster, cfg.range)?;
+        let facts = ing.acc.finish()?;
         counts.records_used = facts.records_used;
         counts.records_outside_range = facts.records_outside_range;
         tracing::info!(
