@@ -86,78 +86,124 @@ fn to_pico(usd: f64) -> i64 {
 type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type Set<K> = std::collections::HashSet<K, ahash::RandomState>;
 
-/// Indexes of the measures in a partial row, in the order of `fcol::MEASURES`.
-mod slot {
-    pub const REQUESTS: u8 = 0;
-    pub const SPEND: u8 = 1;
-    pub const INPUT: u8 = 2;
-    pub const OUTPUT: u8 = 3;
-    pub const CACHE_READ: u8 = 4;
-    pub const CACHE_CREATION: u8 = 5;
-    pub const ACCEPTED: u8 = 6;
-    pub const REJECTED: u8 = 7;
-    pub const LINES_ACCEPTED: u8 = 8;
-    pub const LINES_REMOVED: u8 = 9;
-    pub const COMMITS: u8 = 10;
-    pub const PULL_REQUESTS: u8 = 11;
-    pub const RECORDS: u8 = 12;
-    /// A metric point that feeds no measure.
-    pub const NONE: u8 = u8::MAX;
+/// Indexes of the measures of a fact row, in the order of `fcol::MEASURES`.
+mod out {
+    pub const REQUESTS: usize = 0;
+    pub const SPEND: usize = 1;
+    /// Input, output, cache read, cache creation: `SPEND + 1 ..= SPEND + 4`.
+    pub const ACCEPTED: usize = 6;
+    pub const REJECTED: usize = 7;
+    pub const LINES_ACCEPTED: usize = 8;
+    pub const LINES_REMOVED: usize = 9;
+    pub const COMMITS: usize = 10;
+    pub const PULL_REQUESTS: usize = 11;
+    pub const RECORDS: usize = 12;
 }
 type Measures = [i64; 13];
+
+/// Partial sums per (date, session, model): `api_request` events and the `cost.usage` and
+/// `token.usage` points that count only where the group has no such event (3.6), apart.
+mod by_model {
+    pub const REQUESTS: u8 = 0;
+    /// Spend, then the four token kinds, from events.
+    pub const EV_SPEND: u8 = 1;
+    /// Spend, then the four token kinds, from metric points.
+    pub const MET_SPEND: u8 = 6;
+    pub const EV_RECORDS: u8 = 11;
+    pub const MET_RECORDS: u8 = 12;
+    pub const N: usize = 13;
+}
+/// Partial sums per (date, session, edit tool): decision events and decision points, apart.
+mod by_tool {
+    pub const EV_ACCEPTED: u8 = 0;
+    pub const EV_REJECTED: u8 = 1;
+    pub const MET_ACCEPTED: u8 = 2;
+    pub const MET_REJECTED: u8 = 3;
+    pub const EV_RECORDS: u8 = 4;
+    pub const MET_RECORDS: u8 = 5;
+    pub const N: usize = 6;
+}
+/// Partial sums per (date, session) of every other record.
+mod plain {
+    pub const LINES_ACCEPTED: u8 = 0;
+    pub const LINES_REMOVED: u8 = 1;
+    pub const COMMITS: u8 = 2;
+    pub const PULL_REQUESTS: u8 = 3;
+    pub const RECORDS: u8 = 4;
+    pub const N: usize = 5;
+}
 
 /// A metric increment as the measure it feeds: spend in whole 1e-12 USD, rounded in scalar code
 /// (the same bits on every run), everything else rounded to a whole number per record, so that
 /// sums are exact and independent of the order they are added in.
-fn measure(s: u8, inc: f64) -> i64 {
-    if s == slot::SPEND {
+fn measure(is_spend: bool, inc: f64) -> i64 {
+    if is_spend {
         to_pico(inc)
     } else {
         (inc + 0.5) as i64
     }
 }
 
-/// How a record's contribution depends on its (session, day) group's events (3.6).
-const PLAIN: u8 = 0;
-/// A `cost.usage`/`token.usage` point: used only where the group has no `api_request` event.
-const UNLESS_REQUEST: u8 = 1;
-/// A `code_edit_tool.decision` point: used only where the group has no edit-tool decision event.
-const UNLESS_DECISION: u8 = 2;
-
 /// `own` of a record with a session: its member is the session's, known at the end.
 const BY_SESSION: u32 = u32::MAX;
 
-/// The key of a partial row. Records without a session form one group per member and day (3.7),
-/// so their own member (`own`) is part of the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct PartialKey {
+/// The group of a record for the per-(session, day) rules: records without a session form one
+/// group per member and day (3.7), so their own member (`own`) is part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Group {
     date: i32,
     session: u32,
     own: u32,
-    /// Dictionary ids; 0 is "none" (never a real model or tool: a missing model is `unknown`).
-    model: u32,
-    tool: u32,
-    class: u8,
+}
+
+/// Partial rows of one shape, `N` measures each, found by key.
+struct Table<K, const N: usize> {
+    index: Map<K, u32>,
+    rows: Vec<(K, [i64; N])>,
+}
+
+impl<K: Copy + Eq + std::hash::Hash, const N: usize> Table<K, N> {
+    fn new() -> Self {
+        Table {
+            index: Map::default(),
+            rows: Vec::new(),
+        }
+    }
+    fn row(&mut self, key: K) -> u32 {
+        let rows = &mut self.rows;
+        *self.index.entry(key).or_insert_with(|| {
+            rows.push((key, [0; N]));
+            (rows.len() - 1) as u32
+        })
+    }
+    fn add(&mut self, row: u32, slot: u8, v: i64) {
+        let a = &mut self.rows[row as usize].1[slot as usize];
+        *a = a.wrapping_add(v);
+    }
+}
+
+/// Which partial table a metric series feeds, and which measure of it.
+#[derive(Clone, Copy)]
+enum Feed {
+    Model(u8),
+    Tool(u8),
+    Plain(u8),
 }
 
 /// A cumulative metric point, kept until every point of its series has been read (3.4).
 struct CumulativePoint {
-    name: u32,
-    series: u64,
-    start_ns: i64,
-    time_ns: i64,
-    /// Order of arrival: the tie-break between points of equal time.
-    seq: u64,
-    value: f64,
+    series: u32,
     /// The partial row it feeds, or `u32::MAX` outside the dates (it is still a base).
-    partial: u32,
-    slot: u8,
+    row: u32,
+    time_ns: i64,
+    value: f64,
 }
 
-/// Folds decoded records into per-(date, session, model, tool) partial sums as they arrive, so
-/// that memory grows with sessions, not with records. Only what needs a whole session or series
-/// is kept until the end: a session's best identity candidate, its agents_view flag and the
-/// cumulative metric points. `finish` applies the per-session and per-(session, day) rules.
+/// Folds decoded records into partial sums per (date, session, model or tool) as they arrive,
+/// so that memory grows with sessions and days, not with records. Only what needs a whole
+/// session or series waits for the end: a session's best identity candidate, its agents_view
+/// flag and the cumulative metric points. `finish` applies the per-session and
+/// per-(session, day) rules.
 pub struct Accumulator {
     dict: Dict,
     seen: Seen,
@@ -170,8 +216,12 @@ pub struct Accumulator {
     /// 3.5: each session's best candidate, `priority << 32 | member`.
     best: Map<u32, u64>,
     agents: Set<u32>,
-    index: Map<PartialKey, u32>,
-    partials: Vec<(PartialKey, Measures)>,
+    models: Table<(Group, u32), { by_model::N }>,
+    tools: Table<(Group, u32), { by_tool::N }>,
+    plain: Table<Group, { plain::N }>,
+    /// Cumulative series by (name, attributes, start time), and what each feeds.
+    series: Map<(u32, u64, i64), u32>,
+    series_feed: Vec<Feed>,
     cumulative: Vec<CumulativePoint>,
     kept: u64,
     duplicates: u64,
@@ -199,8 +249,11 @@ impl Accumulator {
             raw_members: Map::default(),
             best: Map::default(),
             agents: Set::default(),
-            index: Map::default(),
-            partials: Vec::new(),
+            models: Table::new(),
+            tools: Table::new(),
+            plain: Table::new(),
+            series: Map::default(),
+            series_feed: Vec::new(),
             cumulative: Vec::new(),
             kept: 0,
             duplicates: 0,
@@ -255,15 +308,7 @@ impl Accumulator {
         (kind as u64) << 32 | m as u64
     }
 
-    fn partial(&mut self, key: PartialKey) -> u32 {
-        let partials = &mut self.partials;
-        *self.index.entry(key).or_insert_with(|| {
-            partials.push((key, [0; 13]));
-            (partials.len() - 1) as u32
-        })
-    }
-
-    /// Adds the records of one object (string ids from `from`), in object order, leaving out
+    /// Adds the records of one object or batch (string ids from `from`), in order, leaving out
     /// those already seen (3.3: the first one is kept).
     #[allow(clippy::needless_range_loop)] // one index walks many parallel columns
     pub fn add(&mut self, rec: &Records, from: &Dict) {
@@ -292,7 +337,6 @@ impl Accumulator {
                 self.duplicates += 1;
                 continue;
             }
-            let seq = self.kept;
             self.kept += 1;
             let cand = self.candidate([
                 remap[rec.email[i] as usize],
@@ -314,13 +358,7 @@ impl Accumulator {
             if !in_range {
                 self.outside += 1;
             }
-
-            // 3.6: what the record contributes, and to which model or tool.
-            let (model, tool) = (remap[rec.model[i] as usize], remap[rec.tool[i] as usize]);
-            let (typ, decision) = (remap[rec.typ[i] as usize], remap[rec.decision[i] as usize]);
-            let mut m: Measures = [0; 13];
-            m[slot::RECORDS as usize] = 1;
-            let mut key = PartialKey {
+            let group = Group {
                 date,
                 session,
                 own: if session == sym::NONE {
@@ -328,149 +366,258 @@ impl Accumulator {
                 } else {
                     BY_SESSION
                 },
-                model: 0,
-                tool: 0,
-                class: PLAIN,
             };
-            let mut feeds = slot::NONE;
+            let (model, tool) = (remap[rec.model[i] as usize], remap[rec.tool[i] as usize]);
+            let (typ, decision) = (remap[rec.typ[i] as usize], remap[rec.decision[i] as usize]);
+
             if kind == EVENT {
+                if !in_range {
+                    continue;
+                }
                 if name == sym::API_REQUEST {
-                    key.model = or_unknown(model);
-                    m[slot::REQUESTS as usize] = 1;
-                    m[slot::SPEND as usize] = to_pico(rec.cost[i].unwrap_or(0.0));
-                    m[slot::INPUT as usize] = rec.input_tokens[i].unwrap_or(0);
-                    m[slot::OUTPUT as usize] = rec.output_tokens[i].unwrap_or(0);
-                    m[slot::CACHE_READ as usize] = rec.cache_read_tokens[i].unwrap_or(0);
-                    m[slot::CACHE_CREATION as usize] = rec.cache_creation_tokens[i].unwrap_or(0);
+                    let r = self.models.row((group, or_unknown(model)));
+                    let tokens = [
+                        rec.input_tokens[i],
+                        rec.output_tokens[i],
+                        rec.cache_read_tokens[i],
+                        rec.cache_creation_tokens[i],
+                    ];
+                    self.models.add(r, by_model::REQUESTS, 1);
+                    self.models
+                        .add(r, by_model::EV_SPEND, to_pico(rec.cost[i].unwrap_or(0.0)));
+                    for (k, t) in tokens.iter().enumerate() {
+                        self.models
+                            .add(r, by_model::EV_SPEND + 1 + k as u8, t.unwrap_or(0));
+                    }
+                    self.models.add(r, by_model::EV_RECORDS, 1);
                 } else if name == sym::TOOL_DECISION && edit_tool(tool) {
-                    key.tool = tool;
+                    let r = self.tools.row((group, tool));
                     match decision {
-                        sym::ACCEPT => m[slot::ACCEPTED as usize] = 1,
-                        sym::REJECT => m[slot::REJECTED as usize] = 1,
+                        sym::ACCEPT => self.tools.add(r, by_tool::EV_ACCEPTED, 1),
+                        sym::REJECT => self.tools.add(r, by_tool::EV_REJECTED, 1),
                         _ => {}
                     }
+                    self.tools.add(r, by_tool::EV_RECORDS, 1);
+                } else {
+                    let r = self.plain.row(group);
+                    self.plain.add(r, plain::RECORDS, 1);
                 }
-            } else if kind == METRIC {
-                feeds = match name {
-                    sym::M_COST => slot::SPEND,
-                    sym::M_TOKEN => match typ {
-                        sym::INPUT => slot::INPUT,
-                        sym::OUTPUT => slot::OUTPUT,
-                        sym::CACHE_READ => slot::CACHE_READ,
-                        sym::CACHE_CREATION => slot::CACHE_CREATION,
-                        _ => slot::NONE,
-                    },
-                    sym::M_DECISION if edit_tool(tool) => match decision {
-                        sym::ACCEPT => slot::ACCEPTED,
-                        sym::REJECT => slot::REJECTED,
-                        _ => slot::NONE,
-                    },
-                    sym::M_LINES => match typ {
-                        sym::ADDED => slot::LINES_ACCEPTED,
-                        sym::REMOVED => slot::LINES_REMOVED,
-                        _ => slot::NONE,
-                    },
-                    sym::M_COMMIT => slot::COMMITS,
-                    sym::M_PR => slot::PULL_REQUESTS,
-                    _ => slot::NONE,
-                };
-                if name == sym::M_COST || name == sym::M_TOKEN {
-                    key.class = UNLESS_REQUEST;
-                    key.model = or_unknown(model);
-                } else if name == sym::M_DECISION && edit_tool(tool) {
-                    key.class = UNLESS_DECISION;
-                    key.tool = tool;
-                }
+                continue;
             }
-            let cumulative = kind == METRIC && rec.temporality[i] == CUMULATIVE;
-            if feeds != slot::NONE && !cumulative {
-                m[feeds as usize] = measure(feeds, rec.value[i]);
+            if kind != METRIC {
+                continue;
             }
-            let partial = if in_range {
-                let p = self.partial(key);
-                let row = &mut self.partials[p as usize].1;
-                for (a, b) in row.iter_mut().zip(m) {
-                    *a = a.wrapping_add(b);
-                }
-                p
-            } else {
-                u32::MAX
+            // 3.6: what a metric point feeds.
+            let feed = match name {
+                sym::M_COST => Some(Feed::Model(by_model::MET_SPEND)),
+                sym::M_TOKEN => Some(Feed::Model(match typ {
+                    sym::INPUT => by_model::MET_SPEND + 1,
+                    sym::OUTPUT => by_model::MET_SPEND + 2,
+                    sym::CACHE_READ => by_model::MET_SPEND + 3,
+                    sym::CACHE_CREATION => by_model::MET_SPEND + 4,
+                    _ => u8::MAX,
+                })),
+                sym::M_DECISION if edit_tool(tool) => Some(Feed::Tool(match decision {
+                    sym::ACCEPT => by_tool::MET_ACCEPTED,
+                    sym::REJECT => by_tool::MET_REJECTED,
+                    _ => u8::MAX,
+                })),
+                sym::M_LINES => Some(Feed::Plain(match typ {
+                    sym::ADDED => plain::LINES_ACCEPTED,
+                    sym::REMOVED => plain::LINES_REMOVED,
+                    _ => u8::MAX,
+                })),
+                sym::M_COMMIT => Some(Feed::Plain(plain::COMMITS)),
+                sym::M_PR => Some(Feed::Plain(plain::PULL_REQUESTS)),
+                _ => None,
             };
-            // A cumulative point's increment needs its series' previous point: kept, also outside
-            // the dates, where it is the base of the next one.
-            if feeds != slot::NONE && cumulative {
+            let row = if !in_range {
+                u32::MAX
+            } else {
+                match feed {
+                    Some(Feed::Model(_)) => {
+                        let r = self.models.row((group, or_unknown(model)));
+                        self.models.add(r, by_model::MET_RECORDS, 1);
+                        r
+                    }
+                    Some(Feed::Tool(_)) => {
+                        let r = self.tools.row((group, tool));
+                        self.tools.add(r, by_tool::MET_RECORDS, 1);
+                        r
+                    }
+                    Some(Feed::Plain(_)) | None => {
+                        let r = self.plain.row(group);
+                        self.plain.add(r, plain::RECORDS, 1);
+                        r
+                    }
+                }
+            };
+            let Some(feed) = feed.filter(|f| {
+                !matches!(
+                    f,
+                    Feed::Model(u8::MAX) | Feed::Tool(u8::MAX) | Feed::Plain(u8::MAX)
+                )
+            }) else {
+                continue;
+            };
+            if rec.temporality[i] == CUMULATIVE {
+                // Its increment needs the series' previous point: kept, also outside the dates,
+                // where it is the base of the next one.
+                let next = self.series_feed.len() as u32;
+                let series = *self
+                    .series
+                    .entry((name, rec.series[i], rec.start_ns[i]))
+                    .or_insert(next);
+                if series == next {
+                    self.series_feed.push(feed);
+                }
                 self.cumulative.push(CumulativePoint {
-                    name,
-                    series: rec.series[i],
-                    start_ns: rec.start_ns[i],
+                    series,
+                    row,
                     time_ns,
-                    seq,
                     value: rec.value[i],
-                    partial,
-                    slot: feeds,
                 });
+            } else if row != u32::MAX {
+                self.feed(feed, row, rec.value[i]);
             }
+        }
+    }
+
+    fn feed(&mut self, feed: Feed, row: u32, inc: f64) {
+        match feed {
+            Feed::Model(s) => self
+                .models
+                .add(row, s, measure(s == by_model::MET_SPEND, inc)),
+            Feed::Tool(s) => self.tools.add(row, s, measure(false, inc)),
+            Feed::Plain(s) => self.plain.add(row, s, measure(false, inc)),
         }
     }
 
     /// Applies the whole-run rules and returns the facts, sorted by date, member, session,
     /// model and tool.
     pub fn finish(mut self) -> Result<Facts> {
+        tracing::debug!(
+            "merged: {} records kept, {} dedup keys (capacity {}), {}/{}/{} partial rows by model/tool/other, {} cumulative points in {} series, {} sessions, {} strings",
+            self.kept,
+            self.seen.len(),
+            self.seen.capacity(),
+            self.models.rows.len(),
+            self.tools.rows.len(),
+            self.plain.rows.len(),
+            self.cumulative.len(),
+            self.series_feed.len(),
+            self.best.len(),
+            self.dict.len()
+        );
+        drop(std::mem::take(&mut self.seen));
+        drop(std::mem::take(&mut self.series));
+        for idx in [&mut self.models.index, &mut self.tools.index] {
+            drop(std::mem::take(idx));
+        }
+        drop(std::mem::take(&mut self.plain.index));
+
         // 3.4: a cumulative point's increment is its value minus the previous point of its series
         // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
+        // The sort is stable: points of equal time keep their order of arrival.
         let mut points = std::mem::take(&mut self.cumulative);
-        points.sort_unstable_by_key(|p| (p.name, p.series, p.start_ns, p.time_ns, p.seq));
-        let mut prev: Option<(u32, u64, i64, f64)> = None;
+        points.sort_by_key(|p| (p.series, p.time_ns));
+        let mut prev: Option<(u32, f64)> = None;
         for p in &points {
-            let key = (p.name, p.series, p.start_ns);
-            let mut inc = p.value;
-            if let Some((n0, s0, t0, v0)) = prev {
-                if (n0, s0, t0) == key && p.value >= v0 {
-                    inc = p.value - v0;
-                }
-            }
-            prev = Some((key.0, key.1, key.2, p.value));
-            if p.partial != u32::MAX {
-                let a = &mut self.partials[p.partial as usize].1[p.slot as usize];
-                *a = a.wrapping_add(measure(p.slot, inc));
+            let inc = match prev {
+                Some((s, v0)) if s == p.series && p.value >= v0 => p.value - v0,
+                _ => p.value,
+            };
+            prev = Some((p.series, p.value));
+            if p.row != u32::MAX {
+                self.feed(self.series_feed[p.series as usize], p.row, inc);
             }
         }
         drop(points);
 
         // 3.6: which (session, day) groups have events that take precedence over metrics.
-        let group = |k: &PartialKey| (k.date, k.session, k.own);
-        let mut flags: Map<(i32, u32, u32), (bool, bool)> = Map::default();
-        for (k, _) in &self.partials {
-            if k.class == PLAIN && (k.model != 0 || k.tool != 0) {
-                let f = flags.entry(group(k)).or_default();
-                f.0 |= k.model != 0;
-                f.1 |= k.tool != 0;
+        let mut has_req: Set<Group> = Set::default();
+        let mut has_dec: Set<Group> = Set::default();
+        for ((g, _), m) in &self.models.rows {
+            if m[by_model::EV_RECORDS as usize] > 0 {
+                has_req.insert(*g);
             }
         }
-        // Partial rows → fact rows: the member of the session, and metric rows that events
-        // override keep only their record count, under no model or tool.
-        let mut rows: BTreeMap<(i32, u32, u32, u32, u32), Measures> = BTreeMap::new();
-        let mut records_used = 0u64;
-        for (k, mut m) in std::mem::take(&mut self.partials) {
-            let (has_req, has_dec) = flags.get(&group(&k)).copied().unwrap_or_default();
-            let (mut model, mut tool) = (k.model, k.tool);
-            if (k.class == UNLESS_REQUEST && has_req) || (k.class == UNLESS_DECISION && has_dec) {
-                (model, tool) = (0, 0);
-                m = std::array::from_fn(|i| if i == slot::RECORDS as usize { m[i] } else { 0 });
+        for ((g, _), m) in &self.tools.rows {
+            if m[by_tool::EV_RECORDS as usize] > 0 {
+                has_dec.insert(*g);
             }
-            let member = if k.own == BY_SESSION {
-                (self.best[&k.session] & 0xffff_ffff) as u32
+        }
+        // Partial rows → fact rows (date, member, session, model, tool): the member of the
+        // session; metric points that events override count as records only, under no model or
+        // tool.
+        let member_of = |g: &Group| {
+            if g.own == BY_SESSION {
+                (self.best[&g.session] & 0xffff_ffff) as u32
             } else {
-                k.own
-            };
-            records_used += m[slot::RECORDS as usize] as u64;
+                g.own
+            }
+        };
+        let mut rows: BTreeMap<(i32, u32, u32, u32, u32), Measures> = BTreeMap::new();
+        let mut emit = |g: &Group, model: u32, tool: u32, m: Measures| {
+            if m[out::RECORDS] == 0 {
+                return;
+            }
             let row = rows
-                .entry((k.date, member, k.session, model, tool))
+                .entry((g.date, member_of(g), g.session, model, tool))
                 .or_insert([0; 13]);
             for (a, b) in row.iter_mut().zip(m) {
                 *a = a.wrapping_add(b);
             }
+        };
+        let records_only = |n: i64| std::array::from_fn(|i| if i == out::RECORDS { n } else { 0 });
+        for ((g, model), p) in &self.models.rows {
+            let use_metrics = !has_req.contains(g);
+            let mut m: Measures = [0; 13];
+            m[out::REQUESTS] = p[by_model::REQUESTS as usize];
+            for k in 0..5 {
+                m[out::SPEND + k] = p[by_model::EV_SPEND as usize + k]
+                    + if use_metrics {
+                        p[by_model::MET_SPEND as usize + k]
+                    } else {
+                        0
+                    };
+            }
+            let met_records = p[by_model::MET_RECORDS as usize];
+            m[out::RECORDS] =
+                p[by_model::EV_RECORDS as usize] + if use_metrics { met_records } else { 0 };
+            emit(g, *model, sym::NONE, m);
+            if !use_metrics {
+                emit(g, sym::NONE, sym::NONE, records_only(met_records));
+            }
         }
+        for ((g, tool), p) in &self.tools.rows {
+            let use_metrics = !has_dec.contains(g);
+            let mut m: Measures = [0; 13];
+            let met = |s: u8| if use_metrics { p[s as usize] } else { 0 };
+            m[out::ACCEPTED] = p[by_tool::EV_ACCEPTED as usize] + met(by_tool::MET_ACCEPTED);
+            m[out::REJECTED] = p[by_tool::EV_REJECTED as usize] + met(by_tool::MET_REJECTED);
+            m[out::RECORDS] = p[by_tool::EV_RECORDS as usize] + met(by_tool::MET_RECORDS);
+            emit(g, sym::NONE, *tool, m);
+            if !use_metrics {
+                emit(
+                    g,
+                    sym::NONE,
+                    sym::NONE,
+                    records_only(p[by_tool::MET_RECORDS as usize]),
+                );
+            }
+        }
+        for (g, p) in &self.plain.rows {
+            let mut m: Measures = [0; 13];
+            m[out::LINES_ACCEPTED] = p[plain::LINES_ACCEPTED as usize];
+            m[out::LINES_REMOVED] = p[plain::LINES_REMOVED as usize];
+            m[out::COMMITS] = p[plain::COMMITS as usize];
+            m[out::PULL_REQUESTS] = p[plain::PULL_REQUESTS as usize];
+            m[out::RECORDS] = p[plain::RECORDS as usize];
+            emit(g, sym::NONE, sym::NONE, m);
+        }
+        drop(emit);
+        let records_used = rows.values().map(|m| m[out::RECORDS] as u64).sum();
         let df = self.frame(&rows)?;
         Ok(Facts {
             df,

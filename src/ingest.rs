@@ -12,7 +12,7 @@ use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
 use crate::source::{decompress, Location};
 
 /// Compressed bytes decoded per blocking task.
-const BATCH_BYTES: u64 = 4 << 20;
+const BATCH_BYTES: u64 = 1 << 20;
 
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
@@ -42,6 +42,8 @@ pub struct Ingested {
     pub bad_lines: Vec<BadLine>,
 }
 
+/// What a batch of objects decoded into: one decoder (columns and dictionary) for all of them,
+/// so that many small objects do not each hold a dictionary and half-empty column buffers.
 struct ObjectOutput {
     decoder: ObjectDecoder,
     lines_read: u64,
@@ -49,14 +51,27 @@ struct ObjectOutput {
     bad_lines: Vec<BadLine>,
 }
 
+impl ObjectOutput {
+    fn new(ctx: DecodeContext) -> Self {
+        ObjectOutput {
+            decoder: ObjectDecoder::new(ctx),
+            lines_read: 0,
+            lines_parsed: 0,
+            bad_lines: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
+    let mut out = ObjectOutput::new(ctx);
+    decode_into(&mut out, key, bytes);
+    out
+}
+
+/// Decodes one object's lines into `out`, in order.
+fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
     let d = decompress(bytes);
-    let mut out = ObjectOutput {
-        decoder: ObjectDecoder::new(ctx),
-        lines_read: 0,
-        lines_parsed: 0,
-        bad_lines: Vec::new(),
-    };
     let data = &d.data[..];
     // A truncated stream's last line is incomplete: only lines ended by a newline are used.
     let (complete, tail) = match (&d.truncated, data.iter().rposition(|&b| b == b'\n')) {
@@ -65,7 +80,14 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
         (None, _) => (data, &data[..0]),
     };
     let mut n_lines = 0;
-    for (i, raw) in complete.split(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', complete).chain(
+        // The last line, when the object does not end with a newline.
+        (!complete.is_empty() && !complete.ends_with(b"\n")).then_some(complete.len()),
+    );
+    for (i, end) in ends.enumerate() {
+        let raw = &complete[start..end];
+        start = end + 1;
         n_lines = i + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -108,13 +130,12 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
         out.lines_read += 1;
         out.bad_lines.push(BadLine {
             object: key.to_string(),
-            line_no: n_lines.max(1),
+            line_no: n_lines + 1,
             reasons: vec![Reason::Truncated],
             detail: format!("compressed stream ends early: {err}"),
             text: tail.to_vec(),
         });
     }
-    out
 }
 
 /// Reads and decodes every task, `concurrency` batches at a time, and folds the records into
@@ -166,10 +187,11 @@ pub async fn ingest(
                     .await?;
                 let n_objects = fetched.len();
                 let outs = tokio::task::spawn_blocking(move || {
-                    fetched
-                        .iter()
-                        .map(|(key, bytes)| decode_object(key, bytes, ctx))
-                        .collect::<Vec<_>>()
+                    let mut out = ObjectOutput::new(ctx);
+                    for (key, bytes) in &fetched {
+                        decode_into(&mut out, key, bytes);
+                    }
+                    out
                 })
                 .await
                 .map_err(|e| Error::Other(format!("decoding failed: {e}")))?;
@@ -190,47 +212,41 @@ pub async fn ingest(
 
     // Batches are folded in task order on a thread of their own, while the next ones are read
     // and decoded; at most two wait for it.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ObjectDecoder>>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ObjectDecoder>(2);
     let merger = std::thread::spawn(move || {
-        while let Some(batch) = rx.blocking_recv() {
-            for d in batch {
-                acc.add(&d.records, &d.dict);
-            }
+        while let Some(d) = rx.blocking_recv() {
+            acc.add(&d.records, &d.dict);
         }
         acc
     });
     let mut counts = Counts::default();
     let mut bad_lines = Vec::new();
-    while let Some(outs) = outputs.next().await {
-        let outs = outs?;
-        let mut decoders = Vec::with_capacity(outs.len());
-        for o in outs {
-            counts.lines_read += o.lines_read;
-            counts.lines_parsed += o.lines_parsed;
-            counts.records_parsed += o.decoder.counts.records_parsed;
-            counts.records_ignored += o.decoder.counts.records_ignored;
-            counts.records_rejected += o.decoder.counts.records_rejected;
-            for (_, reason) in &o.decoder.rejected {
-                *counts
-                    .rejected_by_reason
-                    .entry(reason.to_string())
-                    .or_default() += 1;
-            }
-            for b in &o.bad_lines {
-                if b.reasons.iter().all(Reason::is_line_level) {
-                    counts.lines_quarantined += 1;
-                    *counts
-                        .quarantined_by_reason
-                        .entry(b.reasons[0].to_string())
-                        .or_default() += 1;
-                } else {
-                    counts.lines_with_rejected_records += 1;
-                }
-            }
-            bad_lines.extend(o.bad_lines);
-            decoders.push(o.decoder);
+    while let Some(o) = outputs.next().await {
+        let o = o?;
+        counts.lines_read += o.lines_read;
+        counts.lines_parsed += o.lines_parsed;
+        counts.records_parsed += o.decoder.counts.records_parsed;
+        counts.records_ignored += o.decoder.counts.records_ignored;
+        counts.records_rejected += o.decoder.counts.records_rejected;
+        for (_, reason) in &o.decoder.rejected {
+            *counts
+                .rejected_by_reason
+                .entry(reason.to_string())
+                .or_default() += 1;
         }
-        if tx.send(decoders).await.is_err() {
+        for b in &o.bad_lines {
+            if b.reasons.iter().all(Reason::is_line_level) {
+                counts.lines_quarantined += 1;
+                *counts
+                    .quarantined_by_reason
+                    .entry(b.reasons[0].to_string())
+                    .or_default() += 1;
+            } else {
+                counts.lines_with_rejected_records += 1;
+            }
+        }
+        bad_lines.extend(o.bad_lines);
+        if tx.send(o.decoder).await.is_err() {
             break; // the merger is gone: its panic is reported below
         }
     }

@@ -165,6 +165,15 @@ impl Records {
 pub struct Seen(std::collections::HashSet<u128, ahash::RandomState>);
 
 impl Seen {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
     /// Records a key; false if it was seen before.
     pub fn insert(&mut self, kind: u8, name: u32, session: u32, time_ns: i64, dkey: u64) -> bool {
         let half = |seed: u64| {
