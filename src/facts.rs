@@ -333,7 +333,11 @@ impl Accumulator {
             let (kind, time_ns) = (rec.kind[i], rec.time_ns[i]);
             let name = remap[rec.name[i] as usize];
             let session = remap[rec.session[i] as usize];
-            if !self.seen.insert(kind, name, session, time_ns, rec.dkey[i]) {
+            let date = rec.date[i];
+            if !self
+                .seen
+                .insert(date, kind, name, session, time_ns, rec.dkey[i])
+            {
                 self.duplicates += 1;
                 continue;
             }
@@ -353,7 +357,6 @@ impl Accumulator {
                     self.agents.insert(session);
                 }
             }
-            let date = rec.date[i];
             let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi);
             if !in_range {
                 self.outside += 1;

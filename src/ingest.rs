@@ -142,7 +142,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
 /// `acc` in task order (so that the first of two duplicates is always the same one).
 /// With `progress`, a progress bar on stderr (a terminal); otherwise a log line per tenth.
 pub async fn ingest(
-    tasks: Vec<Task>,
+    tasks: Arc<Vec<Task>>,
     ctx: DecodeContext,
     concurrency: usize,
     progress: bool,
@@ -164,37 +164,54 @@ pub async fn ingest(
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // Objects go to the CPU in batches of about BATCH_BYTES: fetched concurrently, decoded in
     // one blocking task, so that many small objects do not cost a thread hand-off each.
-    let mut batches: Vec<Vec<Task>> = Vec::new();
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
     let mut size = 0u64;
-    for t in tasks {
-        if batches.is_empty() || size >= BATCH_BYTES {
-            batches.push(Vec::new());
-            size = 0;
+    for (i, t) in tasks.iter().enumerate() {
+        match batches.last_mut() {
+            Some(b) if size < BATCH_BYTES => b.end = i + 1,
+            _ => {
+                batches.push(i..i + 1);
+                size = 0;
+            }
         }
         size += t.meta.size;
-        batches.last_mut().expect("a batch").push(t);
     }
     let mut outputs = futures::stream::iter(batches)
         .map(|batch| {
             let done = done.clone();
             let bar = bar.clone();
+            let tasks = tasks.clone();
             async move {
-                let fetched =
-                    futures::future::try_join_all(batch.into_iter().map(|task| async move {
-                        let bytes = task.location.get(&task.meta.location).await?;
-                        Ok::<_, Error>((task.meta.location.to_string(), bytes))
-                    }))
-                    .await?;
-                let n_objects = fetched.len();
+                let n_objects = batch.len();
+                // Local files are read by the decoding thread itself; other stores through
+                // their API, concurrently.
+                let fetched = if tasks[batch.start].location.local.is_some() {
+                    None
+                } else {
+                    Some(
+                        futures::future::try_join_all(tasks[batch.clone()].iter().map(
+                            |task| async move { task.location.get(&task.meta.location).await },
+                        ))
+                        .await?,
+                    )
+                };
                 let outs = tokio::task::spawn_blocking(move || {
                     let mut out = ObjectOutput::new(ctx);
-                    for (key, bytes) in &fetched {
-                        decode_into(&mut out, key, bytes);
+                    for (k, task) in tasks[batch].iter().enumerate() {
+                        let key = task.meta.location.as_ref();
+                        match &fetched {
+                            Some(f) => decode_into(&mut out, key, &f[k]),
+                            None => decode_into(
+                                &mut out,
+                                key,
+                                &task.location.read_local(&task.meta.location)?,
+                            ),
+                        }
                     }
-                    out
+                    Ok::<_, Error>(out)
                 })
                 .await
-                .map_err(|e| Error::Other(format!("decoding failed: {e}")))?;
+                .map_err(|e| Error::Other(format!("decoding failed: {e}")))??;
                 let before = done.fetch_add(n_objects, std::sync::atomic::Ordering::Relaxed);
                 let n = before + n_objects;
                 let step = (total / 10).max(1);

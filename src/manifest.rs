@@ -2,7 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::ingest::Task;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct Counts {
@@ -33,12 +38,46 @@ impl Counts {
     }
 }
 
+/// One input object as the manifest lists it.
 #[derive(Debug, Clone, Serialize)]
-pub struct InputObject {
+pub struct InputObject<'a> {
     pub key: String,
     pub size: u64,
-    pub etag: Option<String>,
+    pub etag: Option<&'a str>,
     pub last_modified: String,
+}
+
+/// The objects a run read, written one by one from the listing itself: a run can read hundreds
+/// of thousands, and a second copy of their names would cost hundreds of megabytes.
+#[derive(Clone, Default)]
+pub struct InputObjects(pub Arc<Vec<Task>>);
+
+impl fmt::Debug for InputObjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} input objects", self.0.len())
+    }
+}
+
+impl InputObject<'_> {
+    pub fn of(t: &Task) -> InputObject<'_> {
+        let key = t.meta.location.as_ref();
+        let rel = key
+            .strip_prefix(t.location.prefix.as_ref())
+            .unwrap_or(key)
+            .trim_start_matches('/');
+        InputObject {
+            key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
+            size: t.meta.size,
+            etag: t.meta.e_tag.as_deref(),
+            last_modified: t.meta.last_modified.to_rfc3339(),
+        }
+    }
+}
+
+impl Serialize for InputObjects {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(InputObject::of))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +109,7 @@ pub struct Manifest {
     pub roles: Vec<String>,
     pub objects: ObjectCounts,
     pub counts: Counts,
-    pub input_objects: Vec<InputObject>,
+    pub input_objects: InputObjects,
     pub outputs: Vec<OutputFile>,
     pub error: Option<String>,
 }

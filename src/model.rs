@@ -161,26 +161,40 @@ impl Records {
 /// The identities of the records kept so far (contract 3.3: kind, name, session, time and the
 /// record's own key), as 128-bit hashes: two independent 64-bit hashes, so that two different
 /// records never meet by accident in practice (about 10^-20 for a billion records).
+/// One set per day of the records: a record's day follows from its time, so duplicates always
+/// meet in the same set, and each set grows (and is rehashed) alone, not a single set holding
+/// every record.
 #[derive(Default)]
-pub struct Seen(std::collections::HashSet<u128, ahash::RandomState>);
+pub struct Seen(std::collections::HashMap<i32, HashSet128, ahash::RandomState>);
+type HashSet128 = std::collections::HashSet<u128, ahash::RandomState>;
 
 impl Seen {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.values().map(|s| s.len()).sum()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
     pub fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.0.values().map(|s| s.capacity()).sum()
     }
     /// Records a key; false if it was seen before.
-    pub fn insert(&mut self, kind: u8, name: u32, session: u32, time_ns: i64, dkey: u64) -> bool {
+    pub fn insert(
+        &mut self,
+        date: i32,
+        kind: u8,
+        name: u32,
+        session: u32,
+        time_ns: i64,
+        dkey: u64,
+    ) -> bool {
         let half = |seed: u64| {
             ahash::RandomState::with_seeds(seed, !seed, seed.rotate_left(17), 0x9e37_79b9)
                 .hash_one((kind, name, session, time_ns, dkey)) as u128
         };
         self.0
+            .entry(date)
+            .or_default()
             .insert(half(0x5851_f42d_4c95_7f2d) << 64 | half(0x1405_7b7e_f767_814f))
     }
 }

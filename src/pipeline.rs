@@ -11,7 +11,7 @@ use polars::prelude::*;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::ingest::{ingest, BadLine, Task};
-use crate::manifest::{InputObject, Manifest, ObjectCounts, OutputFile};
+use crate::manifest::{InputObjects, Manifest, ObjectCounts, OutputFile};
 use crate::otlp::{max_time_for, DecodeContext};
 use crate::policy::Policy;
 use crate::publish::{self, Lock, Publisher};
@@ -167,6 +167,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             });
         }
     }
+    tasks.shrink_to_fit();
     objects.read = tasks.len() as u64;
     tracing::info!(
         "listed {} objects: reading {}, {} not telemetry, {} outside the arrival window",
@@ -196,22 +197,8 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let result: Result<RunOutcome> = async {
         publish::recover(&output).await?;
 
-        let input_objects: Vec<InputObject> = tasks
-            .iter()
-            .map(|t| {
-                let key = t.meta.location.as_ref();
-                let rel = key
-                    .strip_prefix(t.location.prefix.as_ref())
-                    .unwrap_or(key)
-                    .trim_start_matches('/');
-                InputObject {
-                    key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
-                    size: t.meta.size,
-                    etag: t.meta.e_tag.clone(),
-                    last_modified: t.meta.last_modified.to_rfc3339(),
-                }
-            })
-            .collect();
+        let tasks = Arc::new(tasks);
+
 
         let ctx = DecodeContext {
             tz: cfg.tz,
@@ -221,7 +208,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let phase = Instant::now();
         let acc = facts::Accumulator::new(&roster, cfg.range);
-        let ing = ingest(tasks, ctx, concurrency, progress, acc).await?;
+        let ing = ingest(tasks.clone(), ctx, concurrency, progress, acc).await?;
         let ing_records = ing.acc.kept();
         tracing::info!(
             "decoded {ing_records} records from {} lines in {:.2}s",
@@ -266,7 +253,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             roles: roles.clone(),
             objects,
             counts,
-            input_objects,
+            input_objects: InputObjects(tasks.clone()),
             outputs: Vec::new(),
             error: None,
         };
@@ -369,6 +356,8 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
                 publisher.stage(&rel, html.into_bytes()).await?;
             }
         }
+        // The tables are written: their memory goes before the manifest's is needed.
+        drop((tables, all_facts, facts));
         publisher.commit().await?;
         write_manifest(&output, &mut manifest).await?;
         tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());

@@ -18,6 +18,9 @@ pub struct Location {
     pub url: String,
     pub store: Arc<dyn ObjectStore>,
     pub prefix: Path,
+    /// The same store when it is a local directory: its files can be read without a thread
+    /// hand-off per object.
+    pub local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 impl std::fmt::Debug for Location {
@@ -59,6 +62,7 @@ impl Location {
             Ok((bucket.to_string(), prefix))
         };
         let bad = |e: object_store::Error| Error::usage(format!("cannot open {url:?}: {e}"));
+        let mut local = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme {
             "s3" | "s3a" => {
                 let (bucket, prefix) = bucket_and_prefix(rest)?;
@@ -100,8 +104,11 @@ impl Location {
                 }
                 let abs = std::fs::canonicalize(path)
                     .map_err(|e| Error::usage(format!("cannot open {url:?}: {e}")))?;
-                let s = object_store::local::LocalFileSystem::new_with_prefix(&abs).map_err(bad)?;
-                (Arc::new(s), Path::default())
+                let s = Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(&abs).map_err(bad)?,
+                );
+                local = Some(s.clone());
+                (s, Path::default())
             }
             other => {
                 return Err(Error::usage(format!(
@@ -113,6 +120,7 @@ impl Location {
             url: url.to_string(),
             store,
             prefix,
+            local,
         })
     }
 
@@ -145,6 +153,26 @@ impl Location {
             .await
             .map_err(|e| Error::store(path.as_ref(), e))?;
         r.bytes().await.map_err(|e| Error::store(path.as_ref(), e))
+    }
+
+    /// Reads an object of a local directory on the calling thread (see `local`).
+    pub fn read_local(&self, path: &Path) -> Result<Vec<u8>> {
+        let fs = self
+            .local
+            .as_ref()
+            .ok_or_else(|| Error::Other(format!("{} is not a local directory", self.url)))?;
+        let file = fs
+            .path_to_filesystem(path)
+            .map_err(|e| Error::store(path.as_ref(), e))?;
+        std::fs::read(&file).map_err(|e| {
+            Error::store(
+                path.as_ref(),
+                object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            )
+        })
     }
 
     pub async fn put(&self, path: &Path, data: Vec<u8>) -> Result<()> {
