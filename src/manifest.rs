@@ -91,7 +91,10 @@ pub struct OutputFile {
 pub struct ObjectCounts {
     pub listed: u64,
     pub not_telemetry: u64,
+    /// Listed objects whose arrival day lies outside the window.
     pub skipped_by_arrival_partition: u64,
+    /// `year=`/`month=`/`day=` directories outside the window, not listed at all.
+    pub partitions_skipped: u64,
     pub read: u64,
 }
 

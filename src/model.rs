@@ -218,8 +218,8 @@ mod tests {
     #[test]
     fn seen_keys_differ_by_every_part() {
         let mut seen = Seen::default();
-        assert!(seen.insert(EVENT, 1, 2, 3, 4));
-        assert!(!seen.insert(EVENT, 1, 2, 3, 4));
+        assert!(seen.insert(7, EVENT, 1, 2, 3, 4));
+        assert!(!seen.insert(7, EVENT, 1, 2, 3, 4));
         for (k, n, s, t, d) in [
             (METRIC, 1, 2, 3, 4),
             (EVENT, 9, 2, 3, 4),
@@ -227,7 +227,8 @@ mod tests {
             (EVENT, 1, 2, 9, 4),
             (EVENT, 1, 2, 3, 9),
         ] {
-            assert!(seen.insert(k, n, s, t, d), "{k} {n} {s} {t} {d}");
+            assert!(seen.insert(7, k, n, s, t, d), "{k} {n} {s} {t} {d}");
         }
+        assert_eq!(seen.len(), 6);
     }
 }

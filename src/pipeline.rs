@@ -148,7 +148,9 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let mut objects = ObjectCounts::default();
     let mut tasks = Vec::new();
     for loc in &inputs {
-        for meta in loc.list().await? {
+        let (metas, skipped) = loc.list_window(arrival_window).await?;
+        objects.partitions_skipped += skipped;
+        for meta in metas {
             objects.listed += 1;
             let key = meta.location.as_ref();
             if !is_telemetry_key(key) {
@@ -170,11 +172,12 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     tasks.shrink_to_fit();
     objects.read = tasks.len() as u64;
     tracing::info!(
-        "listed {} objects: reading {}, {} not telemetry, {} outside the arrival window",
+        "listed {} objects: reading {}, {} not telemetry, {} outside the arrival window ({} partitions outside it not listed)",
         objects.listed,
         objects.read,
         objects.not_telemetry,
-        objects.skipped_by_arrival_partition
+        objects.skipped_by_arrival_partition,
+        objects.partitions_skipped
     );
 
     // The output: locked against other runs, interrupted publishes completed first.
@@ -303,7 +306,14 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         })
         .expect("meta serialises");
         publisher.stage(FACTS_META, meta).await?;
+        let phase = Instant::now();
         let mut frames = stored_facts(&output, &recomputed).await?;
+        tracing::info!(
+            "read {} stored fact rows of {} dates in {:.2}s",
+            frames.iter().map(|f| f.height()).sum::<usize>(),
+            frames.len(),
+            phase.elapsed().as_secs_f64()
+        );
         frames.push(facts.df.clone());
         let all_facts = concat(
             frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
@@ -315,6 +325,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let tables = reports::build(&all_facts, &roster)?;
         tracing::info!("built the tables in {:.2}s", phase.elapsed().as_secs_f64());
         let built_at = Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let phase = Instant::now();
         for role in &roles {
             let access = policy
                 .access(role)
@@ -356,6 +367,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
                 publisher.stage(&rel, html.into_bytes()).await?;
             }
         }
+        tracing::info!("wrote the tables in {:.2}s", phase.elapsed().as_secs_f64());
         // The tables are written: their memory goes before the manifest's is needed.
         drop((tables, all_facts, facts));
         publisher.commit().await?;

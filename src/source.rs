@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
 
@@ -144,6 +144,76 @@ impl Location {
             .map_err(|e| classify(&self.url, e))?;
         v.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(v)
+    }
+
+    /// Lists the objects under the location, sorted by key, walking the Collector's
+    /// `year=/month=/day=` partitions: those wholly outside `window` (days of arrival) are not
+    /// listed at all, and the day partitions are listed concurrently (one listing per day
+    /// rather than one long paginated listing). Directories of any other name are listed whole.
+    /// Returns the objects and how many partition directories were left out.
+    pub async fn list_window(
+        &self,
+        window: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<(Vec<ObjectMeta>, u64)> {
+        let (lo, hi) = window.unwrap_or((NaiveDate::MIN, NaiveDate::MAX));
+        let mut objects = Vec::new();
+        let mut skipped = 0u64;
+        let mut whole: Vec<Path> = Vec::new();
+        // (directory, year and month of the partitions above it)
+        let root = (!self.prefix.as_ref().is_empty()).then(|| self.prefix.clone());
+        let mut walk: Vec<(Option<Path>, Option<i32>, Option<u32>)> = vec![(root, None, None)];
+        while let Some((dir, year, month)) = walk.pop() {
+            let r = self
+                .store
+                .list_with_delimiter(dir.as_ref())
+                .await
+                .map_err(|e| classify(&self.url, e))?;
+            objects.extend(r.objects);
+            for sub in r.common_prefixes {
+                let name = sub.filename().unwrap_or_default().to_string();
+                let value = |k: &str| name.strip_prefix(k).and_then(|v| v.parse::<u32>().ok());
+                // The first and last day a partition directory can hold, when it is one.
+                let span = match (year, month) {
+                    (None, None) => value("year=").and_then(|y| {
+                        let y = y as i32;
+                        Some((
+                            NaiveDate::from_ymd_opt(y, 1, 1)?,
+                            NaiveDate::from_ymd_opt(y, 12, 31)?,
+                            (Some(y), None),
+                        ))
+                    }),
+                    (Some(y), None) => value("month=").and_then(|m| {
+                        let first = NaiveDate::from_ymd_opt(y, m, 1)?;
+                        let next = first.checked_add_months(chrono::Months::new(1))?;
+                        Some((first, next.pred_opt()?, (Some(y), Some(m))))
+                    }),
+                    (Some(y), Some(m)) => value("day=").and_then(|d| {
+                        let day = NaiveDate::from_ymd_opt(y, m, d)?;
+                        Some((day, day, (Some(y), Some(m))))
+                    }),
+                    (None, Some(_)) => None,
+                };
+                match span {
+                    Some((first, last, _)) if last < lo || first > hi => skipped += 1,
+                    Some((first, last, (y, m))) if first != last => walk.push((Some(sub), y, m)),
+                    _ => whole.push(sub),
+                }
+            }
+        }
+        let lists: Vec<Vec<ObjectMeta>> = futures::stream::iter(whole)
+            .map(|dir| async move {
+                self.store
+                    .list(Some(&dir))
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| classify(&self.url, e))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        objects.extend(lists.into_iter().flatten());
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok((objects, skipped))
     }
 
     pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {

@@ -155,11 +155,34 @@ fn a_nightly_run_reads_only_the_arrival_partitions_that_can_hold_its_day() {
     let m = manifest(&out);
     let o = &m["objects"];
     let n = |k: &str| o[k].as_u64().unwrap();
-    assert_eq!(
-        n("listed"),
-        n("read") + n("skipped_by_arrival_partition") + n("not_telemetry")
-    );
-    assert!(n("skipped_by_arrival_partition") > n("read"), "{o}");
+    // Partitions outside [D-1, D+3] are not even listed: every object listed lies inside.
+    assert_eq!(n("listed"), n("read") + n("not_telemetry"));
+    assert_eq!(n("skipped_by_arrival_partition"), 0);
+    let files = walk(&data.join("telemetry"));
+    let in_window = |p: &&PathBuf| {
+        let k = p.to_str().unwrap();
+        k.contains("month=10/")
+            && ["12", "13", "14", "15", "16"]
+                .iter()
+                .any(|d| k.contains(&format!("day={d}/")))
+    };
+    assert_eq!(files.iter().filter(in_window).count() as u64, n("listed"));
+    assert!(files.len() as u64 > 2 * n("listed"), "{o}");
+    // Left out: each day directory of October outside the window, and each other month.
+    let dirs = |p: &Path| -> Vec<String> {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let year = data.join("telemetry/year=2026");
+    let other_months = dirs(&year).iter().filter(|m| *m != "month=10").count();
+    let other_days = dirs(&year.join("month=10"))
+        .iter()
+        .filter(|d| !["day=12", "day=13", "day=14", "day=15", "day=16"].contains(&d.as_str()))
+        .count();
+    assert!(other_days >= 2, "{other_days}");
+    assert_eq!(n("partitions_skipped"), (other_months + other_days) as u64);
     for obj in m["input_objects"].as_array().unwrap() {
         let key = obj["key"].as_str().unwrap();
         let day = key.split("day=").nth(1).unwrap()[..2]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmark: rebuild every table from a year of stored daily facts of a large organisation.
+#
+# Generates two days of telemetry for BENCH_MEMBERS members (default 5000), runs the first day
+# to store its facts, copies that day's facts to the BENCH_FACT_DAYS - 2 days before it (each
+# copy with its own session ids, as a new day's sessions would be), then times a nightly run of
+# the last day: it decodes one day of telemetry, reads every stored date and rebuilds all tables.
+# Prints the phase times from the run's log, the wall time and the peak RSS.
+#
+#   scripts/bench_reports.sh                                  # 5000 members, 365 days
+#   BENCH_MEMBERS=50 BENCH_FACT_DAYS=40 scripts/bench_reports.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MEMBERS=${BENCH_MEMBERS:-5000}
+DAYS=${BENCH_FACT_DAYS:-365}
+WORK=${BENCH_DIR:-$(mktemp -d)}
+BIN=${CC_ANALYTICS_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -q
+  BIN=target/release/cc-analytics
+fi
+python3 -c "import pyarrow" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyarrow
+LAST=2026-11-24
+FIRST=$(date -d "$LAST - 1 day" +%F)
+rm -rf "$WORK/data" "$WORK/out"
+mkdir -p "$WORK"
+
+echo "generating $MEMBERS members x 2 days, storing the facts of $FIRST ..." >&2
+"$BIN" -q generate --output "$WORK/data" --members "$MEMBERS" --days 2 --start "$FIRST" --compression gz --seed 7
+"$BIN" -q run --input "$WORK/data/telemetry" --output "$WORK/out" --date "$FIRST" --no-dashboard
+
+echo "copying them to the $((DAYS - 2)) days before ..." >&2
+python3 - "$WORK/out/_facts" "$FIRST" "$DAYS" <<'PY'
+import datetime, os, sys
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+root, first, days = sys.argv[1], datetime.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
+src = pq.read_table(f"{root}/date={first}/facts.parquet")
+for i in range(1, days - 1):
+    d = first - datetime.timedelta(days=i)
+    t = src.set_column(src.schema.get_field_index("date"), src.schema.field("date"),
+                       pa.array([d] * src.num_rows, pa.date32()))
+    s = src.schema.get_field_index("session")
+    t = t.set_column(s, src.schema.field("session"), pc.binary_join_element_wise(src["session"], f"d{i}", "-"))
+    os.makedirs(f"{root}/date={d}", exist_ok=True)
+    pq.write_table(t, f"{root}/date={d}/facts.parquet", compression="zstd")
+print(f"{src.num_rows:,} fact rows per day, {src.num_rows * (days - 1):,} stored", file=sys.stderr)
+PY
+
+/usr/bin/time -v "$BIN" run --input "$WORK/data/telemetry" --output "$WORK/out" --date "$LAST" --no-dashboard \
+  > "$WORK/run.out" 2> "$WORK/run.log"
+wall=$(grep "Elapsed (wall clock)" "$WORK/run.log" | awk -F': ' '{print $2}' \
+  | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
+rss=$(grep "Maximum resident set size" "$WORK/run.log" | awk -F': ' '{print $2}')
+phase() { grep -o "$1 in [0-9.]*s" "$WORK/run.log" | tail -1 | grep -o "[0-9.]*s$" || echo "?"; }
+stored=$(grep -o "read [0-9]* stored fact rows of [0-9]* dates" "$WORK/run.log" | tail -1)
+echo "members: $MEMBERS   stored: $stored"
+echo "read stored facts:        $(phase 'dates')"
+echo "built the tables:         $(phase 'built the tables')"
+echo "wrote the tables:         $(phase 'wrote the tables')"
+echo "whole nightly run:        ${wall}s (decoding one day of telemetry included)"
+echo "peak RSS:                 $((rss / 1024)) MB"
