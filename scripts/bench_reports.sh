@@ -34,16 +34,20 @@ python3 - "$WORK/out/_facts" "$FIRST" "$DAYS" <<'PY'
 import datetime, os, sys
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 root, first, days = sys.argv[1], datetime.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
-src = pq.read_table(f"{root}/date={first}/facts.parquet")
+frames = {n: pq.read_table(f"{root}/date={first}/{n}.parquet") for n in ("sessions", "models", "tools")}
 for i in range(1, days - 1):
     d = first - datetime.timedelta(days=i)
-    t = src.set_column(src.schema.get_field_index("date"), src.schema.field("date"),
-                       pa.array([d] * src.num_rows, pa.date32()))
-    s = src.schema.get_field_index("session")
-    t = t.set_column(s, src.schema.field("session"), pc.binary_join_element_wise(src["session"], f"d{i}", "-"))
     os.makedirs(f"{root}/date={d}", exist_ok=True)
-    pq.write_table(t, f"{root}/date={d}/facts.parquet", compression="zstd")
-print(f"{src.num_rows:,} fact rows per day, {src.num_rows * (days - 1):,} stored", file=sys.stderr)
+    for name, src in frames.items():
+        t = src.set_column(src.schema.get_field_index("date"), src.schema.field("date"),
+                           pa.array([d] * src.num_rows, pa.date32()))
+        if name == "sessions":
+            s = src.schema.get_field_index("session")
+            t = t.set_column(s, src.schema.field("session"),
+                             pc.binary_join_element_wise(src["session"], f"d{i}", "-"))
+        pq.write_table(t, f"{root}/date={d}/{name}.parquet", compression="zstd")
+n = frames["sessions"].num_rows
+print(f"{n:,} session fact rows per day, {n * (days - 1):,} stored", file=sys.stderr)
 PY
 
 /usr/bin/time -v "$BIN" run --input "$WORK/data/telemetry" --output "$WORK/out" --date "$LAST" --no-dashboard \

@@ -56,6 +56,17 @@ pub mod fcol {
         RECORDS,
     ];
     pub const RECORDS: &str = "records";
+    /// Measures of the per-model facts.
+    pub const MODEL_MEASURES: [&str; 6] = [
+        REQUESTS,
+        SPEND_PICO,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+        CACHE_READ_TOKENS,
+        CACHE_CREATION_TOKENS,
+    ];
+    /// Measures of the per-tool facts.
+    pub const TOOL_MEASURES: [&str; 2] = [ACCEPTED, REJECTED];
 }
 
 pub const PICO_PER_USD: f64 = 1e12;
@@ -68,9 +79,91 @@ pub struct Member {
     pub role: Option<String>,
 }
 
+/// Facts at the three grains the reports need, each row with its date:
+/// - `sessions`: one row per (date, member, session) with every measure, records without a
+///   session as one row per (date, member); every date with records has rows here;
+/// - `models`: per (date, model), the spend measures;
+/// - `tools`: per (date, edit tool), the decisions.
+///
+/// Finer rows (per session and model, say) would only be summed away again: a year of a large
+/// organisation's facts stays a few million rows.
+#[derive(Clone)]
+pub struct FactSet {
+    pub sessions: DataFrame,
+    pub models: DataFrame,
+    pub tools: DataFrame,
+}
+
+impl FactSet {
+    /// The stored names of the frames, in the order of `from_frames`.
+    pub const NAMES: [&'static str; 3] = ["sessions", "models", "tools"];
+
+    /// The frames by their stored names.
+    pub fn named(&self) -> [(&'static str, &DataFrame); 3] {
+        let [a, b, c] = Self::NAMES;
+        [(a, &self.sessions), (b, &self.models), (c, &self.tools)]
+    }
+
+    /// Builds a set from frames in the order of `named`.
+    pub fn from_frames(mut frames: Vec<DataFrame>) -> FactSet {
+        let tools = frames.pop().expect("three frames");
+        let models = frames.pop().expect("three frames");
+        let sessions = frames.pop().expect("three frames");
+        FactSet {
+            sessions,
+            models,
+            tools,
+        }
+    }
+
+    /// The rows of one date.
+    pub fn on(&self, d: NaiveDate) -> Result<FactSet> {
+        let pick = |df: &DataFrame| {
+            df.clone()
+                .lazy()
+                .filter(col(fcol::DATE).eq(lit(d)))
+                .collect()
+        };
+        Ok(FactSet {
+            sessions: pick(&self.sessions)?,
+            models: pick(&self.models)?,
+            tools: pick(&self.tools)?,
+        })
+    }
+
+    /// The dates that have rows, in order.
+    pub fn dates(&self) -> Result<Vec<NaiveDate>> {
+        let d = self
+            .sessions
+            .column(fcol::DATE)?
+            .unique()?
+            .sort(Default::default())?;
+        Ok(d.as_materialized_series()
+            .date()?
+            .as_date_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// All sets' rows together.
+    pub fn concat(sets: Vec<FactSet>) -> Result<FactSet> {
+        let mut parts: [Vec<LazyFrame>; 3] = Default::default();
+        for s in sets {
+            parts[0].push(s.sessions.lazy());
+            parts[1].push(s.models.lazy());
+            parts[2].push(s.tools.lazy());
+        }
+        let mut out = Vec::new();
+        for p in parts {
+            out.push(concat(p, UnionArgs::default())?.collect()?);
+        }
+        Ok(FactSet::from_frames(out))
+    }
+}
+
 /// Facts and the record counts of the transform.
 pub struct Facts {
-    pub df: DataFrame,
+    pub set: FactSet,
     pub records_used: u64,
     pub records_outside_range: u64,
 }
@@ -560,16 +653,35 @@ impl Accumulator {
                 g.own
             }
         };
-        let mut rows: BTreeMap<(i32, u32, u32, u32, u32), Measures> = BTreeMap::new();
+        let mut sessions: BTreeMap<(i32, u32, u32), Measures> = BTreeMap::new();
+        let mut models: BTreeMap<(i32, u32), [i64; 6]> = BTreeMap::new();
+        let mut tools: BTreeMap<(i32, u32), [i64; 2]> = BTreeMap::new();
+        fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) {
+            for (a, b) in row.iter_mut().zip(m) {
+                *a = a.wrapping_add(*b);
+            }
+        }
+        // A fact (date, member, session, model, tool) with measures `m`, summed into each grain.
         let mut emit = |g: &Group, model: u32, tool: u32, m: Measures| {
             if m[out::RECORDS] == 0 {
                 return;
             }
-            let row = rows
-                .entry((g.date, member_of(g), g.session, model, tool))
-                .or_insert([0; 13]);
-            for (a, b) in row.iter_mut().zip(m) {
-                *a = a.wrapping_add(b);
+            let (date, member) = (g.date, member_of(g));
+            add(
+                sessions.entry((date, member, g.session)).or_insert([0; 13]),
+                &m,
+            );
+            if model != sym::NONE {
+                add(
+                    models.entry((date, model)).or_insert([0; 6]),
+                    &m[out::REQUESTS..=out::SPEND + 4],
+                );
+            }
+            if tool != sym::NONE {
+                add(
+                    tools.entry((date, tool)).or_insert([0; 2]),
+                    &m[out::ACCEPTED..=out::REJECTED],
+                );
             }
         };
         let records_only = |n: i64| std::array::from_fn(|i| if i == out::RECORDS { n } else { 0 });
@@ -620,26 +732,29 @@ impl Accumulator {
             emit(g, sym::NONE, sym::NONE, m);
         }
         drop(emit);
-        let records_used = rows.values().map(|m| m[out::RECORDS] as u64).sum();
-        let df = self.frame(&rows)?;
+        let records_used = sessions.values().map(|m| m[out::RECORDS] as u64).sum();
+        let set = self.frames(&sessions, &models, &tools)?;
         Ok(Facts {
-            df,
+            set,
             records_used,
             records_outside_range: self.outside,
         })
     }
 
-    /// Fact rows with their strings: the stable, run-independent form stored under `_facts/`.
-    fn frame(&self, rows: &BTreeMap<(i32, u32, u32, u32, u32), Measures>) -> Result<DataFrame> {
+    /// The fact frames with their strings: the stable, run-independent form stored under
+    /// `_facts/`.
+    fn frames(
+        &self,
+        sessions: &BTreeMap<(i32, u32, u32), Measures>,
+        models: &BTreeMap<(i32, u32), [i64; 6]>,
+        tools: &BTreeMap<(i32, u32), [i64; 2]>,
+    ) -> Result<FactSet> {
         let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
-        let member = |k: &(i32, u32, u32, u32, u32)| &self.members[k.1 as usize];
-        let keys: Vec<_> = rows.keys().collect();
+        let dates = |keys: Vec<i32>| Column::new(fcol::DATE.into(), keys).cast(&DataType::Date);
+        let member = |k: &(i32, u32, u32)| &self.members[k.1 as usize];
+        let keys: Vec<_> = sessions.keys().collect();
         let mut columns = vec![
-            Column::new(
-                fcol::DATE.into(),
-                keys.iter().map(|k| k.0).collect::<Vec<i32>>(),
-            )
-            .cast(&DataType::Date)?,
+            dates(keys.iter().map(|k| k.0).collect())?,
             Column::new(
                 fcol::MEMBER.into(),
                 keys.iter()
@@ -668,22 +783,49 @@ impl Accumulator {
                     .map(|k| k.2 != sym::NONE && self.agents.contains(&k.2))
                     .collect::<Vec<_>>(),
             ),
-            Column::new(
-                fcol::MODEL.into(),
-                keys.iter().map(|k| text(k.3)).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                fcol::TOOL.into(),
-                keys.iter().map(|k| text(k.4)).collect::<Vec<_>>(),
-            ),
         ];
         for (i, name) in fcol::MEASURES.iter().enumerate() {
             columns.push(Column::new(
                 (*name).into(),
-                rows.values().map(|m| m[i]).collect::<Vec<i64>>(),
+                sessions.values().map(|m| m[i]).collect::<Vec<i64>>(),
             ));
         }
-        Ok(DataFrame::new_infer_height(columns)?)
+        let sessions = DataFrame::new_infer_height(columns)?;
+
+        let mut columns = vec![
+            dates(models.keys().map(|k| k.0).collect())?,
+            Column::new(
+                fcol::MODEL.into(),
+                models.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
+            ),
+        ];
+        for (i, name) in fcol::MODEL_MEASURES.iter().enumerate() {
+            columns.push(Column::new(
+                (*name).into(),
+                models.values().map(|m| m[i]).collect::<Vec<i64>>(),
+            ));
+        }
+        let models = DataFrame::new_infer_height(columns)?;
+
+        let mut columns = vec![
+            dates(tools.keys().map(|k| k.0).collect())?,
+            Column::new(
+                fcol::TOOL.into(),
+                tools.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
+            ),
+        ];
+        for (i, name) in fcol::TOOL_MEASURES.iter().enumerate() {
+            columns.push(Column::new(
+                (*name).into(),
+                tools.values().map(|m| m[i]).collect::<Vec<i64>>(),
+            ));
+        }
+        let tools = DataFrame::new_infer_height(columns)?;
+        Ok(FactSet {
+            sessions,
+            models,
+            tools,
+        })
     }
 }
 
@@ -755,7 +897,7 @@ pub(crate) mod tests {
         }
         let duplicates = acc.duplicates();
         let facts = acc.finish().unwrap();
-        let reports = crate::reports::build(&facts.df, &roster).unwrap();
+        let reports = crate::reports::build(&facts.set, &roster).unwrap();
         (facts, duplicates, reports)
     }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Days, NaiveDate, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use polars::prelude::*;
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::facts::FactSet;
 use crate::ingest::{ingest, BadLine, Task};
 use crate::manifest::{InputObjects, Manifest, ObjectCounts, OutputFile};
 use crate::otlp::{max_time_for, DecodeContext};
@@ -79,17 +80,22 @@ pub struct RunOutcome {
 const FACTS_DIR: &str = "_facts";
 const FACTS_META: &str = "_facts/_meta.json";
 
-fn facts_path(d: NaiveDate) -> String {
-    format!("{FACTS_DIR}/date={d}/facts.parquet")
+fn facts_path(d: NaiveDate, frame: &str) -> String {
+    format!("{FACTS_DIR}/date={d}/{frame}.parquet")
 }
+
+/// Version of the stored facts' layout: facts of another layout are refused, not misread.
+const FACTS_LAYOUT: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FactsMeta {
     timezone: String,
+    #[serde(default)]
+    layout: u32,
 }
 
 /// Facts stored by earlier runs, except for `skip` dates (those this run recomputes).
-async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<DataFrame>> {
+async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<FactSet>> {
     let prefix = out.child(FACTS_DIR);
     let metas: Vec<object_store::ObjectMeta> = out
         .store
@@ -97,23 +103,30 @@ async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<
         .try_collect()
         .await
         .map_err(|e| Error::store(prefix.as_ref(), e))?;
-    let mut frames = Vec::new();
-    for m in metas {
-        let key = m.location.as_ref();
-        let Some(day) = key
-            .split('/')
-            .find_map(|p| p.strip_prefix("date="))
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        else {
-            continue;
-        };
-        if skip.contains(&day) || !key.ends_with(".parquet") {
-            continue;
-        }
-        let bytes = out.get(&m.location).await?;
-        frames.push(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?);
-    }
-    Ok(frames)
+    let days: BTreeSet<NaiveDate> = metas
+        .iter()
+        .filter_map(|m| {
+            m.location
+                .as_ref()
+                .split('/')
+                .find_map(|p| p.strip_prefix("date="))
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        })
+        .filter(|d| !skip.contains(d))
+        .collect();
+    // Fetched a few dates at a time (object stores answer faster in parallel), in date order.
+    futures::stream::iter(days)
+        .map(|d| async move {
+            let mut frames = Vec::new();
+            for name in FactSet::NAMES {
+                let bytes = out.get(&out.child(&facts_path(d, name))).await?;
+                frames.push(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?);
+            }
+            Ok::<_, Error>(FactSet::from_frames(frames))
+        })
+        .buffered(8)
+        .try_collect()
+        .await
 }
 
 pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<RunOutcome> {
@@ -186,6 +199,12 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     if let Ok(bytes) = output.get(&meta_path).await {
         let meta: FactsMeta = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Other(format!("bad {FACTS_META}: {e}")))?;
+        if meta.layout != FACTS_LAYOUT {
+            return Err(Error::usage(format!(
+                "{} holds daily facts in an older layout, from an earlier version of cc-analytics; write to a new output, or remove its {FACTS_DIR}/ and backfill the dates again",
+                cfg.output
+            )));
+        }
         if meta.timezone != cfg.tz.name() {
             return Err(Error::usage(format!(
                 "{} holds facts computed in time zone {}; run with --timezone {} or use another output",
@@ -226,22 +245,11 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         counts.records_outside_range = facts.records_outside_range;
         tracing::info!(
             "built {} fact rows in {:.2}s",
-            facts.df.height(),
+            facts.set.sessions.height(),
             phase.elapsed().as_secs_f64()
         );
 
-        let dates: Vec<NaiveDate> = {
-            let d = facts
-                .df
-                .column(facts::fcol::DATE)?
-                .unique()?
-                .sort(Default::default())?;
-            d.as_materialized_series()
-                .date()?
-                .as_date_iter()
-                .flatten()
-                .collect()
-        };
+        let dates: Vec<NaiveDate> = facts.set.dates()?;
 
         let mut manifest = Manifest {
             run_id: run_id.clone(),
@@ -291,35 +299,32 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let mut publisher = Publisher::new(&output, &run_id);
         let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
         for d in &dates {
-            let mut day = facts
-                .df
-                .clone()
-                .lazy()
-                .filter(col(facts::fcol::DATE).eq(lit(*d)))
-                .collect()?;
-            publisher
-                .stage(&facts_path(*d), parquet_bytes(&mut day, "facts")?)
-                .await?;
+            let day = facts.set.on(*d)?;
+            for (name, df) in day.named() {
+                publisher
+                    .stage(
+                        &facts_path(*d, name),
+                        parquet_bytes(&mut df.clone(), &format!("facts_{name}"))?,
+                    )
+                    .await?;
+            }
         }
         let meta = serde_json::to_vec(&FactsMeta {
             timezone: cfg.tz.name().to_string(),
+            layout: FACTS_LAYOUT,
         })
         .expect("meta serialises");
         publisher.stage(FACTS_META, meta).await?;
         let phase = Instant::now();
-        let mut frames = stored_facts(&output, &recomputed).await?;
+        let mut sets = stored_facts(&output, &recomputed).await?;
         tracing::info!(
             "read {} stored fact rows of {} dates in {:.2}s",
-            frames.iter().map(|f| f.height()).sum::<usize>(),
-            frames.len(),
+            sets.iter().map(|f| f.sessions.height()).sum::<usize>(),
+            sets.len(),
             phase.elapsed().as_secs_f64()
         );
-        frames.push(facts.df.clone());
-        let all_facts = concat(
-            frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
-            UnionArgs::default(),
-        )?
-        .collect()?;
+        sets.push(facts.set.clone());
+        let all_facts = FactSet::concat(sets)?;
 
         let phase = Instant::now();
         let tables = reports::build(&all_facts, &roster)?;

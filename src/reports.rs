@@ -3,7 +3,7 @@
 use polars::prelude::*;
 
 use crate::error::Result;
-use crate::facts::{fcol, PICO_PER_USD};
+use crate::facts::{fcol, FactSet, PICO_PER_USD};
 use crate::roster::Roster;
 use crate::schema::{col as c, table, ALL_TOOLS};
 
@@ -91,39 +91,41 @@ fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
 }
 
 /// All seven tables, in `table::ALL` order.
-pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, DataFrame)>> {
-    let f = facts.clone().lazy();
+pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, DataFrame)>> {
+    let f = facts.sessions.clone().lazy();
     let date = || col(fcol::DATE);
 
-    // Per date: active users (distinct members) and sessions (distinct counted session ids).
-    let active = f
+    // Per (date, member): a session has one member, and one row per date in the facts, so
+    // counting rows counts distinct sessions; and each (date, member) row is one active user.
+    let per_member_day = f
         .clone()
-        .select([date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .group_by([date()])
-        .agg([len().alias(c::ACTIVE_USERS)]);
-    let sessions = f
-        .clone()
-        .filter(counted_session())
-        .select([date(), col(fcol::SESSION)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .group_by([date()])
-        .agg([len().alias(c::SESSIONS)]);
-    let per_date = f
+        .group_by([date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
+        .agg(
+            [
+                col(fcol::ROLE).first(),
+                counted_session()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias(c::SESSIONS),
+            ]
+            .into_iter()
+            .chain(sums(&MEMBER_MEASURES))
+            .collect::<Vec<_>>(),
+        )
+        // Computed once: every table but two derives from it.
+        .collect()?
+        .lazy();
+    let per_date = per_member_day
         .clone()
         .group_by([date()])
         .agg([
+            len().alias(c::ACTIVE_USERS),
+            col(c::SESSIONS).sum(),
             col(fcol::SPEND_PICO).sum(),
             col(fcol::LINES_ACCEPTED).sum(),
             col(fcol::LINES_REMOVED).sum(),
             col(fcol::ACCEPTED).sum(),
             col(fcol::REJECTED).sum(),
-        ])
-        .left_join(active, date(), date())
-        .left_join(sessions, date(), date())
-        .with_columns([
-            col(c::ACTIVE_USERS).fill_null(lit(0)),
-            col(c::SESSIONS).fill_null(lit(0)),
         ])
         .cache();
 
@@ -147,8 +149,10 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
     );
 
     let daily_spend_by_model = sorted(
-        f.clone()
-            .filter(col(fcol::MODEL).is_not_null())
+        facts
+            .models
+            .clone()
+            .lazy()
             .group_by([date(), col(fcol::MODEL)])
             .agg(sums(&SPEND_MEASURES))
             .select(
@@ -174,9 +178,10 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
                 .alias(c::ACCEPT_RATE),
         ]
     };
-    let tool_rows = f
+    let tool_rows = facts
+        .tools
         .clone()
-        .filter(col(fcol::TOOL).is_not_null())
+        .lazy()
         .group_by([date(), col(fcol::TOOL).alias(c::TOOL)])
         .agg([col(fcol::ACCEPTED).sum(), col(fcol::REJECTED).sum()])
         .filter((col(c::ACCEPTED) + col(c::REJECTED)).gt(lit(0)))
@@ -190,40 +195,25 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
         &[c::DATE, c::TOOL],
     );
 
-    let member_keys = [date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)];
     let member_daily = sorted(
-        f.clone()
-            .group_by(member_keys)
-            .agg(
-                [
-                    col(fcol::ROLE).first(),
-                    col(fcol::SESSION)
-                        .filter(counted_session())
-                        .n_unique()
-                        .alias(c::SESSIONS),
-                ]
-                .into_iter()
-                .chain(sums(&MEMBER_MEASURES))
-                .collect::<Vec<_>>(),
-            )
-            .select(
-                [
-                    vec![
-                        date(),
-                        col(fcol::MEMBER).alias(c::MEMBER),
-                        col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
-                        col(fcol::ROLE).alias(c::ROLE),
-                        i64c(c::SESSIONS),
-                    ],
-                    outputs(&MEMBER_MEASURES),
-                ]
-                .concat(),
-            ),
+        per_member_day.clone().select(
+            [
+                vec![
+                    date(),
+                    col(fcol::MEMBER).alias(c::MEMBER),
+                    col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+                    col(fcol::ROLE).alias(c::ROLE),
+                    i64c(c::SESSIONS),
+                ],
+                outputs(&MEMBER_MEASURES),
+            ]
+            .concat(),
+        ),
         &[c::DATE, c::MEMBER, c::MEMBER_TYPE],
     );
 
     let member_monthly = sorted(
-        monthly(facts, roster)?,
+        monthly(&facts.sessions, per_member_day, roster)?,
         &[c::MONTH, c::MEMBER, c::MEMBER_TYPE],
     );
 
@@ -238,27 +228,28 @@ pub fn build(facts: &DataFrame, roster: &Roster) -> Result<Vec<(&'static str, Da
     ];
     let mut out = Vec::with_capacity(tables.len());
     for (name, lf) in tables {
+        let t = std::time::Instant::now();
         out.push((name, to_usd(lf.collect()?)?));
+        tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
     }
     Ok(out)
 }
 
 /// `member_monthly`: every (month, member) with activity, plus each roster member with zeros
-/// in every month that has any data.
-fn monthly(facts: &DataFrame, roster: &Roster) -> Result<LazyFrame> {
-    let month = col(fcol::DATE).dt().truncate(lit("1mo")).alias(c::MONTH);
-    let keep = [
+/// in every month that has any data. Active days are the member's (date, member) rows; sessions
+/// are distinct session ids of the month (a session across midnight counts once).
+fn monthly(sessions: &DataFrame, per_member_day: LazyFrame, roster: &Roster) -> Result<LazyFrame> {
+    let month = || col(fcol::DATE).dt().truncate(lit("1mo")).alias(c::MONTH);
+    let keys = || [col(c::MONTH), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)];
+    let active = per_member_day.with_column(month()).select([
         col(c::MONTH),
         col(fcol::MEMBER),
         col(fcol::MEMBER_TYPE),
         col(fcol::ROLE),
-        col(fcol::SESSION),
-        col(fcol::AGENTS),
-        col(fcol::DATE),
         col(fcol::SPEND_PICO),
         col(fcol::LINES_ACCEPTED),
-    ];
-    let active = facts.clone().lazy().with_column(month).select(keep.clone());
+        lit(1i64).cast(DataType::Int64).alias(c::ACTIVE_DAYS),
+    ]);
     let months: Vec<Option<i32>> = active
         .clone()
         .select([col(c::MONTH).cast(DataType::Int32)])
@@ -285,28 +276,38 @@ fn monthly(facts: &DataFrame, roster: &Roster) -> Result<LazyFrame> {
         Column::new(fcol::MEMBER.into(), name),
         Column::new(fcol::MEMBER_TYPE.into(), typ),
         Column::new(fcol::ROLE.into(), role),
-        Column::new(fcol::SESSION.into(), vec![None::<String>; n]),
-        Column::new(fcol::AGENTS.into(), vec![false; n]),
-        Column::new(fcol::DATE.into(), vec![None::<i32>; n]).cast(&DataType::Date)?,
         Column::new(fcol::SPEND_PICO.into(), vec![0i64; n]),
         Column::new(fcol::LINES_ACCEPTED.into(), vec![0i64; n]),
+        Column::new(c::ACTIVE_DAYS.into(), vec![0i64; n]),
     ])?;
-    let all = concat([active, zeros.lazy().select(keep)], UnionArgs::default())?;
+    let month_sessions = sessions
+        .clone()
+        .lazy()
+        .filter(counted_session())
+        .select([
+            month(),
+            col(fcol::MEMBER),
+            col(fcol::MEMBER_TYPE),
+            col(fcol::SESSION),
+        ])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by(keys())
+        .agg([len().cast(DataType::Int64).alias(c::SESSIONS)]);
+    let all = concat([active, zeros.lazy()], UnionArgs::default())?;
     Ok(all
-        .group_by([col(c::MONTH), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
+        .group_by(keys())
         .agg([
             col(fcol::ROLE).drop_nulls().first(),
             col(fcol::SPEND_PICO).sum(),
             col(fcol::LINES_ACCEPTED).sum(),
-            col(fcol::SESSION)
-                .filter(counted_session())
-                .n_unique()
-                .alias(c::SESSIONS),
-            col(fcol::DATE)
-                .filter(col(fcol::DATE).is_not_null())
-                .n_unique()
-                .alias(c::ACTIVE_DAYS),
+            col(c::ACTIVE_DAYS).sum(),
         ])
+        .join(
+            month_sessions,
+            keys(),
+            keys(),
+            JoinArgs::new(JoinType::Left),
+        )
         .select([
             col(c::MONTH),
             col(fcol::MEMBER).alias(c::MEMBER),
@@ -314,7 +315,7 @@ fn monthly(facts: &DataFrame, roster: &Roster) -> Result<LazyFrame> {
             col(fcol::ROLE).alias(c::ROLE),
             spend_usd(),
             i64c(c::LINES_ACCEPTED),
-            i64c(c::SESSIONS),
+            col(c::SESSIONS).fill_null(lit(0i64)).alias(c::SESSIONS),
             i64c(c::ACTIVE_DAYS),
         ]))
 }

@@ -380,3 +380,30 @@ fn a_different_time_zone_on_stored_facts_is_refused() {
     );
     assert!(stderr(&r).contains("UTC"), "{}", stderr(&r));
 }
+
+#[test]
+fn facts_stored_in_an_older_layout_are_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = repo().join("tests/fixtures/small/input");
+    let out = dir.path().join("out");
+    let args = [
+        "run",
+        "--input",
+        fx.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    run(&args, 0);
+    let reports = |out: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        walk(&out.join("reports"))
+            .into_iter()
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let before = reports(&out);
+    // The meta file as the first version wrote it: a time zone, no layout.
+    std::fs::write(out.join("_facts/_meta.json"), r#"{"timezone":"UTC"}"#).unwrap();
+    let r = run(&args, 2);
+    assert!(stderr(&r).contains("older layout"), "{}", stderr(&r));
+    assert_eq!(reports(&out), before);
+}

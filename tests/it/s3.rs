@@ -273,13 +273,19 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
         .filter(|k| k.contains("_staging") || k.ends_with("_lock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    assert_eq!(
-        s3_list(&moto, "telemetry", "nightly/_facts")
+    // Two dates' facts, three frames each.
+    let facts: Vec<String> = s3_list(&moto, "telemetry", "nightly/_facts")
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(facts.len(), 6, "{facts:?}");
+    for frame in ["sessions", "models", "tools"] {
+        let n = facts
             .iter()
-            .filter(|k| k.ends_with(".parquet"))
-            .count(),
-        2
-    );
+            .filter(|k| k.ends_with(&format!("/{frame}.parquet")))
+            .count();
+        assert_eq!(n, 2, "{facts:?}");
+    }
 
     // A bucket that does not exist is a clear error naming it.
     let r = run_in(
