@@ -325,6 +325,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         );
         sets.push(facts.set.clone());
         let all_facts = FactSet::concat(sets)?;
+        tracing::debug!("concatenated in {:.2}s", phase.elapsed().as_secs_f64());
 
         let phase = Instant::now();
         let tables = reports::build(&all_facts, &roster)?;

@@ -1,5 +1,6 @@
 //! Facts → the seven output tables of contract 5.2, with their exact names, order and types.
 
+use chrono::Datelike;
 use polars::prelude::*;
 
 use crate::error::Result;
@@ -92,29 +93,12 @@ fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
 
 /// All seven tables, in `table::ALL` order.
 pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, DataFrame)>> {
-    let f = facts.sessions.clone().lazy();
+    let t = std::time::Instant::now();
+    let members = MemberKeys::of(&facts.sessions, roster)?;
+    let (per_member_day, month_sessions) = per_member_day(&facts.sessions, &members)?;
+    let per_member_day = per_member_day.lazy();
+    tracing::debug!("per member and day in {:.2}s", t.elapsed().as_secs_f64());
     let date = || col(fcol::DATE);
-
-    // Per (date, member): a session has one member, and one row per date in the facts, so
-    // counting rows counts distinct sessions; and each (date, member) row is one active user.
-    let per_member_day = f
-        .clone()
-        .group_by([date(), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)])
-        .agg(
-            [
-                col(fcol::ROLE).first(),
-                counted_session()
-                    .cast(DataType::Int64)
-                    .sum()
-                    .alias(c::SESSIONS),
-            ]
-            .into_iter()
-            .chain(sums(&MEMBER_MEASURES))
-            .collect::<Vec<_>>(),
-        )
-        // Computed once: every table but two derives from it.
-        .collect()?
-        .lazy();
     let per_date = per_member_day
         .clone()
         .group_by([date()])
@@ -195,27 +179,21 @@ pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, Data
         &[c::DATE, c::TOOL],
     );
 
-    let member_daily = sorted(
-        per_member_day.clone().select(
-            [
-                vec![
-                    date(),
-                    col(fcol::MEMBER).alias(c::MEMBER),
-                    col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
-                    col(fcol::ROLE).alias(c::ROLE),
-                    i64c(c::SESSIONS),
-                ],
-                outputs(&MEMBER_MEASURES),
-            ]
-            .concat(),
-        ),
-        &[c::DATE, c::MEMBER, c::MEMBER_TYPE],
+    let member_daily = per_member_day.clone().select(
+        [
+            vec![
+                date(),
+                col(fcol::MEMBER).alias(c::MEMBER),
+                col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+                col(fcol::ROLE).alias(c::ROLE),
+                i64c(c::SESSIONS),
+            ],
+            outputs(&MEMBER_MEASURES),
+        ]
+        .concat(),
     );
 
-    let member_monthly = sorted(
-        monthly(&facts.sessions, per_member_day, roster)?,
-        &[c::MONTH, c::MEMBER, c::MEMBER_TYPE],
-    );
+    let member_monthly = monthly(month_sessions, per_member_day, roster, &members.sorted)?;
 
     let tables = [
         (table::DAILY_ACTIVITY, daily_activity),
@@ -235,14 +213,233 @@ pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, Data
     Ok(out)
 }
 
+/// An integer for each (member, member_type), in the strings' byte order: grouping and sorting
+/// on it is much faster than on two string columns, and sorting by it sorts by the strings.
+const MEMBER_KEY: &str = "_member_key";
+
+struct MemberKeys {
+    /// The key of each row.
+    keys: Vec<u32>,
+    /// The (member, member_type) of each key, in key order.
+    sorted: Vec<(String, String)>,
+}
+
+impl MemberKeys {
+    /// Keys for the rows of `facts`, and for every roster member.
+    fn of(facts: &DataFrame, roster: &Roster) -> Result<MemberKeys> {
+        let member = facts.column(fcol::MEMBER)?.str()?;
+        let typ = facts.column(fcol::MEMBER_TYPE)?.str()?;
+        let mut ids: std::collections::HashMap<(&str, &str), u32, ahash::RandomState> =
+            Default::default();
+        let mut first: Vec<u32> = Vec::with_capacity(facts.height());
+        fn intern<'a>(
+            ids: &mut std::collections::HashMap<(&'a str, &'a str), u32, ahash::RandomState>,
+            k: (&'a str, &'a str),
+        ) -> u32 {
+            let n = ids.len() as u32;
+            *ids.entry(k).or_insert(n)
+        }
+        for (m, t) in member.iter().zip(typ.iter()) {
+            first.push(intern(&mut ids, (m.unwrap_or(""), t.unwrap_or(""))));
+        }
+        for r in &roster.members {
+            intern(&mut ids, (r.member.as_str(), r.member_type.as_str()));
+        }
+        let mut pairs: Vec<((&str, &str), u32)> = ids.into_iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut rank = vec![0u32; pairs.len()];
+        for (r, (_, id)) in pairs.iter().enumerate() {
+            rank[*id as usize] = r as u32;
+        }
+        Ok(MemberKeys {
+            keys: first.iter().map(|id| rank[*id as usize]).collect(),
+            sorted: pairs
+                .into_iter()
+                .map(|((m, t), _)| (m.to_string(), t.to_string()))
+                .collect(),
+        })
+    }
+}
+
+/// Per (date, member), sorted by date and member: the sum of each measure, the role, and the
+/// sessions, counted as rows (a session has one member, and one row per date in the facts), for
+/// every table but two. A single pass over the facts: a year of a large organisation's facts is
+/// millions of rows, and a group-by on a date and an integer key is all it needs.
+fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame, DataFrame)> {
+    let n = facts.height();
+    let dates = facts.column(fcol::DATE)?.cast(&DataType::Int32)?;
+    let dates: Vec<i32> = dates.i32()?.into_no_null_iter().collect();
+    let group_of = |r: usize| (dates[r] as i64) << 32 | members.keys[r] as i64;
+
+    // Rows of one (date, member) mostly sit together: find the runs of equal groups in row
+    // order, sort the runs (far fewer than rows) and number the distinct groups in sorted order.
+    let mut runs: Vec<(i64, usize)> = Vec::new(); // (group, first row)
+    let mut run_of_row: Vec<u32> = Vec::with_capacity(n);
+    for r in 0..n {
+        if r == 0 || group_of(r) != group_of(r - 1) {
+            runs.push((group_of(r), r));
+        }
+        run_of_row.push((runs.len() - 1) as u32);
+    }
+    let mut by_group: Vec<u32> = (0..runs.len() as u32).collect();
+    by_group.sort_unstable_by_key(|&i| runs[i as usize]);
+    let mut group_of_run = vec![0u32; runs.len()];
+    // Per group: its date, member key and first row (for the role).
+    let mut groups: Vec<(i32, u32, usize)> = Vec::new();
+    for (k, &i) in by_group.iter().enumerate() {
+        let (g, row) = runs[i as usize];
+        if k == 0 || runs[by_group[k - 1] as usize].0 != g {
+            groups.push((dates[row], members.keys[row], row));
+        }
+        group_of_run[i as usize] = (groups.len() - 1) as u32;
+    }
+    let gid: Vec<u32> = run_of_row
+        .iter()
+        .map(|&run| group_of_run[run as usize])
+        .collect();
+    drop(run_of_row);
+
+    // Sums, one column at a time, in row order.
+    let mut columns_out: Vec<Vec<i64>> = Vec::new();
+    let counted = facts
+        .clone()
+        .lazy()
+        .select([counted_session().alias("c")])
+        .collect()?;
+    let counted = counted.column("c")?.bool()?.clone();
+    let mut sessions_count = vec![0i64; groups.len()];
+    for (r, c) in counted.iter().enumerate() {
+        sessions_count[gid[r] as usize] += c.unwrap_or(false) as i64;
+    }
+    columns_out.push(sessions_count);
+    for m in MEMBER_MEASURES {
+        // Measures are never null: the values of each chunk, as they lie.
+        let mut sums = vec![0i64; groups.len()];
+        let mut r = 0;
+        for arr in facts.column(m)?.i64()?.downcast_iter() {
+            for &v in arr.values().iter() {
+                let a = &mut sums[gid[r] as usize];
+                *a = a.wrapping_add(v);
+                r += 1;
+            }
+        }
+        columns_out.push(sums);
+    }
+
+    // Names and roles gathered by index: no string is copied.
+    let names = DataFrame::new_infer_height(vec![
+        Column::new(
+            fcol::MEMBER.into(),
+            members
+                .sorted
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            fcol::MEMBER_TYPE.into(),
+            members
+                .sorted
+                .iter()
+                .map(|p| p.1.as_str())
+                .collect::<Vec<_>>(),
+        ),
+    ])?;
+    let key_idx = IdxCa::from_vec("k".into(), groups.iter().map(|g| g.1 as IdxSize).collect());
+    let first_idx = IdxCa::from_vec("r".into(), groups.iter().map(|g| g.2 as IdxSize).collect());
+    let names = names.take(&key_idx)?;
+    let mut columns = vec![
+        Column::new(
+            fcol::DATE.into(),
+            groups.iter().map(|g| g.0).collect::<Vec<i32>>(),
+        )
+        .cast(&DataType::Date)?,
+        Column::new(
+            MEMBER_KEY.into(),
+            groups.iter().map(|g| g.1).collect::<Vec<u32>>(),
+        ),
+        names.column(fcol::MEMBER)?.clone(),
+        names.column(fcol::MEMBER_TYPE)?.clone(),
+        facts.column(fcol::ROLE)?.take(&first_idx)?,
+    ];
+    for (name, values) in std::iter::once(c::SESSIONS)
+        .chain(MEMBER_MEASURES)
+        .zip(columns_out)
+    {
+        columns.push(Column::new(name.into(), values));
+    }
+    let per_member_day = DataFrame::new_infer_height(columns)?;
+
+    // Distinct counted session ids per (month, member): sorted by their hash, equal hashes
+    // compared as strings, so that the count is exact.
+    let sessions = facts.column(fcol::SESSION)?.str()?;
+    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let mut month_sessions: Vec<(i32, u32, u64, u32)> = Vec::new();
+    let counted_rows = counted
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.unwrap_or(false))
+        .map(|(r, _)| r);
+    let flat: Vec<&str> = sessions.iter().map(|s| s.unwrap_or("")).collect();
+    for r in counted_rows {
+        {
+            let s = flat[r];
+            month_sessions.push((
+                month_of(dates[r]),
+                members.keys[r],
+                hasher.hash_one(s),
+                r as u32,
+            ));
+        }
+    }
+    month_sessions.sort_unstable();
+    let (mut month, mut key, mut count) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, s) in month_sessions.iter().enumerate() {
+        let same_group = i > 0 && month_sessions[i - 1].0 == s.0 && month_sessions[i - 1].1 == s.1;
+        if !same_group {
+            month.push(s.0);
+            key.push(s.1);
+            count.push(0i64);
+        }
+        // New unless an earlier row of the group has the same hash and the same string.
+        let text = |r: u32| flat[r as usize];
+        let seen = month_sessions[..i]
+            .iter()
+            .rev()
+            .take_while(|p| (p.0, p.1, p.2) == (s.0, s.1, s.2))
+            .any(|p| text(p.3) == text(s.3));
+        if !seen {
+            *count.last_mut().expect("a group") += 1;
+        }
+    }
+    let month_sessions = DataFrame::new_infer_height(vec![
+        Column::new(c::MONTH.into(), month).cast(&DataType::Date)?,
+        Column::new(MEMBER_KEY.into(), key),
+        Column::new(c::SESSIONS.into(), count),
+    ])?;
+    Ok((per_member_day, month_sessions))
+}
+
+/// The first day of the month of a day (days since 1970-01-01).
+fn month_of(day: i32) -> i32 {
+    let d = chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163).expect("a valid date");
+    crate::facts::days_since_epoch(d.with_day(1).expect("day 1 exists"))
+}
+
 /// `member_monthly`: every (month, member) with activity, plus each roster member with zeros
 /// in every month that has any data. Active days are the member's (date, member) rows; sessions
 /// are distinct session ids of the month (a session across midnight counts once).
-fn monthly(sessions: &DataFrame, per_member_day: LazyFrame, roster: &Roster) -> Result<LazyFrame> {
+fn monthly(
+    month_sessions: DataFrame,
+    per_member_day: LazyFrame,
+    roster: &Roster,
+    members: &[(String, String)],
+) -> Result<LazyFrame> {
     let month = || col(fcol::DATE).dt().truncate(lit("1mo")).alias(c::MONTH);
-    let keys = || [col(c::MONTH), col(fcol::MEMBER), col(fcol::MEMBER_TYPE)];
+    let keys = || [col(c::MONTH), col(MEMBER_KEY)];
     let active = per_member_day.with_column(month()).select([
         col(c::MONTH),
+        col(MEMBER_KEY),
         col(fcol::MEMBER),
         col(fcol::MEMBER_TYPE),
         col(fcol::ROLE),
@@ -262,17 +459,24 @@ fn monthly(sessions: &DataFrame, per_member_day: LazyFrame, roster: &Roster) -> 
         .collect();
     let n = months.len() * roster.members.len();
     let mut zero_month = Vec::with_capacity(n);
-    let (mut name, mut typ, mut role) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut key, mut name, mut typ, mut role) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for m in &months {
         for r in &roster.members {
             zero_month.push(*m);
-            name.push(r.member.clone());
-            typ.push(r.member_type.clone());
+            let pair = (r.member.clone(), r.member_type.clone());
+            key.push(
+                members
+                    .binary_search(&pair)
+                    .expect("roster members have keys") as u32,
+            );
+            name.push(pair.0);
+            typ.push(pair.1);
             role.push(Some(r.role.clone()));
         }
     }
     let zeros = DataFrame::new_infer_height(vec![
         Column::new(c::MONTH.into(), zero_month).cast(&DataType::Date)?,
+        Column::new(MEMBER_KEY.into(), key),
         Column::new(fcol::MEMBER.into(), name),
         Column::new(fcol::MEMBER_TYPE.into(), typ),
         Column::new(fcol::ROLE.into(), role),
@@ -280,42 +484,31 @@ fn monthly(sessions: &DataFrame, per_member_day: LazyFrame, roster: &Roster) -> 
         Column::new(fcol::LINES_ACCEPTED.into(), vec![0i64; n]),
         Column::new(c::ACTIVE_DAYS.into(), vec![0i64; n]),
     ])?;
-    let month_sessions = sessions
-        .clone()
-        .lazy()
-        .filter(counted_session())
-        .select([
-            month(),
-            col(fcol::MEMBER),
-            col(fcol::MEMBER_TYPE),
-            col(fcol::SESSION),
-        ])
-        .unique(None, UniqueKeepStrategy::Any)
-        .group_by(keys())
-        .agg([len().cast(DataType::Int64).alias(c::SESSIONS)]);
     let all = concat([active, zeros.lazy()], UnionArgs::default())?;
-    Ok(all
+    let grouped = all
         .group_by(keys())
         .agg([
+            col(fcol::MEMBER).first(),
+            col(fcol::MEMBER_TYPE).first(),
             col(fcol::ROLE).drop_nulls().first(),
             col(fcol::SPEND_PICO).sum(),
             col(fcol::LINES_ACCEPTED).sum(),
             col(c::ACTIVE_DAYS).sum(),
         ])
         .join(
-            month_sessions,
+            month_sessions.lazy(),
             keys(),
             keys(),
             JoinArgs::new(JoinType::Left),
-        )
-        .select([
-            col(c::MONTH),
-            col(fcol::MEMBER).alias(c::MEMBER),
-            col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
-            col(fcol::ROLE).alias(c::ROLE),
-            spend_usd(),
-            i64c(c::LINES_ACCEPTED),
-            col(c::SESSIONS).fill_null(lit(0i64)).alias(c::SESSIONS),
-            i64c(c::ACTIVE_DAYS),
-        ]))
+        );
+    Ok(sorted(grouped, &[c::MONTH, MEMBER_KEY]).select([
+        col(c::MONTH),
+        col(fcol::MEMBER).alias(c::MEMBER),
+        col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+        col(fcol::ROLE).alias(c::ROLE),
+        spend_usd(),
+        i64c(c::LINES_ACCEPTED),
+        col(c::SESSIONS).fill_null(lit(0i64)).alias(c::SESSIONS),
+        i64c(c::ACTIVE_DAYS),
+    ]))
 }
