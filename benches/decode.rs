@@ -7,6 +7,10 @@ use cc_analytics::otlp::{DecodeContext, ObjectDecoder};
 use cc_analytics::source::decompress;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+// The allocator the binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sample_lines() -> Vec<String> {
     fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(p).unwrap() {

@@ -743,22 +743,33 @@ impl ObjectDecoder {
 /// OTLP documents nest about a dozen levels; anything far deeper is hostile.
 pub const MAX_DEPTH: usize = 64;
 
-/// Whether JSON text nests deeper than `MAX_DEPTH` (a byte scan, outside strings).
+/// Whether JSON text nests deeper than `MAX_DEPTH` (a byte scan, outside strings). String
+/// contents, most of an OTLP line, are skipped with `memchr` rather than walked byte by byte.
 fn too_deep(b: &[u8]) -> bool {
-    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-    for &c in b {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // To the closing quote: the next quote not escaped by a backslash.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                        None => return false,
+                        Some(k) if b[i + k] == b'\\' => {
+                            i += k + 2;
+                            if i >= b.len() {
+                                return false;
+                            }
+                        }
+                        Some(k) => {
+                            i += k + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -768,6 +779,7 @@ fn too_deep(b: &[u8]) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -973,6 +985,58 @@ mod hostile {
                     );
                 }
             }
+        }
+    }
+
+    /// The byte-by-byte scan `too_deep` replaced: the reference it must agree with.
+    fn too_deep_reference(b: &[u8]) -> bool {
+        let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+        for &c in b {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == b'\\' {
+                    esc = true;
+                } else if c == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match c {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(3000))]
+        #[test]
+        fn depth_scan_agrees_with_the_byte_by_byte_reference(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("[".to_string()),
+                    proptest::strategy::Just("{".to_string()),
+                    proptest::strategy::Just("]".to_string()),
+                    proptest::strategy::Just("\"".to_string()),
+                    proptest::strategy::Just("\\".to_string()),
+                    proptest::strategy::Just("\\\"".to_string()),
+                    "[a-z:,]{0,3}",
+                ],
+                0..200,
+            ),
+            open in 0usize..80,
+        ) {
+            let text = format!("{}{}", "[".repeat(open), parts.concat());
+            proptest::prop_assert_eq!(too_deep(text.as_bytes()), too_deep_reference(text.as_bytes()), "{}", text);
         }
     }
 

@@ -315,9 +315,19 @@ pub struct Decompressed {
 /// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz` objects
 /// with `Content-Encoding: gzip`, and some clients hand them over already decoded.
 pub fn decompress(bytes: &[u8]) -> Decompressed {
+    // The output's size: a gzip member ends with it (modulo 4 GiB; believed up to a ratio of
+    // 64, so that a forged trailer cannot make us reserve gigabytes); otherwise a guess.
+    // Reserving it whole saves growing the buffer (and copying it) as it fills.
+    let hint = match bytes.len().checked_sub(4).map(|at| &bytes[at..]) {
+        Some(t) if bytes.starts_with(&[0x1f, 0x8b]) => {
+            let isize = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
+            isize.min(bytes.len().saturating_mul(64)) + 1
+        }
+        _ => bytes.len() * 8,
+    };
     let read_all = |mut r: Box<dyn Read + '_>| {
         // read_to_end keeps what was decoded before an error: the complete part of a cut stream.
-        let mut data = Vec::with_capacity(bytes.len() * 8);
+        let mut data = Vec::with_capacity(hint);
         match r.read_to_end(&mut data) {
             Ok(_) => Decompressed {
                 data,
