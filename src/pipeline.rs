@@ -332,38 +332,52 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         tracing::info!("built the tables in {:.2}s", phase.elapsed().as_secs_f64());
         let built_at = Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
         let phase = Instant::now();
-        for role in &roles {
-            let access = policy
-                .access(role)
-                .expect("selected roles may see something");
-            let mut visible: Vec<(&'static str, DataFrame)> = Vec::new();
-            for (name, df) in &tables {
-                if !access.tables.contains(name) {
+        // Each table is encoded once per form (as is, or pseudonymised) and the same bytes are
+        // staged for every role that sees that form: roles share most tables.
+        let access: Vec<_> = roles
+            .iter()
+            .map(|r| policy.access(r).expect("selected roles may see something"))
+            .collect();
+        let mut visible: Vec<Vec<(&'static str, DataFrame)>> = vec![Vec::new(); roles.len()];
+        for (name, df) in &tables {
+            for pseudonymised in [false, true] {
+                let who: Vec<usize> = (0..roles.len())
+                    .filter(|&i| {
+                        access[i].tables.contains(name)
+                            && access[i].pseudonymise_member == pseudonymised
+                    })
+                    .collect();
+                if who.is_empty() {
                     continue;
                 }
-                let mut df = if access.pseudonymise_member {
+                let mut df = if pseudonymised {
                     pseudonymise(df, &policy)?
                 } else {
                     df.clone()
                 };
                 let rows = df.height() as u64;
-                for (ext, bytes) in [
+                let encoded = [
                     ("parquet", parquet_bytes(&mut df, name)?),
                     ("csv", csv_bytes(&mut df)?),
-                ] {
-                    let rel = format!("reports/{role}/{name}.{ext}");
-                    manifest.outputs.push(OutputFile {
-                        path: rel.clone(),
-                        rows,
-                        bytes: bytes.len() as u64,
-                    });
-                    publisher.stage(&rel, bytes).await?;
+                ];
+                for &i in &who {
+                    for (ext, bytes) in &encoded {
+                        let rel = format!("reports/{}/{name}.{ext}", roles[i]);
+                        manifest.outputs.push(OutputFile {
+                            path: rel.clone(),
+                            rows,
+                            bytes: bytes.len() as u64,
+                        });
+                        publisher.stage(&rel, bytes.clone()).await?;
+                    }
+                    visible[i].push((name, df.clone()));
                 }
-                visible.push((name, df));
             }
-            if cfg.dashboard {
+        }
+        if cfg.dashboard {
+            for (role, visible) in roles.iter().zip(&visible) {
                 // Built from this role's own (filtered, pseudonymised) tables only.
-                let html = dashboard::render(role, &visible, cfg.tz.name(), &built_at)?;
+                let html = dashboard::render(role, visible, cfg.tz.name(), &built_at)?;
                 let rel = format!("reports/{role}/dashboard.html");
                 manifest.outputs.push(OutputFile {
                     path: rel.clone(),
@@ -373,6 +387,8 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
                 publisher.stage(&rel, html.into_bytes()).await?;
             }
         }
+        drop(visible);
+        manifest.outputs.sort_by(|a, b| a.path.cmp(&b.path));
         tracing::info!("wrote the tables in {:.2}s", phase.elapsed().as_secs_f64());
         // The tables are written: their memory goes before the manifest's is needed.
         drop((tables, all_facts, facts));
