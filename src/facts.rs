@@ -731,7 +731,6 @@ impl Accumulator {
             m[out::RECORDS] = p[plain::RECORDS as usize];
             emit(g, sym::NONE, sym::NONE, m);
         }
-        drop(emit);
         let records_used = sessions.values().map(|m| m[out::RECORDS] as u64).sum();
         let set = self.frames(&sessions, &models, &tools)?;
         Ok(Facts {

@@ -38,6 +38,8 @@ pub struct Task {
 /// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {
     pub acc: Accumulator,
+    /// Metadata read with local files (their listing leaves it out): (task index, metadata).
+    pub metas: Vec<(usize, ObjectMeta)>,
     pub counts: Counts,
     pub bad_lines: Vec<BadLine>,
 }
@@ -46,6 +48,8 @@ pub struct Ingested {
 /// so that many small objects do not each hold a dictionary and half-empty column buffers.
 struct ObjectOutput {
     decoder: ObjectDecoder,
+    /// Metadata of local files, taken as they were read: (task index, metadata).
+    metas: Vec<(usize, ObjectMeta)>,
     lines_read: u64,
     lines_parsed: u64,
     bad_lines: Vec<BadLine>,
@@ -55,6 +59,7 @@ impl ObjectOutput {
     fn new(ctx: DecodeContext) -> Self {
         ObjectOutput {
             decoder: ObjectDecoder::new(ctx),
+            metas: Vec::new(),
             lines_read: 0,
             lines_parsed: 0,
             bad_lines: Vec::new(),
@@ -174,7 +179,8 @@ pub async fn ingest(
                 size = 0;
             }
         }
-        size += t.meta.size;
+        // Local listings leave sizes out (0): such objects count as a typical 2 KB.
+        size += if t.meta.size == 0 { 2048 } else { t.meta.size };
     }
     let mut outputs = futures::stream::iter(batches)
         .map(|batch| {
@@ -197,15 +203,17 @@ pub async fn ingest(
                 };
                 let outs = tokio::task::spawn_blocking(move || {
                     let mut out = ObjectOutput::new(ctx);
+                    let first = batch.start;
                     for (k, task) in tasks[batch].iter().enumerate() {
                         let key = task.meta.location.as_ref();
                         match &fetched {
                             Some(f) => decode_into(&mut out, key, &f[k]),
-                            None => decode_into(
-                                &mut out,
-                                key,
-                                &task.location.read_local(&task.meta.location)?,
-                            ),
+                            None => {
+                                let (bytes, meta) =
+                                    task.location.read_local(&task.meta.location)?;
+                                decode_into(&mut out, key, &bytes);
+                                out.metas.push((first + k, meta));
+                            }
                         }
                     }
                     Ok::<_, Error>(out)
@@ -238,8 +246,10 @@ pub async fn ingest(
     });
     let mut counts = Counts::default();
     let mut bad_lines = Vec::new();
+    let mut metas = Vec::new();
     while let Some(o) = outputs.next().await {
-        let o = o?;
+        let mut o = o?;
+        metas.append(&mut o.metas);
         counts.lines_read += o.lines_read;
         counts.lines_parsed += o.lines_parsed;
         counts.records_parsed += o.decoder.counts.records_parsed;
@@ -279,6 +289,7 @@ pub async fn ingest(
     }
     Ok(Ingested {
         acc,
+        metas,
         counts,
         bad_lines,
     })

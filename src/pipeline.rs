@@ -219,7 +219,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let result: Result<RunOutcome> = async {
         publish::recover(&output).await?;
 
-        let tasks = Arc::new(tasks);
+        let mut tasks = Arc::new(tasks);
 
 
         let ctx = DecodeContext {
@@ -230,7 +230,14 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let phase = Instant::now();
         let acc = facts::Accumulator::new(&roster, cfg.range);
-        let ing = ingest(tasks.clone(), ctx, concurrency, progress, acc).await?;
+        let mut ing = ingest(tasks.clone(), ctx, concurrency, progress, acc).await?;
+        // Local listings leave sizes, times and etags out; the reads brought them.
+        if !ing.metas.is_empty() {
+            let t = Arc::make_mut(&mut tasks);
+            for (i, meta) in ing.metas.drain(..) {
+                t[i].meta = meta;
+            }
+        }
         let ing_records = ing.acc.kept();
         tracing::info!(
             "decoded {ing_records} records from {} lines in {:.2}s",
