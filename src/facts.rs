@@ -155,7 +155,12 @@ impl FactSet {
         }
         let mut out = Vec::new();
         for p in parts {
-            out.push(concat(p, UnionArgs::default())?.collect()?);
+            // Chunks appended, not copied: the frames of a year are large.
+            let args = UnionArgs {
+                rechunk: false,
+                ..Default::default()
+            };
+            out.push(concat(p, args)?.collect()?);
         }
         Ok(FactSet::from_frames(out))
     }
