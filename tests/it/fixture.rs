@@ -113,6 +113,18 @@ fn hand_computed_tables_for_every_analytics_role() {
     assert_eq!(m["objects"]["listed"], 5);
     assert_eq!(m["objects"]["not_telemetry"], 1);
     assert_eq!(m["input_objects"].as_array().unwrap().len(), 4);
+    // Each object as it is on disk (local listings take size, time and etag from the read).
+    for o in m["input_objects"].as_array().unwrap() {
+        let key = o["key"].as_str().unwrap();
+        let meta = std::fs::metadata(key).unwrap();
+        assert_eq!(o["size"].as_u64().unwrap(), meta.len(), "{o}");
+        let mtime: chrono::DateTime<chrono::Utc> = meta.modified().unwrap().into();
+        let got =
+            chrono::DateTime::parse_from_rfc3339(o["last_modified"].as_str().unwrap()).unwrap();
+        assert_eq!(got.timestamp_micros(), mtime.timestamp_micros(), "{o}");
+        let etag = o["etag"].as_str().unwrap();
+        assert!(etag.ends_with(&format!("-{:x}", meta.len())), "{o}");
+    }
     assert_eq!(
         m["dates_recomputed"],
         serde_json::json!(["2026-10-08", "2026-10-09"])
