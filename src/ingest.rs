@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::facts::Accumulator;
 use crate::manifest::Counts;
 use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
-use crate::source::{decompress, Location};
+use crate::source::{Decompressor, Location};
 
 /// Compressed bytes decoded per blocking task.
 const BATCH_BYTES: u64 = 1 << 20;
@@ -48,6 +48,7 @@ pub struct Ingested {
 /// so that many small objects do not each hold a dictionary and half-empty column buffers.
 struct ObjectOutput {
     decoder: ObjectDecoder,
+    decompressor: Decompressor,
     /// Metadata of local files, taken as they were read: (task index, metadata).
     metas: Vec<(usize, ObjectMeta)>,
     lines_read: u64,
@@ -59,6 +60,7 @@ impl ObjectOutput {
     fn new(ctx: DecodeContext) -> Self {
         ObjectOutput {
             decoder: ObjectDecoder::new(ctx),
+            decompressor: Decompressor::default(),
             metas: Vec::new(),
             lines_read: 0,
             lines_parsed: 0,
@@ -76,7 +78,7 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
 
 /// Decodes one object's lines into `out`, in order.
 fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
-    let d = decompress(bytes);
+    let d = out.decompressor.decompress(bytes);
     let data = &d.data[..];
     // A truncated stream's last line is incomplete: only lines ended by a newline are used.
     let (complete, tail) = match (&d.truncated, data.iter().rposition(|&b| b == b'\n')) {

@@ -389,49 +389,153 @@ pub struct Decompressed {
     pub truncated: Option<String>,
 }
 
-/// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz` objects
-/// with `Content-Encoding: gzip`, and some clients hand them over already decoded.
-pub fn decompress(bytes: &[u8]) -> Decompressed {
-    // The output's size: a gzip member ends with it (modulo 4 GiB; believed up to a ratio of
-    // 64, so that a forged trailer cannot make us reserve gigabytes); otherwise a guess.
-    // Reserving it whole saves growing the buffer (and copying it) as it fills.
-    let hint = match bytes.len().checked_sub(4).map(|at| &bytes[at..]) {
-        Some(t) if bytes.starts_with(&[0x1f, 0x8b]) => {
-            let isize = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
-            isize.min(bytes.len().saturating_mul(64)) + 1
-        }
-        _ => bytes.len() * 8,
-    };
-    let read_all = |mut r: Box<dyn Read + '_>| {
-        // read_to_end keeps what was decoded before an error: the complete part of a cut stream.
-        let mut data = Vec::with_capacity(hint);
-        match r.read_to_end(&mut data) {
-            Ok(_) => Decompressed {
-                data,
-                truncated: None,
-            },
-            Err(e) => Decompressed {
-                data,
-                truncated: Some(e.to_string()),
-            },
-        }
-    };
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        read_all(Box::new(flate2::read::MultiGzDecoder::new(bytes)))
-    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        match zstd::stream::read::Decoder::new(bytes) {
-            Ok(d) => read_all(Box::new(d)),
-            Err(e) => Decompressed {
-                data: Vec::new(),
-                truncated: Some(e.to_string()),
-            },
-        }
-    } else {
-        Decompressed {
-            data: bytes.to_vec(),
-            truncated: None,
+/// Decompresses objects one after another, reusing one inflate state (set up once per batch of
+/// objects rather than once per object: most objects are small, and a fresh state costs more
+/// than inflating them).
+pub struct Decompressor {
+    inflate: flate2::Decompress,
+}
+
+impl Default for Decompressor {
+    fn default() -> Self {
+        Decompressor {
+            inflate: flate2::Decompress::new(false),
         }
     }
+}
+
+impl Decompressor {
+    /// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz`
+    /// objects with `Content-Encoding: gzip`, and some clients hand them over already decoded.
+    pub fn decompress(&mut self, bytes: &[u8]) -> Decompressed {
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            self.gunzip(bytes)
+        } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            let mut data = Vec::with_capacity(bytes.len() * 8);
+            // read_to_end keeps what was decoded before an error: the complete part of a cut
+            // stream.
+            match zstd::stream::read::Decoder::new(bytes).and_then(|mut d| d.read_to_end(&mut data))
+            {
+                Ok(_) => Decompressed {
+                    data,
+                    truncated: None,
+                },
+                Err(e) => Decompressed {
+                    data,
+                    truncated: Some(e.to_string()),
+                },
+            }
+        } else {
+            Decompressed {
+                data: bytes.to_vec(),
+                truncated: None,
+            }
+        }
+    }
+
+    /// gzip (RFC 1952), one member or several in a row. On a cut or corrupt stream, what was
+    /// inflated before the fault is kept, with the fault.
+    fn gunzip(&mut self, bytes: &[u8]) -> Decompressed {
+        // The output's size: a gzip member ends with it (modulo 4 GiB; believed up to a ratio of
+        // 64, so that a forged trailer cannot make us reserve gigabytes). Reserving it whole
+        // saves growing the buffer (and copying it) as it fills.
+        let stated = bytes.len().checked_sub(4).map_or(0, |at| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+        });
+        let mut out = Vec::with_capacity(stated.min(bytes.len().saturating_mul(64)) + 1);
+        let fault = |out: Vec<u8>, why: &str| Decompressed {
+            data: out,
+            truncated: Some(why.to_string()),
+        };
+        const EOF: &str = "unexpected end of file";
+        let mut pos = 0;
+        loop {
+            match gzip_header(&bytes[pos..]) {
+                Ok(n) => pos += n,
+                Err(e) => return fault(out, e),
+            }
+            self.inflate.reset(false);
+            let start = out.len();
+            loop {
+                if out.len() == out.capacity() {
+                    out.reserve(out.capacity().max(32 << 10));
+                }
+                let before = self.inflate.total_in();
+                let status = self.inflate.decompress_vec(
+                    &bytes[pos..],
+                    &mut out,
+                    flate2::FlushDecompress::None,
+                );
+                let used = (self.inflate.total_in() - before) as usize;
+                pos += used;
+                match status {
+                    Ok(flate2::Status::StreamEnd) => break,
+                    Ok(_) if pos >= bytes.len() && out.len() < out.capacity() => {
+                        return fault(out, EOF)
+                    }
+                    Ok(_) => {}
+                    Err(e) => return fault(out, &format!("corrupt deflate stream: {e}")),
+                }
+            }
+            // The trailer: CRC-32 and size of this member's output.
+            let Some(t) = bytes.get(pos..pos + 8) else {
+                return fault(out, EOF);
+            };
+            let mut crc = flate2::Crc::new();
+            crc.update(&out[start..]);
+            let (want_crc, want_len) = (
+                u32::from_le_bytes([t[0], t[1], t[2], t[3]]),
+                u32::from_le_bytes([t[4], t[5], t[6], t[7]]),
+            );
+            if crc.sum() != want_crc || (out.len() - start) as u32 != want_len {
+                return fault(out, "corrupt gzip stream: checksum or size does not match");
+            }
+            pos += 8;
+            if pos >= bytes.len() {
+                return Decompressed {
+                    data: out,
+                    truncated: None,
+                };
+            }
+        }
+    }
+}
+
+/// The length of the gzip member header at the start of `b` (RFC 1952 2.3).
+fn gzip_header(b: &[u8]) -> std::result::Result<usize, &'static str> {
+    const EOF: &str = "unexpected end of file";
+    if b.len() < 10 {
+        return Err(EOF);
+    }
+    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+        return Err("invalid gzip header");
+    }
+    let flags = b[3];
+    let mut p = 10;
+    if flags & 0x04 != 0 {
+        // FEXTRA: a length, then that many bytes.
+        let n = b.get(p..p + 2).ok_or(EOF)?;
+        p += 2 + u16::from_le_bytes([n[0], n[1]]) as usize;
+    }
+    for bit in [0x08, 0x10] {
+        // FNAME, FCOMMENT: zero-terminated.
+        if flags & bit != 0 {
+            let z = memchr::memchr(0, b.get(p..).ok_or(EOF)?).ok_or(EOF)?;
+            p += z + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        p += 2; // FHCRC
+    }
+    if p > b.len() {
+        return Err(EOF);
+    }
+    Ok(p)
+}
+
+/// Decompresses one object (see `Decompressor`).
+pub fn decompress(bytes: &[u8]) -> Decompressed {
+    Decompressor::default().decompress(bytes)
 }
 
 #[cfg(test)]
@@ -456,6 +560,74 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 8, 22)
         );
         assert_eq!(arrival_day("raw/2026/08/22/logs.json"), None);
+    }
+
+    /// flate2's own multi-member reader: the reference the reusing decompressor must agree with.
+    fn reference(bytes: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let ok = flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .is_ok();
+        (out, ok)
+    }
+
+    #[test]
+    fn gunzip_agrees_with_flate2_on_members_headers_and_cuts() {
+        let mut one = Decompressor::default();
+        for seed in 0..40u64 {
+            let text: Vec<u8> = (0..(seed * 997 % 20_000))
+                .map(|i| b"abcdefghij{}\"\n"[((i * 7 + seed) % 14) as usize])
+                .collect();
+            let mut b = flate2::GzBuilder::new();
+            if seed % 2 == 0 {
+                b = b.filename("logs.json").comment("c");
+            }
+            if seed % 3 == 0 {
+                b = b.extra(vec![1, 2, 3]);
+            }
+            let mut w = b.write(Vec::new(), flate2::Compression::new((seed % 9) as u32));
+            w.write_all(&text).unwrap();
+            let mut gz = w.finish().unwrap();
+            if seed % 4 == 0 {
+                // A second member.
+                let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                w.write_all(&text[..text.len() / 2]).unwrap();
+                gz.extend(w.finish().unwrap());
+            }
+            let d = one.decompress(&gz);
+            assert_eq!(
+                (d.data.clone(), d.truncated.is_none()),
+                reference(&gz),
+                "seed {seed}"
+            );
+            // (Cuts from 2 bytes on: one byte is not recognised as gzip at all.)
+            for cut in [
+                2,
+                9,
+                10,
+                gz.len() / 3,
+                gz.len() / 2,
+                gz.len() - 9,
+                gz.len() - 1,
+            ] {
+                let part = &gz[..cut.min(gz.len())];
+                let d = one.decompress(part);
+                let (want, ok) = reference(part);
+                assert_eq!(d.truncated.is_none(), ok, "seed {seed} cut {cut}");
+                // The complete part: what flate2 had inflated before the cut, at least.
+                assert!(
+                    d.data.starts_with(&want) || want.starts_with(&d.data),
+                    "seed {seed} cut {cut}"
+                );
+                assert!(text
+                    .repeat(2)
+                    .starts_with(&d.data[..d.data.len().min(text.len())]));
+            }
+            let mut bad = gz.clone();
+            let n = bad.len();
+            bad[n - 6] ^= 0xff; // the CRC
+            assert!(one.decompress(&bad).truncated.is_some(), "seed {seed}");
+        }
     }
 
     #[test]
