@@ -160,35 +160,106 @@ impl Num<'_> {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct AnyValue<'a> {
-    #[serde(rename = "stringValue", borrow, default)]
-    string_value: Option<Cow<'a, str>>,
-    #[serde(rename = "intValue", borrow, default)]
-    int_value: Option<Num<'a>>,
-    #[serde(rename = "doubleValue", borrow, default)]
-    double_value: Option<Num<'a>>,
-    #[serde(rename = "boolValue", default)]
-    bool_value: Option<bool>,
-    #[serde(rename = "arrayValue", borrow, default)]
-    array_value: Option<&'a RawValue>,
-    #[serde(rename = "kvlistValue", borrow, default)]
-    kvlist_value: Option<&'a RawValue>,
-    #[serde(rename = "bytesValue", borrow, default)]
-    bytes_value: Option<&'a RawValue>,
+/// An OTLP `AnyValue`: one of its kinds, in 40 bytes rather than a field per kind (a record
+/// carries a couple of dozen attributes, each decoded into one of these).
+#[derive(Default)]
+enum AnyValue<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Int(Num<'a>),
+    Double(Num<'a>),
+    Bool(bool),
+    /// `arrayValue`, `kvlistValue` or `bytesValue`, kept as JSON text.
+    Raw(&'a RawValue),
+}
+
+impl AnyValue<'_> {
+    /// Which kind wins when a malformed value holds several.
+    fn rank(&self) -> u8 {
+        match self {
+            AnyValue::Absent => 0,
+            AnyValue::Raw(_) => 1,
+            AnyValue::Bool(_) => 2,
+            AnyValue::Double(_) => 3,
+            AnyValue::Int(_) => 4,
+            AnyValue::Str(_) => 5,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnyValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = AnyValue<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an OTLP AnyValue object")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<AnyValue<'a>, M::Error> {
+                let mut value = AnyValue::Absent;
+                let mut seen = 0u8;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let (bit, v) = match key.as_ref() {
+                        "stringValue" => (
+                            1,
+                            map.next_value::<Option<Cow<'a, str>>>()?.map(AnyValue::Str),
+                        ),
+                        "intValue" => (2, map.next_value::<Option<Num<'a>>>()?.map(AnyValue::Int)),
+                        "doubleValue" => (
+                            4,
+                            map.next_value::<Option<Num<'a>>>()?.map(AnyValue::Double),
+                        ),
+                        "boolValue" => (8, map.next_value::<Option<bool>>()?.map(AnyValue::Bool)),
+                        "arrayValue" => (
+                            16,
+                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                        ),
+                        "kvlistValue" => (
+                            32,
+                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                        ),
+                        "bytesValue" => (
+                            64,
+                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                        ),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if seen & bit != 0 {
+                        return Err(de::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                    seen |= bit;
+                    if let Some(v) = v {
+                        if v.rank() > value.rank() {
+                            value = v;
+                        }
+                    }
+                }
+                Ok(value)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 impl AnyValue<'_> {
     fn as_str(&self) -> Option<&str> {
-        self.string_value.as_deref()
+        match self {
+            AnyValue::Str(s) => Some(s),
+            _ => None,
+        }
     }
     /// The value as text, for identity attributes that may come as numbers.
     fn to_text(&self) -> Option<Cow<'_, str>> {
-        if let Some(s) = &self.string_value {
-            return Some(Cow::Borrowed(s));
-        }
-        match (&self.int_value, &self.double_value) {
-            (Some(n), _) | (None, Some(n)) => Some(match n {
+        match self {
+            AnyValue::Str(s) => Some(Cow::Borrowed(s)),
+            AnyValue::Int(n) | AnyValue::Double(n) => Some(match n {
                 Num::Int(i) => Cow::Owned(i.to_string()),
                 Num::Float(f) => Cow::Owned(f.to_string()),
                 Num::Str(s) => Cow::Borrowed(s),
@@ -198,32 +269,23 @@ impl AnyValue<'_> {
     }
     /// A numeric attribute from `stringValue`, `intValue` or `doubleValue`.
     fn num(&self) -> Option<Num<'_>> {
-        if let Some(n) = self.int_value.as_ref().or(self.double_value.as_ref()) {
-            return Some(n.clone());
+        match self {
+            AnyValue::Int(n) | AnyValue::Double(n) => Some(n.clone()),
+            AnyValue::Str(s) => Some(Num::Str(Cow::Borrowed(s))),
+            _ => None,
         }
-        self.string_value
-            .as_ref()
-            .map(|s| Num::Str(Cow::Borrowed(s)))
     }
     fn hash_into<H: Hasher>(&self, h: &mut H) {
-        if let Some(s) = &self.string_value {
-            (0u8, s.as_ref()).hash(h);
-        } else if let Some(n) = &self.int_value {
-            match n.as_i64() {
+        match self {
+            AnyValue::Str(s) => (0u8, s.as_ref()).hash(h),
+            AnyValue::Int(n) => match n.as_i64() {
                 Some(i) => (1u8, i).hash(h),
                 None => (5u8, format!("{n:?}")).hash(h),
-            }
-        } else if let Some(n) = &self.double_value {
-            (2u8, n.as_f64().map(f64::to_bits)).hash(h);
-        } else if let Some(b) = self.bool_value {
-            (3u8, b).hash(h);
-        } else {
-            for r in [&self.array_value, &self.kvlist_value, &self.bytes_value]
-                .into_iter()
-                .flatten()
-            {
-                (4u8, r.get()).hash(h);
-            }
+            },
+            AnyValue::Double(n) => (2u8, n.as_f64().map(f64::to_bits)).hash(h),
+            AnyValue::Bool(b) => (3u8, *b).hash(h),
+            AnyValue::Raw(r) => (4u8, r.get()).hash(h),
+            AnyValue::Absent => {}
         }
     }
 }
