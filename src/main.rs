@@ -79,13 +79,14 @@ fn summary(o: &RunOutcome, output: &str, took: std::time::Duration) -> String {
             .join(", ")
     };
     let mut s = format!(
-        "cc-analytics: run {} done in {:.1}s\n  objects: {} read of {} listed ({} not telemetry, {} outside the arrival window)\n  lines:   {} read, {} parsed, {} quarantined\n  records: {} parsed: {} used, {} duplicates, {} outside the dates, {} ignored, {} rejected\n",
+        "cc-analytics: run {} done in {:.1}s\n  objects: {} read of {} listed ({} not telemetry, {} outside the arrival window; {} partitions outside it not listed)\n  lines:   {} read, {} parsed, {} quarantined\n  records: {} parsed: {} used, {} duplicates, {} outside the dates, {} ignored, {} rejected\n",
         m.run_id,
         took.as_secs_f64(),
         m.objects.read,
         m.objects.listed,
         m.objects.not_telemetry,
         m.objects.skipped_by_arrival_partition,
+        m.objects.partitions_skipped,
         c.lines_read,
         c.lines_parsed,
         c.lines_quarantined,
