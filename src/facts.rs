@@ -754,11 +754,14 @@ impl Accumulator {
         tools: &BTreeMap<(i32, u32), [i64; 2]>,
     ) -> Result<FactSet> {
         let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
-        let dates = |keys: Vec<i32>| Column::new(fcol::DATE.into(), keys).cast(&DataType::Date);
         let member = |k: &(i32, u32, u32)| &self.members[k.1 as usize];
         let keys: Vec<_> = sessions.keys().collect();
         let mut columns = vec![
-            dates(keys.iter().map(|k| k.0).collect())?,
+            Column::new(
+                fcol::DATE.into(),
+                keys.iter().map(|k| k.0).collect::<Vec<i32>>(),
+            )
+            .cast(&DataType::Date)?,
             Column::new(
                 fcol::MEMBER.into(),
                 keys.iter()
@@ -788,49 +791,55 @@ impl Accumulator {
                     .collect::<Vec<_>>(),
             ),
         ];
-        for (i, name) in fcol::MEASURES.iter().enumerate() {
-            columns.push(Column::new(
-                (*name).into(),
-                sessions.values().map(|m| m[i]).collect::<Vec<i64>>(),
-            ));
-        }
+        columns.extend(measure_columns(&fcol::MEASURES, sessions.values()));
         let sessions = DataFrame::new_infer_height(columns)?;
-
-        let mut columns = vec![
-            dates(models.keys().map(|k| k.0).collect())?,
-            Column::new(
-                fcol::MODEL.into(),
-                models.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
-            ),
-        ];
-        for (i, name) in fcol::MODEL_MEASURES.iter().enumerate() {
-            columns.push(Column::new(
-                (*name).into(),
-                models.values().map(|m| m[i]).collect::<Vec<i64>>(),
-            ));
-        }
-        let models = DataFrame::new_infer_height(columns)?;
-
-        let mut columns = vec![
-            dates(tools.keys().map(|k| k.0).collect())?,
-            Column::new(
-                fcol::TOOL.into(),
-                tools.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
-            ),
-        ];
-        for (i, name) in fcol::TOOL_MEASURES.iter().enumerate() {
-            columns.push(Column::new(
-                (*name).into(),
-                tools.values().map(|m| m[i]).collect::<Vec<i64>>(),
-            ));
-        }
-        let tools = DataFrame::new_infer_height(columns)?;
+        let models = keyed_frame(models, fcol::MODEL, &fcol::MODEL_MEASURES, text)?;
+        let tools = keyed_frame(tools, fcol::TOOL, &fcol::TOOL_MEASURES, text)?;
         Ok(FactSet {
             sessions,
             models,
             tools,
         })
     }
+}
+
+/// Measure columns, named in order, from rows of sums.
+fn measure_columns<'a, const N: usize>(
+    names: &[&str; N],
+    rows: impl Iterator<Item = &'a [i64; N]> + Clone,
+) -> Vec<Column> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Column::new(
+                (*n).into(),
+                rows.clone().map(|m| m[i]).collect::<Vec<i64>>(),
+            )
+        })
+        .collect()
+}
+
+/// Sums per (date, id) as a frame: the date, the id's text under `name`, the measures.
+fn keyed_frame<const N: usize>(
+    rows: &BTreeMap<(i32, u32), [i64; N]>,
+    name: &str,
+    measures: &[&str; N],
+    text: impl Fn(u32) -> Option<String>,
+) -> Result<DataFrame> {
+    let mut columns = vec![
+        Column::new(
+            fcol::DATE.into(),
+            rows.keys().map(|k| k.0).collect::<Vec<i32>>(),
+        )
+        .cast(&DataType::Date)?,
+        Column::new(
+            name.into(),
+            rows.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
+        ),
+    ];
+    columns.extend(measure_columns(measures, rows.values()));
+    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 #[cfg(test)]

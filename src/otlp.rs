@@ -825,32 +825,36 @@ struct Scan {
     esc: bool,
 }
 
-/// The byte-by-byte scan, from a state.
-fn too_deep_from(b: &[u8], mut s: Scan) -> bool {
-    for &c in b {
-        if s.in_str {
-            if s.esc {
-                s.esc = false;
+impl Scan {
+    /// Takes one byte; true once the text nests deeper than `MAX_DEPTH`.
+    #[inline(always)]
+    fn step(&mut self, c: u8) -> bool {
+        if self.in_str {
+            if self.esc {
+                self.esc = false;
             } else if c == b'\\' {
-                s.esc = true;
+                self.esc = true;
             } else if c == b'"' {
-                s.in_str = false;
+                self.in_str = false;
             }
-            continue;
+            return false;
         }
         match c {
-            b'"' => s.in_str = true,
+            b'"' => self.in_str = true,
             b'[' | b'{' => {
-                s.depth += 1;
-                if s.depth > MAX_DEPTH {
-                    return true;
-                }
+                self.depth += 1;
+                return self.depth > MAX_DEPTH;
             }
-            b']' | b'}' => s.depth = s.depth.saturating_sub(1),
+            b']' | b'}' => self.depth = self.depth.saturating_sub(1),
             _ => {}
         }
+        false
     }
-    false
+}
+
+/// The byte-by-byte scan, from a state.
+fn too_deep_from(b: &[u8], mut s: Scan) -> bool {
+    b.iter().any(|&c| s.step(c))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -877,29 +881,14 @@ unsafe fn too_deep_avx2(b: &[u8]) -> bool {
         while mask != 0 {
             let k = mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            let c = b[i + k];
-            if s.in_str {
-                if c == b'\\' {
-                    if k == 31 {
-                        s.esc = true;
-                    } else {
-                        mask &= !(1u32 << (k + 1));
-                    }
-                } else if c == b'"' {
-                    s.in_str = false;
-                }
-                continue;
+            if s.step(b[i + k]) {
+                return true;
             }
-            match c {
-                b'"' => s.in_str = true,
-                b'[' | b'{' => {
-                    s.depth += 1;
-                    if s.depth > MAX_DEPTH {
-                        return true;
-                    }
-                }
-                b']' | b'}' => s.depth = s.depth.saturating_sub(1),
-                _ => {}
+            // The escaped byte may not be in the mask at all: pass over it here (or, at the
+            // block's end, at the start of the next one).
+            if s.esc && k < 31 {
+                s.esc = false;
+                mask &= !(1u32 << (k + 1));
             }
         }
         i += 32;

@@ -133,19 +133,6 @@ impl Location {
         p
     }
 
-    /// Every object below the prefix, sorted by key.
-    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
-        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
-        let mut v: Vec<ObjectMeta> = self
-            .store
-            .list(prefix)
-            .try_collect()
-            .await
-            .map_err(|e| classify(&self.url, e))?;
-        v.sort_by(|a, b| a.location.cmp(&b.location));
-        Ok(v)
-    }
-
     /// Lists the objects under the location, sorted by key, walking the Collector's
     /// `year=/month=/day=` partitions: those wholly outside `window` (days of arrival) are not
     /// listed at all, and the day partitions are listed concurrently (one listing per day
