@@ -32,6 +32,10 @@ const STALE_LOCK_HOURS: i64 = 12;
 /// Test hook: `CC_ANALYTICS_FAIL_AFTER_COMMITS=N` fails the commit after N files, to prove
 /// that a failure while publishing leaves consistent outputs.
 const FAIL_HOOK: &str = "CC_ANALYTICS_FAIL_AFTER_COMMITS";
+/// Test hook: `CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT=N` aborts the process (as kill -9 would)
+/// while a run's staging is removed, when N deletes are left, to prove that a run stopped there
+/// leaves outputs the next run can recover from.
+const ABORT_HOOK: &str = "CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT";
 
 #[derive(Serialize, Deserialize, Debug)]
 struct LockInfo {
@@ -258,25 +262,74 @@ async fn list_paths(out: &Location, prefix: &Path) -> Result<Vec<Path>> {
 
 async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
     let paths = list_paths(out, &out.child(rel)).await?;
-    // The journal goes last: until then the next run can still roll the commit back.
+    // The journal goes first. Both callers come here once every file is in its final place
+    // (all new after a commit, all old after a rollback), so the journal is no longer needed;
+    // deleting it last would let a run stopped half-way through this cleanup leave a journal
+    // whose backups are already gone, which the next run could not roll back.
     let (journal, files): (Vec<Path>, Vec<Path>) = paths
         .into_iter()
         .partition(|p| p.as_ref().ends_with(JOURNAL));
-    for p in files.into_iter().chain(journal) {
+    let abort_left: Option<usize> = std::env::var(ABORT_HOOK).ok().and_then(|v| v.parse().ok());
+    let total = journal.len() + files.len();
+    for (i, p) in journal.into_iter().chain(files).enumerate() {
+        if abort_left == Some(total - i) {
+            std::process::abort();
+        }
         match out.store.delete(&p).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(Error::store(p.as_ref(), e)),
         }
     }
-    if let Some(dir) = out
-        .url
-        .strip_prefix("file://")
-        .or((!out.url.contains("://")).then_some(&out.url[..]))
-    {
+    if let Some(dir) = local_root(out) {
         // Local disks keep empty directories; tidy them.
-        let _ = remove_empty_dirs(&std::path::Path::new(dir).join(STAGING));
+        let _ = remove_empty_dirs(&dir.join(STAGING));
     }
     Ok(())
+}
+
+/// The output root's directory when it is on a local disk.
+fn local_root(out: &Location) -> Option<std::path::PathBuf> {
+    out.url
+        .strip_prefix("file://")
+        .or((!out.url.contains("://")).then_some(&out.url[..]))
+        .map(std::path::PathBuf::from)
+}
+
+/// Whether a file name is one of object_store's temporary names on local disks
+/// (`<name>#<digits>`: a put or copy in flight, renamed into place when it completes).
+fn is_temporary(name: &str) -> bool {
+    name.split_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Deletes the temporary files a run killed in the middle of a put or copy left on a local disk.
+/// object_store never lists them, so without this they would stay forever, next to the outputs.
+fn sweep_temporary(root: &std::path::Path) -> usize {
+    fn walk(dir: &std::path::Path, recurse: bool, removed: &mut usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if recurse {
+                    walk(&e.path(), true, removed);
+                }
+            } else if is_temporary(&e.file_name().to_string_lossy())
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                *removed += 1;
+            }
+        }
+    }
+    let mut removed = 0;
+    // Only the files directly in the root and the folders the job writes: the root itself may
+    // hold other things.
+    walk(root, false, &mut removed);
+    for d in ["reports", "_facts", "_runs", "_quarantine", STAGING] {
+        walk(&root.join(d), true, &mut removed);
+    }
+    removed
 }
 
 fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
@@ -289,9 +342,16 @@ fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Before a run: rolls back commits whose journal was written (the run was killed while moving
-/// files into place) and discards staging of runs that never reached their commit point.
+/// Before a run (under the lock): deletes partial files a killed run left on a local disk, rolls
+/// back commits whose journal was written (the run was killed while moving files into place) and
+/// discards staging of runs that never reached their commit point or were tidying it up.
 pub async fn recover(out: &Location) -> Result<()> {
+    if let Some(root) = local_root(out) {
+        let removed = sweep_temporary(&root);
+        if removed > 0 {
+            tracing::warn!("removed {removed} partial files left by a run that was stopped");
+        }
+    }
     let prefix = out.child(STAGING);
     let paths = list_paths(out, &prefix).await?;
     let base = prefix.as_ref().len() + 1;
@@ -317,4 +377,43 @@ pub async fn recover(out: &Location) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_object_stores_own() {
+        assert!(is_temporary("daily_activity.parquet#0"));
+        assert!(is_temporary("_lock#12"));
+        assert!(!is_temporary("daily_activity.parquet"));
+        assert!(!is_temporary("notes#draft"));
+        assert!(!is_temporary("trailing#"));
+    }
+
+    #[test]
+    fn the_sweep_removes_partial_files_only_where_the_job_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let files = [
+            ("reports/admin/daily_activity.parquet", false),
+            ("reports/admin/daily_activity.parquet#0", true),
+            ("_facts/date=2026-10-10/sessions.parquet#1", true),
+            ("_staging/r1/_previous/reports/x.csv#3", true),
+            ("_lock#1", true),
+            ("_lock", false),
+            ("mine/notes#1", false),
+            ("reports/admin/notes#draft", false),
+        ];
+        for (f, _) in files {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        }
+        assert_eq!(sweep_temporary(root), 4);
+        for (f, removed) in files {
+            assert_eq!(!root.join(f).exists(), removed, "{f}");
+        }
+    }
 }

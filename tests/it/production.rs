@@ -252,36 +252,38 @@ fn kill_9_leaves_readable_outputs_and_the_next_run_recovers() {
         ],
         0,
     );
+    let dates = ["--from", "2026-10-10", "--to", "2026-10-13"];
+    // What a run that is never stopped publishes.
+    let clean_out = dir.path().join("clean");
+    run_dates(&data, &clean_out, &dates);
+    let clean = reports(&clean_out);
     let out = dir.path().join("out");
     run_dates(&data, &out, &["--date", "2026-10-10"]);
     let before = reports(&out);
-    let input = data.join("telemetry");
+    assert!(before != clean);
+    let (input, roster) = (data.join("telemetry"), data.join("roster.csv"));
     for delay_ms in [50u64, 400, 1500] {
         let mut child = bin()
-            .args([
-                "run",
-                "--input",
-                input.to_str().unwrap(),
-                "--output",
-                out.to_str().unwrap(),
-            ])
-            .args(["--from", "2026-10-10", "--to", "2026-10-13", "-q"])
+            .args(["run", "--input", input.to_str().unwrap()])
+            .args(["--roster", roster.to_str().unwrap()])
+            .args(["--output", out.to_str().unwrap()])
+            .args(dates)
+            .arg("-q")
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
+        child.wait().unwrap();
         let committing = std::fs::read_dir(out.join("_staging"))
             .map(|rd| rd.flatten().any(|e| e.path().join("_commit.json").exists()))
             .unwrap_or(false);
         let now = reports(&out);
-        if status.success() {
-            continue; // finished before the kill: nothing to check here
-        }
+        // Without a journal the outputs are whole: the previous ones (stopped before its commit
+        // point, or an earlier run already published) or the run's own (stopped after it).
         if !committing {
             assert!(
-                now == before,
-                "killed after {delay_ms} ms before its commit, yet reports changed"
+                now == before || now == clean,
+                "killed after {delay_ms} ms outside its commit, yet the reports are mixed"
             );
         }
         // Readable whatever the moment: every Parquet file is whole.
@@ -296,14 +298,60 @@ fn kill_9_leaves_readable_outputs_and_the_next_run_recovers() {
     }
     // The next run takes over the stale lock, restores or discards what was left, and publishes
     // the same tables as a clean run.
-    run_dates(&data, &out, &["--from", "2026-10-10", "--to", "2026-10-13"]);
+    run_dates(&data, &out, &dates);
     assert!(!out.join("_staging").exists());
+    assert!(reports(&out) == clean);
+}
+
+/// A run stopped while it tidies its staging, after every file is in place, either after its
+/// commit or after rolling a failed commit back: the next run must not find a journal whose
+/// backups are gone.
+#[test]
+fn a_run_stopped_while_tidying_up_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "3", "5");
+    let out = dir.path().join("out");
+    run_dates(&data, &out, &["--date", "2026-10-10"]);
+    let before = reports(&out);
+    let input = data.join("telemetry");
+    let roster = data.join("roster.csv");
+    let stopped = |env: &[(&str, &str)]| {
+        let mut cmd = bin();
+        cmd.args(["run", "--input", input.to_str().unwrap()])
+            .args(["--roster", roster.to_str().unwrap()])
+            .args(["--output", out.to_str().unwrap()])
+            .args(["--date", "2026-10-11", "-q"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            !o.status.success(),
+            "the hook stops the run: {}",
+            stderr(&o)
+        );
+        assert!(out.join("_staging").exists(), "staging is left behind");
+        assert!(out.join("_lock").exists(), "the lock is left behind");
+    };
+    // A failed commit, rolled back, then stopped with one staged file left to delete.
+    stopped(&[
+        ("CC_ANALYTICS_FAIL_AFTER_COMMITS", "10"),
+        ("CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT", "1"),
+    ]);
+    assert!(reports(&out) == before, "the rollback restored every file");
+    run_dates(&data, &out, &["--date", "2026-10-12"]);
+    assert!(!out.join("_staging").exists());
+    let after_12 = reports(&out);
+    assert!(after_12 != before);
+    // A complete commit, stopped with one staged file left to delete: what it published stays.
     let clean = dir.path().join("clean");
-    run_dates(
-        &data,
-        &clean,
-        &["--from", "2026-10-10", "--to", "2026-10-13"],
-    );
+    run_dates(&data, &clean, &["--date", "2026-10-10"]);
+    run_dates(&data, &clean, &["--date", "2026-10-12"]);
+    run_dates(&data, &clean, &["--date", "2026-10-11"]);
+    stopped(&[("CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT", "1")]);
+    assert!(reports(&out) == reports(&clean), "the commit was complete");
+    run_dates(&data, &out, &["--date", "2026-10-11"]);
+    assert!(!out.join("_staging").exists());
     assert!(reports(&out) == reports(&clean));
 }
 
