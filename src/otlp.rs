@@ -968,6 +968,21 @@ mod tests {
     const LOG: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"claude-code"}},{"key":"user.email","value":{"stringValue":"res@example.com"}}]},"scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[{"timeUnixNano":"1791447318137000000","observedTimeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"session.id","value":{"stringValue":"s1"}},{"key":"user.email","value":{"stringValue":"dev@example.com"}},{"key":"event.name","value":{"stringValue":"api_request"}},{"key":"event.sequence","value":{"intValue":"15"}},{"key":"model","value":{"stringValue":"claude-haiku-5-5"}},{"key":"input_tokens","value":{"intValue":2}},{"key":"output_tokens","value":{"stringValue":"4"}},{"key":"cache_read_tokens","value":{"doubleValue":9179}},{"key":"cost_usd","value":{"doubleValue":0.00276519}},{"key":"cost_usd_micros","value":{"intValue":"2765"}}]}]}]}]}"#;
 
     #[test]
+    fn int64_strings_are_read_exactly_or_refused() {
+        let n = |s: &'static str| Num::Str(Cow::Borrowed(s)).as_i64();
+        assert_eq!(n("1793526301000000000"), Some(1_793_526_301_000_000_000));
+        assert_eq!(n("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(n("9223372036854775808"), None);
+        assert_eq!(n("99999999999999999999"), None);
+        assert_eq!(n("007"), Some(7));
+        assert_eq!(n(" 12 "), Some(12));
+        assert_eq!(n("-5"), Some(-5));
+        assert_eq!(n("1e3"), Some(1000));
+        assert_eq!(n("1.5"), None);
+        assert_eq!(n(""), None);
+    }
+
+    #[test]
     fn decodes_api_request_with_mixed_number_encodings() {
         let mut d = ObjectDecoder::new(ctx());
         d.decode_line(0, LOG).unwrap();
