@@ -135,12 +135,21 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
     }
     if let Some(err) = d.truncated {
         out.lines_read += 1;
+        let (reason, detail) = if d.too_large {
+            (Reason::TooLarge, err)
+        } else {
+            (
+                Reason::Truncated,
+                format!("compressed stream ends early: {err}"),
+            )
+        };
         out.bad_lines.push(BadLine {
             object: key.to_string(),
             line_no: n_lines + 1,
-            reasons: vec![Reason::Truncated],
-            detail: format!("compressed stream ends early: {err}"),
-            text: tail.to_vec(),
+            reasons: vec![reason],
+            detail,
+            // A cut line of a bomb can be as long as the limit: its start is enough to see it.
+            text: tail[..tail.len().min(MAX_LINE_BYTES)].to_vec(),
         });
     }
 }
@@ -338,6 +347,29 @@ mod tests {
         assert_eq!(o.lines_parsed, used);
         assert_eq!(o.lines_read, used + 1);
         assert_eq!(o.bad_lines.last().unwrap().reasons, vec![Reason::Truncated]);
+    }
+
+    #[test]
+    fn an_object_past_the_size_limit_uses_its_lines_within_it_and_quarantines_the_cut_one() {
+        let line = format!("{GOOD}\n");
+        let text = line.repeat(200);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut o = ObjectOutput::new(ctx());
+        o.decompressor = Decompressor::with_limit(line.len() * 100 + line.len() / 2);
+        decode_into(&mut o, "k", &gz);
+        assert_eq!(o.lines_parsed, 100);
+        assert_eq!(o.lines_read, 101);
+        let cut = o.bad_lines.last().unwrap();
+        assert_eq!(cut.reasons, vec![Reason::TooLarge]);
+        assert_eq!(cut.line_no, 101);
+        assert_eq!(cut.text, &line.as_bytes()[..line.len() / 2]);
+        assert!(
+            cut.detail.contains("CC_ANALYTICS_MAX_OBJECT_BYTES"),
+            "{}",
+            cut.detail
+        );
     }
 }
 

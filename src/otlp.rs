@@ -27,6 +27,9 @@ pub enum Reason {
     NotOtlp,
     /// The object's compressed stream ends early; the incomplete rest is quarantined.
     Truncated,
+    /// An object that decompresses to more than the limit (a decompression bomb): its complete
+    /// lines within the limit are used; the line cut there is quarantined, the rest not read.
+    TooLarge,
     /// A line longer than the decoder accepts.
     LineTooLong,
     /// JSON nested deeper than any OTLP document.
@@ -47,6 +50,7 @@ impl Reason {
             Reason::InvalidJson => "invalid_json",
             Reason::NotOtlp => "not_otlp",
             Reason::Truncated => "truncated_object",
+            Reason::TooLarge => "object_too_large",
             Reason::LineTooLong => "line_too_long",
             Reason::TooDeep => "too_deep",
             Reason::BadNumber => "bad_number",
@@ -62,6 +66,7 @@ impl Reason {
             Reason::InvalidJson
                 | Reason::NotOtlp
                 | Reason::Truncated
+                | Reason::TooLarge
                 | Reason::LineTooLong
                 | Reason::TooDeep
         )

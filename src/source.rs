@@ -374,6 +374,24 @@ fn list_local(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<V
 pub struct Decompressed {
     pub data: Vec<u8>,
     pub truncated: Option<String>,
+    /// The object decompresses to more than `max_object_bytes()`: `data` holds the first part
+    /// and `truncated` says so. A Collector object is a few MB; this guards against
+    /// decompression bombs, which would otherwise take all memory.
+    pub too_large: bool,
+}
+
+/// The default limit on one object's decompressed size.
+pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1 << 30;
+/// Environment variable that changes it (bytes).
+pub const MAX_OBJECT_BYTES_ENV: &str = "CC_ANALYTICS_MAX_OBJECT_BYTES";
+
+/// The limit on one object's decompressed size (`CC_ANALYTICS_MAX_OBJECT_BYTES`, default 1 GiB).
+pub fn max_object_bytes() -> usize {
+    std::env::var(MAX_OBJECT_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(DEFAULT_MAX_OBJECT_BYTES)
 }
 
 /// Decompresses objects one after another, reusing one inflate state (set up once per batch of
@@ -381,41 +399,64 @@ pub struct Decompressed {
 /// than inflating them).
 pub struct Decompressor {
     inflate: flate2::Decompress,
+    /// Decompressed bytes allowed per object.
+    limit: usize,
 }
 
 impl Default for Decompressor {
     fn default() -> Self {
-        Decompressor {
-            inflate: flate2::Decompress::new(false),
-        }
+        Decompressor::with_limit(max_object_bytes())
+    }
+}
+
+fn too_large(mut data: Vec<u8>, limit: usize) -> Decompressed {
+    data.truncate(limit);
+    Decompressed {
+        data,
+        truncated: Some(format!(
+            "decompresses to more than {limit} bytes ({MAX_OBJECT_BYTES_ENV}); the rest is not read"
+        )),
+        too_large: true,
     }
 }
 
 impl Decompressor {
+    pub fn with_limit(limit: usize) -> Self {
+        Decompressor {
+            inflate: flate2::Decompress::new(false),
+            limit,
+        }
+    }
+
     /// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz`
     /// objects with `Content-Encoding: gzip`, and some clients hand them over already decoded.
     pub fn decompress(&mut self, bytes: &[u8]) -> Decompressed {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             self.gunzip(bytes)
         } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            let mut data = Vec::with_capacity(bytes.len() * 8);
+            let mut data = Vec::with_capacity(bytes.len().saturating_mul(8).min(self.limit));
             // read_to_end keeps what was decoded before an error: the complete part of a cut
-            // stream.
-            match zstd::stream::read::Decoder::new(bytes).and_then(|mut d| d.read_to_end(&mut data))
-            {
+            // stream. One byte past the limit tells an object of exactly the limit from a larger one.
+            let read = zstd::stream::read::Decoder::new(bytes)
+                .and_then(|d| d.take(self.limit as u64 + 1).read_to_end(&mut data));
+            match read {
+                Ok(_) if data.len() > self.limit => too_large(data, self.limit),
                 Ok(_) => Decompressed {
                     data,
                     truncated: None,
+                    too_large: false,
                 },
                 Err(e) => Decompressed {
                     data,
                     truncated: Some(e.to_string()),
+                    too_large: false,
                 },
             }
         } else {
             Decompressed {
                 data: bytes.to_vec(),
                 truncated: None,
+                too_large: false,
             }
         }
     }
@@ -429,10 +470,12 @@ impl Decompressor {
         let stated = bytes.len().checked_sub(4).map_or(0, |at| {
             u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
         });
-        let mut out = Vec::with_capacity(stated.min(bytes.len().saturating_mul(64)) + 1);
+        let mut out =
+            Vec::with_capacity(stated.min(bytes.len().saturating_mul(64)).min(self.limit) + 1);
         let fault = |out: Vec<u8>, why: &str| Decompressed {
             data: out,
             truncated: Some(why.to_string()),
+            too_large: false,
         };
         const EOF: &str = "unexpected end of file";
         let mut pos = 0;
@@ -445,7 +488,9 @@ impl Decompressor {
             let start = out.len();
             loop {
                 if out.len() == out.capacity() {
-                    out.reserve(out.capacity().max(32 << 10));
+                    // Never past one byte over the limit: that byte is enough to tell.
+                    let room = self.limit + 1 - out.len();
+                    out.reserve(out.capacity().max(32 << 10).min(room));
                 }
                 let before = self.inflate.total_in();
                 let status = self.inflate.decompress_vec(
@@ -455,6 +500,9 @@ impl Decompressor {
                 );
                 let used = (self.inflate.total_in() - before) as usize;
                 pos += used;
+                if out.len() > self.limit {
+                    return too_large(out, self.limit);
+                }
                 match status {
                     Ok(flate2::Status::StreamEnd) => break,
                     Ok(_) if pos >= bytes.len() && out.len() < out.capacity() => {
@@ -482,6 +530,7 @@ impl Decompressor {
                 return Decompressed {
                     data: out,
                     truncated: None,
+                    too_large: false,
                 };
             }
         }
@@ -614,6 +663,44 @@ mod tests {
             let n = bad.len();
             bad[n - 6] ^= 0xff; // the CRC
             assert!(one.decompress(&bad).truncated.is_some(), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        // 64 MiB of zeros: 64 KB of gzip, a few KB of zstd.
+        let zeros = vec![0u8; 64 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&zeros).unwrap();
+        let gz = gz.finish().unwrap();
+        let z = zstd::encode_all(&zeros[..], 3).unwrap();
+        let limit = 1 << 20;
+        for bytes in [&gz, &z] {
+            let d = Decompressor::with_limit(limit).decompress(bytes);
+            assert!(d.too_large);
+            assert_eq!(d.data.len(), limit);
+            assert!(
+                d.data.capacity() <= 2 * limit + (64 << 10),
+                "{}",
+                d.data.capacity()
+            );
+            assert!(d.truncated.unwrap().contains("more than 1048576 bytes"));
+        }
+        // Exactly the limit is allowed.
+        let text = b"0123456789\n".repeat(1000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let z = zstd::encode_all(&text[..], 3).unwrap();
+        for bytes in [&gz, &z] {
+            let d = Decompressor::with_limit(text.len()).decompress(bytes);
+            assert!(!d.too_large && d.truncated.is_none());
+            assert_eq!(d.data, text);
+            assert!(
+                Decompressor::with_limit(text.len() - 1)
+                    .decompress(bytes)
+                    .too_large
+            );
         }
     }
 
