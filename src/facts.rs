@@ -116,7 +116,84 @@ impl FactSet {
         }
     }
 
-    /// The rows of one date.
+    /// Each date's rows, keyed by date. The frames come sorted by date, so each is cut into
+    /// slices in one pass (a filter per date reads every frame once per date: a year-long
+    /// backfill's 365 dates times millions of rows). A frame that is not sorted is filtered.
+    pub fn by_date(&self) -> Result<BTreeMap<NaiveDate, FactSet>> {
+        /// Each date's (first row, rows) when the frame is sorted by date without nulls.
+        fn runs(df: &DataFrame) -> Result<Option<BTreeMap<i32, (usize, usize)>>> {
+            let mut out: Vec<(i32, usize, usize)> = Vec::new();
+            let days = df.column(fcol::DATE)?.cast(&DataType::Int32)?;
+            for (i, d) in days.i32()?.iter().enumerate() {
+                let Some(d) = d else { return Ok(None) };
+                match out.last_mut() {
+                    Some((last, _, len)) if *last == d => *len += 1,
+                    Some((last, _, _)) if *last > d => return Ok(None),
+                    _ => out.push((d, i, 1)),
+                }
+            }
+            Ok(Some(
+                out.into_iter().map(|(d, at, n)| (d, (at, n))).collect(),
+            ))
+        }
+        let to_date = |d: i32| {
+            NaiveDate::from_num_days_from_ce_opt(d + 719_163).expect("a date within range")
+        };
+        let frames = self.named().map(|(_, df)| df);
+        let cuts = frames
+            .iter()
+            .map(|df| runs(df))
+            .collect::<Result<Vec<_>>>()?;
+        let mut dates = std::collections::BTreeSet::new();
+        for (df, cut) in frames.iter().zip(&cuts) {
+            match cut {
+                Some(c) => dates.extend(c.keys().map(|&d| to_date(d))),
+                None => dates.extend(FactSet::dates_of(df)?),
+            }
+        }
+        let mut out = BTreeMap::new();
+        for date in dates {
+            let day = days_since_epoch(date);
+            let mut picked = Vec::with_capacity(3);
+            for (df, cut) in frames.iter().zip(&cuts) {
+                picked.push(match cut {
+                    Some(c) => match c.get(&day) {
+                        Some(&(at, n)) => df.slice(at as i64, n),
+                        None => df.clear(),
+                    },
+                    None => (*df)
+                        .clone()
+                        .lazy()
+                        .filter(col(fcol::DATE).eq(lit(date)))
+                        .collect()?,
+                });
+            }
+            out.insert(date, FactSet::from_frames(picked));
+        }
+        Ok(out)
+    }
+
+    /// The dates a frame has rows for, in order.
+    fn dates_of(df: &DataFrame) -> Result<Vec<NaiveDate>> {
+        let d = df.column(fcol::DATE)?.unique()?.sort(Default::default())?;
+        Ok(d.as_materialized_series()
+            .date()?
+            .as_date_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// The same frames without rows: the facts of a date with none.
+    pub fn empty(&self) -> FactSet {
+        FactSet {
+            sessions: self.sessions.clear(),
+            models: self.models.clear(),
+            tools: self.tools.clear(),
+        }
+    }
+
+    /// The rows of one date, by filtering (what `by_date` must agree with).
+    #[cfg(test)]
     pub fn on(&self, d: NaiveDate) -> Result<FactSet> {
         let pick = |df: &DataFrame| {
             df.clone()
@@ -133,16 +210,7 @@ impl FactSet {
 
     /// The dates that have rows, in order.
     pub fn dates(&self) -> Result<Vec<NaiveDate>> {
-        let d = self
-            .sessions
-            .column(fcol::DATE)?
-            .unique()?
-            .sort(Default::default())?;
-        Ok(d.as_materialized_series()
-            .date()?
-            .as_date_iter()
-            .flatten()
-            .collect())
+        FactSet::dates_of(&self.sessions)
     }
 
     /// All sets' rows together.
@@ -912,6 +980,64 @@ pub(crate) mod tests {
         let facts = acc.finish().unwrap();
         let reports = crate::reports::build(&facts.set, &roster).unwrap();
         (facts, duplicates, reports)
+    }
+
+    #[test]
+    fn facts_cut_by_date_equal_a_filter_per_date() {
+        let mut lines = Vec::new();
+        for day in [0i64, 0, 1, 3, 3, 3] {
+            let t = DAY0 + day * 86_400 + lines.len() as i64 * 60;
+            let session = format!("s{}", lines.len() % 4);
+            let email = format!("u{}@example.com", lines.len() % 3);
+            lines.push(event(
+                "api_request",
+                t,
+                &[
+                    ("session.id", &session),
+                    ("user.email", &email),
+                    ("model", if day == 1 { "m-b" } else { "m-a" }),
+                    ("cost_usd", "0.5"),
+                ],
+            ));
+            if day != 1 {
+                lines.push(event(
+                    "tool_decision",
+                    t + 1,
+                    &[
+                        ("session.id", &session),
+                        ("user.email", &email),
+                        ("tool_name", "Edit"),
+                        ("decision", "accept"),
+                    ],
+                ));
+            }
+        }
+        let (facts, _, _) = tables(&[lines], "", "UTC");
+        let set = &facts.set;
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 10, 8 + n).unwrap();
+        let same = |a: &FactSet, b: &FactSet| {
+            a.named()
+                .iter()
+                .zip(b.named())
+                .all(|((_, x), (_, y))| x.equals_missing(y))
+        };
+        let check = |set: &FactSet| {
+            let cut = set.by_date().unwrap();
+            assert_eq!(cut.keys().copied().collect::<Vec<_>>(), [d(0), d(1), d(3)]);
+            for (date, day) in &cut {
+                assert!(day.sessions.height() > 0);
+                assert!(same(day, &set.on(*date).unwrap()), "{date}");
+            }
+            // Day 1 has no tool decisions: an empty slice, with the columns.
+            assert_eq!(cut[&d(1)].tools.height(), 0);
+            assert_eq!(cut[&d(1)].tools.width(), set.tools.width());
+        };
+        check(set);
+        // A frame out of date order is filtered instead, with the same result.
+        let mut reversed = set.clone();
+        reversed.sessions = reversed.sessions.reverse();
+        check(&reversed);
+        assert!(same(&set.empty(), &set.on(d(2)).unwrap()));
     }
 
     pub fn table<'a>(t: &'a [(&'static str, DataFrame)], name: &str) -> &'a DataFrame {

@@ -305,8 +305,10 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         // Stage the recomputed dates' facts, then rebuild every table from all stored facts.
         let mut publisher = Publisher::new(&output, &run_id);
         let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
+        let mut by_date = facts.set.by_date()?;
+        let empty = facts.set.empty();
         for d in &dates {
-            let day = facts.set.on(*d)?;
+            let day = by_date.remove(d).unwrap_or_else(|| empty.clone());
             for (name, df) in day.named() {
                 publisher
                     .stage(
