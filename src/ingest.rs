@@ -135,21 +135,23 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
     }
     if let Some(err) = d.truncated {
         out.lines_read += 1;
-        let (reason, detail) = if d.too_large {
-            (Reason::TooLarge, err)
-        } else {
+        let (reason, detail, text) = if d.too_large {
+            // The cut line of a bomb can be as long as the limit: its start is enough to see it.
             (
-                Reason::Truncated,
-                format!("compressed stream ends early: {err}"),
+                Reason::TooLarge,
+                err,
+                &tail[..tail.len().min(MAX_LINE_BYTES)],
             )
+        } else {
+            let detail = format!("compressed stream ends early: {err}");
+            (Reason::Truncated, detail, tail)
         };
         out.bad_lines.push(BadLine {
             object: key.to_string(),
             line_no: n_lines + 1,
             reasons: vec![reason],
             detail,
-            // A cut line of a bomb can be as long as the limit: its start is enough to see it.
-            text: tail[..tail.len().min(MAX_LINE_BYTES)].to_vec(),
+            text: text.to_vec(),
         });
     }
 }
