@@ -136,9 +136,6 @@ impl FactSet {
                 out.into_iter().map(|(d, at, n)| (d, (at, n))).collect(),
             ))
         }
-        let to_date = |d: i32| {
-            NaiveDate::from_num_days_from_ce_opt(d + 719_163).expect("a date within range")
-        };
         let frames = self.named().map(|(_, df)| df);
         let cuts = frames
             .iter()
@@ -147,7 +144,7 @@ impl FactSet {
         let mut dates = std::collections::BTreeSet::new();
         for (df, cut) in frames.iter().zip(&cuts) {
             match cut {
-                Some(c) => dates.extend(c.keys().map(|&d| to_date(d))),
+                Some(c) => dates.extend(c.keys().map(|&d| date_of_days(d))),
                 None => dates.extend(FactSet::dates_of(df)?),
             }
         }
@@ -243,6 +240,19 @@ pub struct Facts {
 
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// A Date column from day counts since 1970-01-01 (`i32` or `Option<i32>`).
+pub fn date_column<T>(name: &str, days: Vec<T>) -> PolarsResult<Column>
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), days).cast(&DataType::Date)
+}
+
+/// The date of a day count since 1970-01-01 (the inverse of `days_since_epoch`).
+pub fn date_of_days(days: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(days + 719_163).expect("a date within range")
 }
 
 fn to_pico(usd: f64) -> i64 {
@@ -825,11 +835,7 @@ impl Accumulator {
         let member = |k: &(i32, u32, u32)| &self.members[k.1 as usize];
         let keys: Vec<_> = sessions.keys().collect();
         let mut columns = vec![
-            Column::new(
-                fcol::DATE.into(),
-                keys.iter().map(|k| k.0).collect::<Vec<i32>>(),
-            )
-            .cast(&DataType::Date)?,
+            date_column(fcol::DATE, keys.iter().map(|k| k.0).collect())?,
             Column::new(
                 fcol::MEMBER.into(),
                 keys.iter()
@@ -896,11 +902,7 @@ fn keyed_frame<const N: usize>(
     text: impl Fn(u32) -> Option<String>,
 ) -> Result<DataFrame> {
     let mut columns = vec![
-        Column::new(
-            fcol::DATE.into(),
-            rows.keys().map(|k| k.0).collect::<Vec<i32>>(),
-        )
-        .cast(&DataType::Date)?,
+        date_column(fcol::DATE, rows.keys().map(|k| k.0).collect())?,
         Column::new(
             name.into(),
             rows.keys().map(|k| text(k.1)).collect::<Vec<_>>(),

@@ -4,7 +4,7 @@ use chrono::Datelike;
 use polars::prelude::*;
 
 use crate::error::Result;
-use crate::facts::{fcol, FactSet, PICO_PER_USD};
+use crate::facts::{date_column, fcol, FactSet, PICO_PER_USD};
 use crate::roster::Roster;
 use crate::schema::{col as c, table, ALL_TOOLS};
 
@@ -349,11 +349,7 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
     let first_idx = IdxCa::from_vec("r".into(), groups.iter().map(|g| g.2 as IdxSize).collect());
     let names = names.take(&key_idx)?;
     let mut columns = vec![
-        Column::new(
-            fcol::DATE.into(),
-            groups.iter().map(|g| g.0).collect::<Vec<i32>>(),
-        )
-        .cast(&DataType::Date)?,
+        date_column(fcol::DATE, groups.iter().map(|g| g.0).collect())?,
         Column::new(
             MEMBER_KEY.into(),
             groups.iter().map(|g| g.1).collect::<Vec<u32>>(),
@@ -413,7 +409,7 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
         }
     }
     let month_sessions = DataFrame::new_infer_height(vec![
-        Column::new(c::MONTH.into(), month).cast(&DataType::Date)?,
+        date_column(c::MONTH, month)?,
         Column::new(MEMBER_KEY.into(), key),
         Column::new(c::SESSIONS.into(), count),
     ])?;
@@ -422,7 +418,7 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
 
 /// The first day of the month of a day (days since 1970-01-01).
 fn month_of(day: i32) -> i32 {
-    let d = chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163).expect("a valid date");
+    let d = crate::facts::date_of_days(day);
     crate::facts::days_since_epoch(d.with_day(1).expect("day 1 exists"))
 }
 
@@ -475,7 +471,7 @@ fn monthly(
         }
     }
     let zeros = DataFrame::new_infer_height(vec![
-        Column::new(c::MONTH.into(), zero_month).cast(&DataType::Date)?,
+        date_column(c::MONTH, zero_month)?,
         Column::new(MEMBER_KEY.into(), key),
         Column::new(fcol::MEMBER.into(), name),
         Column::new(fcol::MEMBER_TYPE.into(), typ),
