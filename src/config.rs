@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Output root (a path or URL).
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,
+    /// Root for the job's internal state (stored facts, run manifests, quarantine, staging,
+    /// lock), apart from the reports. Default: the output root.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
     /// Roster CSV (member,member_type,role,aliases).
     #[arg(long, value_name = "URL")]
     pub roster: Option<String>,
@@ -88,6 +92,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub input: Vec<String>,
     pub output: Option<String>,
+    pub state: Option<String>,
     pub roster: Option<String>,
     pub policy: Option<String>,
     pub date: Option<String>,
@@ -100,6 +105,8 @@ pub struct FileConfig {
     pub max_arrival_delay_days: Option<u32>,
     /// Write `reports/<role>/dashboard.html` (default true).
     pub dashboard: Option<bool>,
+    /// Days a run's quarantine folder is kept (default 30).
+    pub quarantine_retention_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -118,6 +125,8 @@ impl FileConfig {
 pub struct RunConfig {
     pub inputs: Vec<String>,
     pub output: String,
+    /// Root of the internal state; `None` = the output root.
+    pub state: Option<String>,
     pub roster: Option<String>,
     pub policy: Option<String>,
     pub tz: Tz,
@@ -127,6 +136,7 @@ pub struct RunConfig {
     pub max_bad_ratio: f64,
     pub max_arrival_delay_days: u32,
     pub dashboard: bool,
+    pub quarantine_retention_days: u32,
 }
 
 impl RunConfig {
@@ -220,9 +230,16 @@ impl RunConfig {
                 }
             }
         }
+        let state = args.state.clone().or(file.state.clone());
+        if state.as_deref() == Some(output.as_str()) {
+            return Err(Error::usage(
+                "state is the output root itself: leave it out, or give a root apart from the reports",
+            ));
+        }
         Ok(RunConfig {
             inputs,
             output,
+            state,
             // The embedded default's roster belongs to its sample input: with other inputs given
             // on the command line it does not apply.
             roster: args
@@ -240,6 +257,7 @@ impl RunConfig {
             max_bad_ratio,
             max_arrival_delay_days: file.max_arrival_delay_days.unwrap_or(3),
             dashboard: !args.no_dashboard && file.dashboard.unwrap_or(true),
+            quarantine_retention_days: file.quarantine_retention_days.unwrap_or(30),
         })
     }
 }

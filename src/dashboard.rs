@@ -14,10 +14,21 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
-fn find<'a>(tables: &'a [(&'static str, DataFrame)], name: &str) -> Option<&'a DataFrame> {
-    tables.iter().find(|(n, _)| *n == name).map(|(_, d)| d)
+/// The table `name` when the role sees it with every column in `cols` (a policy may `drop`
+/// columns: a section without its columns is shown as not available).
+fn find<'a>(
+    tables: &'a [(&'static str, DataFrame)],
+    name: &str,
+    cols: &[&str],
+) -> Option<&'a DataFrame> {
+    tables
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| d)
+        .filter(|d| cols.iter().all(|c| d.column(c).is_ok()))
 }
 
 fn dates(df: &DataFrame, name: &str) -> Result<Vec<String>> {
@@ -279,6 +290,62 @@ fn unavailable(what: &str) -> String {
     )
 }
 
+/// The page's only script. The page's Content-Security-Policy allows this script by its hash and
+/// no other: even a string that escaped the escaping could not run, nor load anything.
+const SCRIPT: &str = r#"
+(function () {
+  var errors = [];
+  window.addEventListener("error", function (e) { errors.push(String(e.message)); document.body.dataset.errors = errors.join(" | "); });
+  var team = document.getElementById("team");
+  var month = document.getElementById("month");
+  if (team && month) {
+    month.addEventListener("change", function () {
+      team.querySelectorAll("tbody tr").forEach(function (r) { r.hidden = r.dataset.month !== month.value; });
+    });
+    team.querySelectorAll("thead button").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var col = +b.dataset.col, th = b.parentNode;
+        var desc = th.getAttribute("aria-sort") !== "descending";
+        team.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
+        var body = team.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[col], y = b.cells[col];
+          var vx = x.dataset.v !== undefined ? +x.dataset.v : x.textContent;
+          var vy = y.dataset.v !== undefined ? +y.dataset.v : y.textContent;
+          var r = vx < vy ? -1 : vx > vy ? 1 : 0;
+          return desc ? -r : r;
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  }
+  document.body.dataset.ready = "1";
+})();
+"#;
+
+/// `sha256-<base64>` of [`SCRIPT`], as a CSP source.
+fn script_hash() -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256-{}", base64(&Sha256::digest(SCRIPT.as_bytes())))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Builds the page for `role` from its tables.
 pub fn render(
     role: &str,
@@ -302,7 +369,7 @@ pub fn render(
     let mut body = String::new();
 
     // Lines of code accepted.
-    body += &match find(tables, table::DAILY_LINES) {
+    body += &match find(tables, table::DAILY_LINES, &[c::DATE, c::LINES_ACCEPTED]) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
             let v: Vec<f64> = values(df, c::LINES_ACCEPTED)?;
@@ -333,7 +400,7 @@ pub fn render(
     };
 
     // Suggestion accept rate: overall and per tool.
-    body += &match find(tables, table::DAILY_ACCEPT_RATE) {
+    body += &match find(tables, table::DAILY_ACCEPT_RATE, &[c::TOOL, c::ACCEPTED, c::REJECTED]) {
         Some(df) => {
             let tools = strs(df, c::TOOL)?;
             let acc = f64s(df, c::ACCEPTED)?;
@@ -382,7 +449,7 @@ pub fn render(
     };
 
     // Activity: users (left) and sessions (right).
-    body += &match find(tables, table::DAILY_ACTIVITY) {
+    body += &match find(tables, table::DAILY_ACTIVITY, &[c::DATE, c::ACTIVE_USERS, c::SESSIONS]) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
             let users = values(df, c::ACTIVE_USERS)?;
@@ -404,7 +471,7 @@ pub fn render(
     };
 
     // Spend: users (left) and dollars (right).
-    body += &match find(tables, table::DAILY_SPEND) {
+    body += &match find(tables, table::DAILY_SPEND, &[c::DATE, c::ACTIVE_USERS, c::SPEND_USD]) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
             let users = values(df, c::ACTIVE_USERS)?;
@@ -431,7 +498,7 @@ pub fn render(
     };
 
     // Team insights: every member with spend and lines per month.
-    body += &match find(tables, table::MEMBER_MONTHLY) {
+    body += &match find(tables, table::MEMBER_MONTHLY, &[c::MONTH, c::MEMBER, c::MEMBER_TYPE, c::SPEND_USD, c::LINES_ACCEPTED]) {
         Some(df) => {
             let months = dates(df, c::MONTH)?;
             let members = strs(df, c::MEMBER)?;
@@ -496,7 +563,7 @@ pub fn render(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src '{script_hash}'; img-src data:; form-action 'none'; base-uri 'none'">
 <title>Claude Code analytics — {role_e}</title>
 <style>
 body {{ font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a; background: #fff; margin: 0 auto; max-width: 820px; padding: 24px; }}
@@ -524,49 +591,32 @@ thead th button {{ font: inherit; font-weight: 700; border: 0; background: none;
 <main>
 {body}
 </main>
-<script>
-(function () {{
-  var errors = [];
-  window.addEventListener("error", function (e) {{ errors.push(String(e.message)); document.body.dataset.errors = errors.join(" | "); }});
-  var team = document.getElementById("team");
-  var month = document.getElementById("month");
-  if (team && month) {{
-    month.addEventListener("change", function () {{
-      team.querySelectorAll("tbody tr").forEach(function (r) {{ r.hidden = r.dataset.month !== month.value; }});
-    }});
-    team.querySelectorAll("thead button").forEach(function (b) {{
-      b.addEventListener("click", function () {{
-        var col = +b.dataset.col, th = b.parentNode;
-        var desc = th.getAttribute("aria-sort") !== "descending";
-        team.querySelectorAll("thead th").forEach(function (h) {{ h.removeAttribute("aria-sort"); }});
-        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
-        var body = team.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {{
-          var x = a.cells[col], y = b.cells[col];
-          var vx = x.dataset.v !== undefined ? +x.dataset.v : x.textContent;
-          var vy = y.dataset.v !== undefined ? +y.dataset.v : y.textContent;
-          var r = vx < vy ? -1 : vx > vy ? 1 : 0;
-          return desc ? -r : r;
-        }});
-        rows.forEach(function (r) {{ body.appendChild(r); }});
-      }});
-    }});
-  }}
-  document.body.dataset.ready = "1";
-}})();
-</script>
+<script>{SCRIPT}</script>
 </body>
 </html>
 "#,
         role_e = esc(role),
         tz_e = esc(tz),
         built = esc(built_at),
+        script_hash = script_hash(),
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_hash_is_base64_of_sha256() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let page = render("admin", &[], "UTC", "now").unwrap();
+        assert!(page.contains(&format!("script-src '{}'", script_hash())));
+        assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
+        assert!(!page.contains("unsafe-inline'; img") && !page.contains("script-src 'unsafe"));
+    }
 
     #[test]
     fn nice_axis_maxima() {

@@ -26,6 +26,9 @@ pub struct BadLine {
     pub reasons: Vec<Reason>,
     pub detail: String,
     pub text: Vec<u8>,
+    /// For a parsed line: the positions of its rejected records (see
+    /// `ObjectDecoder::rejected_positions`); empty when the whole line is bad.
+    pub records: Vec<u32>,
 }
 
 /// An object to read: its store and metadata.
@@ -121,6 +124,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
                         reasons: rejected.iter().map(|r| r.1).collect(),
                         detail: format!("{} record(s) rejected", rejected.len()),
                         text: line.to_vec(),
+                        records: out.decoder.rejected_positions[rejected_before..].to_vec(),
                     });
                 }
             }
@@ -130,6 +134,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
                 reasons: vec![reason],
                 detail,
                 text: line.to_vec(),
+                records: Vec::new(),
             }),
         }
     }
@@ -152,6 +157,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
             reasons: vec![reason],
             detail,
             text: text.to_vec(),
+            records: Vec::new(),
         });
     }
 }

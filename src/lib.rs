@@ -18,6 +18,8 @@ pub mod otlp;
 pub mod pipeline;
 pub mod policy;
 pub mod publish;
+pub mod quarantine;
+pub mod redact;
 pub mod reports;
 pub mod roster;
 pub mod schema;

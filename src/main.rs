@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cc-analytics: error: {e}");
+            eprintln!("cc-analytics: error: {}", cc_analytics::redact::text(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -108,6 +108,9 @@ pub struct Manifest {
     pub timezone: String,
     pub inputs: Vec<String>,
     pub output: String,
+    /// The root of the internal state, when apart from the output root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     pub dates_recomputed: Vec<String>,
     pub roles: Vec<String>,
     pub objects: ObjectCounts,

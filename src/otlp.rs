@@ -500,6 +500,11 @@ pub struct ObjectDecoder {
     pub counts: LineCounts,
     /// Rejected records: (line index within the object, reason).
     pub rejected: Vec<(usize, Reason)>,
+    /// Beside each entry of `rejected`: the record's position in its line (log records, then
+    /// metric points, in document order), so that the quarantine can keep that record alone.
+    pub rejected_positions: Vec<u32>,
+    /// `counts.records_parsed` when the current line began.
+    line_first_record: u64,
 }
 
 struct Row<'v, 'a> {
@@ -522,6 +527,8 @@ impl ObjectDecoder {
             records: Records::default(),
             counts: LineCounts::default(),
             rejected: Vec::new(),
+            rejected_positions: Vec::new(),
+            line_first_record: 0,
         }
     }
 
@@ -532,6 +539,7 @@ impl ObjectDecoder {
         }
         let doc: Doc =
             serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, e.to_string()))?;
+        self.line_first_record = self.counts.records_parsed;
         if doc.resource_logs.is_none() && doc.resource_metrics.is_none() {
             return Err((
                 Reason::NotOtlp,
@@ -605,6 +613,9 @@ impl ObjectDecoder {
     fn reject(&mut self, line_no: usize, reason: Reason) {
         self.counts.records_rejected += 1;
         self.rejected.push((line_no, reason));
+        // The record just counted as parsed is the one rejected.
+        let position = self.counts.records_parsed - self.line_first_record - 1;
+        self.rejected_positions.push(position as u32);
     }
 
     fn check_time(&self, t: i64) -> Result<i64, Reason> {

@@ -11,19 +11,20 @@ use polars::prelude::*;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::facts::FactSet;
-use crate::ingest::{ingest, BadLine, Task};
+use crate::ingest::{ingest, Task};
 use crate::manifest::{InputObjects, Manifest, ObjectCounts, OutputFile};
 use crate::otlp::{max_time_for, DecodeContext};
 use crate::policy::Policy;
-use crate::publish::{self, Lock, Publisher};
+use crate::publish::{self, Lock, Publisher, Roots};
 use crate::roster::Roster;
 use crate::schema::col as c;
 use crate::sink::{csv_bytes, parquet_bytes};
 use crate::source::{arrival_day, is_telemetry_key, Location};
-use crate::{dashboard, facts, reports};
+use crate::{dashboard, facts, quarantine, redact, reports};
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
 async fn read_text(url: &str, what: &str) -> Result<String> {
+    let url = &crate::redact::url(url);
     let bytes = if url.contains("://") && !url.starts_with("file://") {
         let (dir, name) = url
             .rsplit_once('/')
@@ -53,7 +54,9 @@ fn new_run_id(now: chrono::DateTime<Utc>) -> String {
     )
 }
 
-/// Replaces `member` by its pseudonym in every table that has the column.
+/// Replaces `member` by its pseudonym in a table that has the column, and sorts the rows by the
+/// values written (contract 5.2): rows in the order of the real identities would let anyone who
+/// knows the sorted roster (or can read another role's folder) undo the pseudonyms.
 fn pseudonymise(df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
     let Ok(col) = df.column(c::MEMBER) else {
         return Ok(df.clone());
@@ -66,7 +69,48 @@ fn pseudonymise(df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
         .collect();
     let mut out = df.clone();
     out.with_column(Column::new(c::MEMBER.into(), names))?;
-    Ok(out)
+    // The leading column (date or month), the member, then the other key columns present.
+    let names: Vec<&str> = out.get_column_names().iter().map(|n| n.as_str()).collect();
+    let mut by: Vec<&str> = vec![names[0], c::MEMBER];
+    by.extend(
+        [c::MEMBER_TYPE, c::TOOL, c::MODEL]
+            .into_iter()
+            .filter(|k| names.contains(k)),
+    );
+    let by: Vec<String> = by.into_iter().map(String::from).collect();
+    drop(names);
+    Ok(out.sort(by, SortMultipleOptions::default().with_maintain_order(true))?)
+}
+
+/// How one role sees a table: pseudonymised or not, and which of its columns are left out.
+#[derive(PartialEq, Eq, Clone)]
+struct Form {
+    pseudonymised: bool,
+    drop: Vec<&'static str>,
+}
+
+impl Form {
+    fn of(access: &crate::policy::RoleAccess, df: &DataFrame) -> Form {
+        let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
+        Form {
+            pseudonymised: access.pseudonymise_member && names.contains(&c::MEMBER),
+            drop: access
+                .drop
+                .iter()
+                .copied()
+                .filter(|d| names.contains(d))
+                .collect(),
+        }
+    }
+
+    fn apply(&self, df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
+        let df = if self.pseudonymised {
+            pseudonymise(df, policy)?
+        } else {
+            df.clone()
+        };
+        Ok(df.drop_many(self.drop.iter().copied()))
+    }
 }
 
 /// The outcome of a run, for the exit status and the summary.
@@ -193,31 +237,39 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         objects.partitions_skipped
     );
 
-    // The output: locked against other runs, interrupted publishes completed first.
-    let output = Location::parse(&cfg.output, true)?;
-    let meta_path = output.child(FACTS_META);
-    if let Ok(bytes) = output.get(&meta_path).await {
+    // The output: locked against other runs, interrupted publishes completed first. The
+    // internal state lives apart from the reports when `state` is set.
+    let roots = match &cfg.state {
+        Some(s) => Roots {
+            state: Location::parse(s, true)?,
+            reports: Location::parse(&cfg.output, true)?,
+        },
+        None => Roots::one(Location::parse(&cfg.output, true)?),
+    };
+    let state = &roots.state;
+    let meta_path = state.child(FACTS_META);
+    if let Ok(bytes) = state.get(&meta_path).await {
         let meta: FactsMeta = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Other(format!("bad {FACTS_META}: {e}")))?;
         if meta.layout != FACTS_LAYOUT {
             return Err(Error::usage(format!(
                 "{} holds daily facts in an older layout, from an earlier version of cc-analytics; write to a new output, or remove its {FACTS_DIR}/ and backfill the dates again",
-                cfg.output
+                state.url
             )));
         }
         if meta.timezone != cfg.tz.name() {
             return Err(Error::usage(format!(
                 "{} holds facts computed in time zone {}; run with --timezone {} or use another output",
-                cfg.output,
+                state.url,
                 meta.timezone,
                 meta.timezone
             )));
         }
     }
-    let lock = Lock::acquire(&output, &run_id).await?;
+    let lock = Lock::acquire(state, &run_id).await?;
     // Whatever happens below, the lock is released before the run returns.
     let result: Result<RunOutcome> = async {
-        publish::recover(&output).await?;
+        publish::recover(&roots).await?;
 
         let mut tasks = Arc::new(tasks);
 
@@ -263,10 +315,11 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             status: "ok".into(),
             started_at: started.to_rfc3339(),
             finished_at: String::new(),
-            command_line: argv,
+            command_line: redact::command_line(&argv),
             timezone: cfg.tz.name().to_string(),
-            inputs: cfg.inputs.clone(),
-            output: cfg.output.clone(),
+            inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
+            output: redact::url(&cfg.output),
+            state: cfg.state.as_deref().map(redact::url),
             dates_recomputed: dates.iter().map(|d| d.to_string()).collect(),
             roles: roles.clone(),
             objects,
@@ -276,7 +329,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             error: None,
         };
 
-        write_quarantine(&output, &run_id, &ing.bad_lines, &mut manifest).await?;
+        quarantine::write(state, &run_id, &ing.bad_lines, &mut manifest).await?;
         let ratio = manifest.counts.bad_ratio();
         if ratio > cfg.max_bad_ratio {
             let msg = format!(
@@ -288,8 +341,8 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
                 cfg.max_bad_ratio
             );
             manifest.status = "failed".into();
-            manifest.error = Some(msg.clone());
-            write_manifest(&output, &mut manifest).await?;
+            manifest.error = Some(redact::text(&msg));
+            write_manifest(state, &mut manifest).await?;
             return Err(Error::TooMuchBadInput(msg));
         }
         if manifest.counts.records_used == 0 {
@@ -303,7 +356,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         }
 
         // Stage the recomputed dates' facts, then rebuild every table from all stored facts.
-        let mut publisher = Publisher::new(&output, &run_id);
+        let mut publisher = Publisher::new(&roots, &run_id);
         let recomputed: BTreeSet<NaiveDate> = dates.iter().copied().collect();
         let mut by_date = facts.set.by_date()?;
         let empty = facts.set.empty();
@@ -325,7 +378,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         .expect("meta serialises");
         publisher.stage(FACTS_META, meta).await?;
         let phase = Instant::now();
-        let mut sets = stored_facts(&output, &recomputed).await?;
+        let mut sets = stored_facts(state, &recomputed).await?;
         tracing::info!(
             "read {} stored fact rows of {} dates in {:.2}s",
             sets.iter().map(|f| f.sessions.height()).sum::<usize>(),
@@ -351,21 +404,20 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             .collect();
         let mut visible: Vec<Vec<(&'static str, DataFrame)>> = vec![Vec::new(); roles.len()];
         for (name, df) in &tables {
-            for pseudonymised in [false, true] {
-                let who: Vec<usize> = (0..roles.len())
-                    .filter(|&i| {
-                        access[i].tables.contains(name)
-                            && access[i].pseudonymise_member == pseudonymised
-                    })
-                    .collect();
-                if who.is_empty() {
+            let forms: Vec<Option<Form>> = access
+                .iter()
+                .map(|a| a.tables.contains(name).then(|| Form::of(a, df)))
+                .collect();
+            let mut done: Vec<&Form> = Vec::new();
+            for form in forms.iter().flatten() {
+                if done.contains(&form) {
                     continue;
                 }
-                let mut df = if pseudonymised {
-                    pseudonymise(df, &policy)?
-                } else {
-                    df.clone()
-                };
+                done.push(form);
+                let who: Vec<usize> = (0..roles.len())
+                    .filter(|&i| forms[i].as_ref() == Some(form))
+                    .collect();
+                let mut df = form.apply(df, &policy)?;
                 let rows = df.height() as u64;
                 let encoded = [
                     ("parquet", parquet_bytes(&mut df, name)?),
@@ -404,7 +456,15 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         // The tables are written: their memory goes before the manifest's is needed.
         drop(tables);
         publisher.commit().await?;
-        write_manifest(&output, &mut manifest).await?;
+        write_manifest(state, &mut manifest).await?;
+        let expired =
+            quarantine::expire(state, cfg.quarantine_retention_days, Utc::now()).await?;
+        if expired > 0 {
+            tracing::info!(
+                "removed the quarantine of {expired} runs older than {} days",
+                cfg.quarantine_retention_days
+            );
+        }
         tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
         Ok(RunOutcome {
             manifest,
@@ -424,66 +484,4 @@ async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {
     output
         .put(&output.child(&format!("_runs/{}.json", m.run_id)), json)
         .await
-}
-
-/// `_quarantine/<run_id>/<object key>` holds each bad line unchanged; `index.csv` says where it
-/// came from and why.
-async fn write_quarantine(
-    output: &Location,
-    run_id: &str,
-    bad: &[BadLine],
-    manifest: &mut Manifest,
-) -> Result<()> {
-    if bad.is_empty() {
-        return Ok(());
-    }
-    let mut index = csv::Writer::from_writer(Vec::new());
-    index
-        .write_record([
-            "object_key",
-            "line_number",
-            "reasons",
-            "detail",
-            "quarantine_file",
-        ])
-        .map_err(|e| Error::Other(e.to_string()))?;
-    let mut by_object: std::collections::BTreeMap<&str, Vec<&BadLine>> = Default::default();
-    for b in bad {
-        by_object.entry(&b.object).or_default().push(b);
-    }
-    for (i, (object, lines)) in by_object.into_iter().enumerate() {
-        let file = format!("_quarantine/{run_id}/{i:06}.lines");
-        let mut body = Vec::new();
-        for b in &lines {
-            body.extend_from_slice(&b.text);
-            body.push(b'\n');
-            let reasons: Vec<&str> = b.reasons.iter().map(|r| r.as_str()).collect();
-            index
-                .write_record([
-                    object,
-                    &b.line_no.to_string(),
-                    &reasons.join(";"),
-                    &b.detail,
-                    &file,
-                ])
-                .map_err(|e| Error::Other(e.to_string()))?;
-        }
-        let n = body.len() as u64;
-        output.put(&output.child(&file), body).await?;
-        manifest.outputs.push(OutputFile {
-            path: file,
-            rows: lines.len() as u64,
-            bytes: n,
-        });
-    }
-    let index = index
-        .into_inner()
-        .map_err(|e| Error::Other(e.to_string()))?;
-    let path = format!("_quarantine/{run_id}/index.csv");
-    manifest.outputs.push(OutputFile {
-        path: path.clone(),
-        rows: bad.len() as u64,
-        bytes: index.len() as u64,
-    });
-    output.put(&output.child(&path), index).await
 }

@@ -25,6 +25,8 @@ struct RoleFile {
     tables: Vec<String>,
     #[serde(default)]
     pseudonymise: Vec<String>,
+    #[serde(default)]
+    drop: Vec<String>,
 }
 
 /// What one role may see.
@@ -32,7 +34,13 @@ struct RoleFile {
 pub struct RoleAccess {
     pub tables: Vec<&'static str>,
     pub pseudonymise_member: bool,
+    /// Columns left out of every table of this role (contract 5.3 `drop`), sorted.
+    pub drop: Vec<&'static str>,
 }
+
+/// Shortest pseudonym key accepted: with fewer bytes, one known (member, pseudonym) pair lets
+/// the key be searched for offline.
+pub const MIN_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -53,6 +61,7 @@ impl Policy {
                         RoleAccess {
                             tables: table::ALL.to_vec(),
                             pseudonymise_member: false,
+                            drop: Vec::new(),
                         },
                     )
                 })
@@ -102,11 +111,26 @@ impl Policy {
             }
             let pseudonymise_member = !rf.pseudonymise.is_empty();
             needs_key |= pseudonymise_member;
+            let mut drop = Vec::new();
+            for d in &rf.drop {
+                match crate::schema::col::DROPPABLE.iter().find(|x| **x == d) {
+                    Some(x) => drop.push(*x),
+                    None => {
+                        return Err(bad(format!(
+                            "role {role}: cannot drop column {d:?} (one of {})",
+                            crate::schema::col::DROPPABLE.join(", ")
+                        )))
+                    }
+                }
+            }
+            drop.sort_unstable();
+            drop.dedup();
             roles.insert(
                 role,
                 RoleAccess {
                     tables,
                     pseudonymise_member,
+                    drop,
                 },
             );
         }
@@ -114,9 +138,19 @@ impl Policy {
             let var = f.pseudonym_key_env.ok_or_else(|| {
                 bad("a role pseudonymises but pseudonym_key_env is not set".into())
             })?;
-            let k = env(&var)
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| bad(format!("pseudonym key variable {var} is not set or empty")))?;
+            let hint = "generate one with: openssl rand -hex 32";
+            let k = env(&var).filter(|k| !k.is_empty()).ok_or_else(|| {
+                bad(format!(
+                    "pseudonym key variable {var} is not set or empty ({hint})"
+                ))
+            })?;
+            // The message names the variable and the length, never the key.
+            if k.len() < MIN_KEY_BYTES {
+                return Err(bad(format!(
+                    "the pseudonym key in {var} has {} bytes, fewer than {MIN_KEY_BYTES} ({hint})",
+                    k.len()
+                )));
+            }
             Some(k.into_bytes())
         } else {
             None
@@ -197,7 +231,7 @@ pseudonymise = ["member"]
 
     #[test]
     fn least_privilege_policy() {
-        let p = Policy::parse(LEAST, "p.toml", |_| Some("secret".into())).unwrap();
+        let p = Policy::parse(LEAST, "p.toml", |_| Some(KEY.into())).unwrap();
         assert_eq!(p.visible_roles(), vec!["billing", "admin", "developer"]);
         assert_eq!(
             p.access("billing").unwrap().tables,
@@ -205,8 +239,33 @@ pseudonymise = ["member"]
         );
         assert!(p.access("developer").unwrap().pseudonymise_member);
         assert!(p.access("owner").is_none());
-        // HMAC-SHA256("secret", "alice@example.com"), computed independently with Python's hmac.
-        assert_eq!(p.pseudonym("alice@example.com"), "m_a398d49ce1980b36");
+        // HMAC-SHA256(KEY, "alice@example.com"), computed independently with Python's hmac.
+        assert_eq!(p.pseudonym("alice@example.com"), "m_841240d2a5b6654b");
+    }
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn short_keys_are_refused_without_showing_them() {
+        let e = Policy::parse(LEAST, "p.toml", |_| Some("sixteen-byte-key".into())).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(m.contains("16 bytes") && m.contains("openssl rand"), "{m}");
+        assert!(!m.contains("sixteen-byte-key"), "the key is not shown: {m}");
+        let k31 = &KEY[..31];
+        assert!(Policy::parse(LEAST, "p.toml", |_| Some(k31.into())).is_err());
+        assert!(Policy::parse(LEAST, "p.toml", |_| Some(KEY.into())).is_ok());
+    }
+
+    #[test]
+    fn drop_names_known_columns() {
+        let text = format!("{LEAST}drop = [\"role\", \"role\"]\n");
+        let p = Policy::parse(&text, "p.toml", |_| Some(KEY.into())).unwrap();
+        assert_eq!(p.access("developer").unwrap().drop, vec!["role"]);
+        assert!(p.access("admin").unwrap().drop.is_empty());
+        let text = format!("{LEAST}drop = [\"salary\"]\n");
+        let e = Policy::parse(&text, "p.toml", |_| Some(KEY.into())).unwrap_err();
+        assert!(e.to_string().contains("salary"), "{e}");
     }
 
     #[test]

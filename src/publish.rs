@@ -5,6 +5,11 @@
 //! before it does anything else. Each file is replaced atomically, so readers never see a
 //! partial file.
 //!
+//! Files go to two roots ([`Roots`]): `reports/…` to the output root that analysts read, the
+//! rest (facts) to the state root; both are one and the same unless `state` is set. Staging,
+//! backups, journal and lock always live in the state root, so that nothing but the published
+//! report files ever appears under the output root.
+//!
 //! ```text
 //! _lock                          held by the running job (run id, host, pid, start)
 //! _staging/<run_id>/<path>       new files of a run, before commit
@@ -137,6 +142,56 @@ impl Lock {
     }
 }
 
+/// Where published files go: report files to `reports`, everything else (and the staging) to
+/// `state`.
+#[derive(Clone, Debug)]
+pub struct Roots {
+    pub state: Location,
+    pub reports: Location,
+}
+
+/// The folder of the output root that analysts read; every other path belongs to the state.
+pub const REPORTS_DIR: &str = "reports";
+
+impl Roots {
+    /// One root for both (no `state` configured).
+    pub fn one(out: Location) -> Roots {
+        Roots {
+            state: out.clone(),
+            reports: out,
+        }
+    }
+
+    fn split(&self) -> bool {
+        self.state.url != self.reports.url
+    }
+
+    /// The store and path a published file `rel` goes to.
+    fn place(&self, rel: &str) -> (&Location, Path) {
+        let loc = if rel.starts_with(&format!("{REPORTS_DIR}/")) {
+            &self.reports
+        } else {
+            &self.state
+        };
+        (loc, loc.child(rel))
+    }
+
+    /// Puts the state object `from` in place as `rel`: a server-side copy within one store, a
+    /// read and a put across two (each put is atomic: readers see the old or the new file).
+    async fn install(&self, from: &Path, rel: &str) -> Result<()> {
+        let (loc, to) = self.place(rel);
+        if !self.split() || std::ptr::eq(loc, &self.state) {
+            return loc
+                .store
+                .copy(from, &to)
+                .await
+                .map_err(|e| Error::store(to.as_ref(), e));
+        }
+        let bytes = self.state.get(from).await?;
+        loc.put(&to, bytes.to_vec()).await
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Default)]
 struct Journal {
     run_id: String,
@@ -148,7 +203,7 @@ struct Journal {
 
 /// Collects a run's files in staging, then commits them all or none.
 pub struct Publisher {
-    out: Location,
+    roots: Roots,
     run_id: String,
     journal: Journal,
 }
@@ -162,9 +217,9 @@ fn backup(out: &Location, run_id: &str, rel: &str) -> Path {
 }
 
 impl Publisher {
-    pub fn new(out: &Location, run_id: &str) -> Publisher {
+    pub fn new(roots: &Roots, run_id: &str) -> Publisher {
         Publisher {
-            out: out.clone(),
+            roots: roots.clone(),
             run_id: run_id.into(),
             journal: Journal {
                 run_id: run_id.into(),
@@ -175,9 +230,8 @@ impl Publisher {
 
     /// Stages a file to be published at `rel`.
     pub async fn stage(&mut self, rel: &str, bytes: Vec<u8>) -> Result<()> {
-        self.out
-            .put(&staged(&self.out, &self.run_id, rel), bytes)
-            .await?;
+        let state = &self.roots.state;
+        state.put(&staged(state, &self.run_id, rel), bytes).await?;
         self.journal.files.push(rel.to_string());
         Ok(())
     }
@@ -185,11 +239,13 @@ impl Publisher {
     /// Backs up what the commit replaces, writes the journal (the commit point), then moves
     /// every file into place. On failure the previous files are restored.
     pub async fn commit(mut self) -> Result<()> {
-        let (out, run) = (&self.out, &self.run_id);
+        let (roots, run) = (&self.roots, &self.run_id);
+        let out = &roots.state;
         for rel in &self.journal.files {
             // A real copy of the bytes, not `copy`: on local disks that is a hard link, and a
             // rename between two links of one file does nothing, which would break the restore.
-            match out.store.get(&out.child(rel)).await {
+            let (loc, at) = roots.place(rel);
+            match loc.store.get(&at).await {
                 Ok(r) => {
                     let bytes = r.bytes().await.map_err(|e| Error::store(rel, e))?;
                     out.put(&backup(out, run, rel), bytes.to_vec()).await?;
@@ -202,46 +258,42 @@ impl Publisher {
         let body = serde_json::to_vec_pretty(&self.journal).expect("journal serialises");
         out.put(&staged(out, run, JOURNAL), body).await?;
         let fail_after: Option<usize> = std::env::var(FAIL_HOOK).ok().and_then(|v| v.parse().ok());
-        match apply(out, run, &self.journal, fail_after).await {
+        match apply(roots, run, &self.journal, fail_after).await {
             Ok(()) => remove_prefix(out, &format!("{STAGING}/{run}")).await,
             Err(e) => {
                 tracing::error!("publishing failed ({e}); restoring the previous outputs");
-                rollback(out, run, &self.journal).await?;
+                rollback(roots, run, &self.journal).await?;
                 Err(e)
             }
         }
     }
 }
 
-async fn apply(out: &Location, run_id: &str, j: &Journal, fail_after: Option<usize>) -> Result<()> {
+async fn apply(roots: &Roots, run_id: &str, j: &Journal, fail_after: Option<usize>) -> Result<()> {
     for (i, rel) in j.files.iter().enumerate() {
         if fail_after == Some(i) {
             return Err(Error::Other(format!(
                 "injected failure after {i} committed files ({FAIL_HOOK})"
             )));
         }
-        let to = out.child(rel);
         // Copy is atomic per object (S3 server-side copy; write-then-rename on local disks),
         // so readers always see a whole file, old or new.
-        out.store
-            .copy(&staged(out, run_id, rel), &to)
-            .await
-            .map_err(|e| Error::store(to.as_ref(), e))?;
+        roots
+            .install(&staged(&roots.state, run_id, rel), rel)
+            .await?;
     }
     Ok(())
 }
 
 /// Puts back every file as it was before the commit, then discards the run's staging.
-async fn rollback(out: &Location, run_id: &str, j: &Journal) -> Result<()> {
+async fn rollback(roots: &Roots, run_id: &str, j: &Journal) -> Result<()> {
+    let out = &roots.state;
     for rel in &j.files {
-        let to = out.child(rel);
         if j.backups.contains(rel) {
-            out.store
-                .copy(&backup(out, run_id, rel), &to)
-                .await
-                .map_err(|e| Error::store(to.as_ref(), e))?;
+            roots.install(&backup(out, run_id, rel), rel).await?;
         } else {
-            match out.store.delete(&to).await {
+            let (loc, to) = roots.place(rel);
+            match loc.store.delete(&to).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(Error::store(to.as_ref(), e)),
             }
@@ -288,7 +340,7 @@ async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
 }
 
 /// The output root's directory when it is on a local disk.
-fn local_root(out: &Location) -> Option<std::path::PathBuf> {
+pub fn local_root(out: &Location) -> Option<std::path::PathBuf> {
     out.url
         .strip_prefix("file://")
         .or((!out.url.contains("://")).then_some(&out.url[..]))
@@ -345,13 +397,19 @@ fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
 /// Before a run (under the lock): deletes partial files a killed run left on a local disk, rolls
 /// back commits whose journal was written (the run was killed while moving files into place) and
 /// discards staging of runs that never reached their commit point or were tidying it up.
-pub async fn recover(out: &Location) -> Result<()> {
-    if let Some(root) = local_root(out) {
-        let removed = sweep_temporary(&root);
-        if removed > 0 {
-            tracing::warn!("removed {removed} partial files left by a run that was stopped");
+pub async fn recover(roots: &Roots) -> Result<()> {
+    for root in [&roots.state, &roots.reports] {
+        if let Some(root) = local_root(root) {
+            let removed = sweep_temporary(&root);
+            if removed > 0 {
+                tracing::warn!("removed {removed} partial files left by a run that was stopped");
+            }
+        }
+        if !roots.split() {
+            break;
         }
     }
+    let out = &roots.state;
     let prefix = out.child(STAGING);
     let paths = list_paths(out, &prefix).await?;
     let base = prefix.as_ref().len() + 1;
@@ -368,7 +426,7 @@ pub async fn recover(out: &Location) -> Result<()> {
                 tracing::warn!(
                     "run {run} was stopped while publishing: restoring the outputs it replaced"
                 );
-                rollback(out, &run, &j).await?;
+                rollback(roots, &run, &j).await?;
             }
             Err(_) => {
                 tracing::warn!("discarding the staged files of run {run}, which did not finish");

@@ -44,6 +44,28 @@ pub mod col {
     pub const COMMITS: &str = "commits";
     pub const PULL_REQUESTS: &str = "pull_requests";
     pub const ACTIVE_DAYS: &str = "active_days";
+    /// Columns a policy may `drop` for a role (contract 5.3): any but the keys that give a row
+    /// its meaning (date, month, member, model, tool).
+    pub const DROPPABLE: [&str; 18] = [
+        ROLE,
+        MEMBER_TYPE,
+        ACTIVE_USERS,
+        SESSIONS,
+        ACTIVE_DAYS,
+        SPEND_USD,
+        REQUESTS,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+        CACHE_READ_TOKENS,
+        CACHE_CREATION_TOKENS,
+        ACCEPTED,
+        REJECTED,
+        ACCEPT_RATE,
+        LINES_ACCEPTED,
+        LINES_REMOVED,
+        COMMITS,
+        PULL_REQUESTS,
+    ];
 }
 
 /// Organisation roles (contract 5.3).

@@ -39,11 +39,101 @@ pub fn parquet_bytes(df: &mut DataFrame, table: &str) -> Result<Vec<u8>> {
 }
 
 /// CSV: header line, RFC 4180 quoting, `.` decimals (at most 6), ISO dates, empty for null.
+/// Text cells a spreadsheet would run as a formula are neutralised (contract 5.2).
 pub fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
+    let mut safe = neutralised(df)?;
     let mut buf = Vec::new();
     CsvWriter::new(&mut buf)
         .include_header(true)
         .with_float_precision(Some(6))
-        .finish(df)?;
+        .finish(safe.as_mut().unwrap_or(df))?;
     Ok(buf)
+}
+
+/// Whether a text cell would be taken for a formula: it begins with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return, and is not a number (`-3`, `+1.5e3` stay as they are).
+pub fn formula_like(s: &str) -> bool {
+    matches!(s.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')) && !is_number(s)
+}
+
+/// A plain decimal number: optional sign, digits with an optional fraction, optional exponent.
+fn is_number(s: &str) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(b);
+    let mut i = int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        frac = digits(&b[i + 1..]);
+        i += 1 + frac;
+    }
+    if int + frac == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let rest = &b[i + 1..];
+        let rest = rest.strip_prefix(b"+").or(rest.strip_prefix(b"-")).unwrap_or(rest);
+        let e = digits(rest);
+        return e > 0 && e == rest.len();
+    }
+    i == b.len()
+}
+
+/// The frame with `'` put before every formula-like text cell, or `None` when there is none.
+fn neutralised(df: &DataFrame) -> Result<Option<DataFrame>> {
+    let mut out: Option<DataFrame> = None;
+    for col in df.columns() {
+        if col.dtype() != &DataType::String {
+            continue;
+        }
+        let ca = col.as_materialized_series().str()?.clone();
+        if !ca.iter().flatten().any(formula_like) {
+            continue;
+        }
+        let fixed: StringChunked = ca
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    if formula_like(v) {
+                        format!("'{v}")
+                    } else {
+                        v.to_string()
+                    }
+                })
+            })
+            .collect();
+        let target = out.get_or_insert_with(|| df.clone());
+        target.with_column(fixed.with_name(col.name().clone()).into_column())?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_numbers_kept() {
+        for f in ["=HYPERLINK(\"x\")", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "-", "=1", "+"] {
+            assert!(formula_like(f), "{f:?}");
+        }
+        for n in ["-3", "+1.5", "-0.25e-3", "1e9", "-.5", "plain", "a=b", "", "'=x"] {
+            assert!(!formula_like(n), "{n:?}");
+        }
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("member".into(), ["=HYPERLINK(\"http://x\")", "ok", "-12"]),
+            Column::new("n".into(), [-1i64, 2, 3]),
+        ])
+        .unwrap();
+        let csv = String::from_utf8(csv_bytes(&mut df).unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "member,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-1\nok,2\n-12,3\n"
+        );
+        // The frame itself (and so the Parquet) keeps the value as it is.
+        assert_eq!(
+            df.column("member").unwrap().str().unwrap().get(0),
+            Some("=HYPERLINK(\"http://x\")")
+        );
+    }
 }

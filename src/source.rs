@@ -48,6 +48,13 @@ pub fn retry_config() -> RetryConfig {
 impl Location {
     /// Parses a URL. Local paths must exist unless `create` is set (outputs), when they are made.
     pub fn parse(url: &str, create: bool) -> Result<Location> {
+        // Credentials come from the environment: a URL's user info or query string (a presigned
+        // signature, a SAS token) is not used, and never kept where it could be recorded.
+        let clean = crate::redact::url(url);
+        if clean != url {
+            tracing::warn!("{clean}: the URL's user info and query string are ignored (credentials come from the environment)");
+        }
+        let url = clean.as_str();
         let (scheme, rest) = match url.split_once("://") {
             Some((s, r)) => (s, r),
             None => ("file", url),

@@ -1,0 +1,250 @@
+//! The quarantine (`_quarantine/<run_id>/` under the state root): every rejected input line with
+//! its reason, and its expiry after `quarantine_retention_days`.
+//!
+//! A line that is bad as a whole is kept unchanged. A line that parsed but holds rejected
+//! records is kept as an OTLP document holding only those records (with their resource, scope
+//! and metric envelopes): the Collector batches many users' records into one line, and the
+//! others' records, identities included, have no business in the quarantine.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ingest::BadLine;
+use crate::manifest::{Manifest, OutputFile};
+use crate::source::Location;
+
+pub const DIR: &str = "_quarantine";
+
+/// `_quarantine/<run_id>/<n>.lines` holds the bad lines of one object; `index.csv` says where
+/// each came from and why.
+pub async fn write(
+    state: &Location,
+    run_id: &str,
+    bad: &[BadLine],
+    manifest: &mut Manifest,
+) -> Result<()> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let csv_err = |e: csv::Error| Error::Other(e.to_string());
+    let mut index = csv::Writer::from_writer(Vec::new());
+    index
+        .write_record([
+            "object_key",
+            "line_number",
+            "reasons",
+            "detail",
+            "quarantine_file",
+        ])
+        .map_err(csv_err)?;
+    let mut by_object: std::collections::BTreeMap<&str, Vec<&BadLine>> = Default::default();
+    for b in bad {
+        by_object.entry(&b.object).or_default().push(b);
+    }
+    for (i, (object, lines)) in by_object.into_iter().enumerate() {
+        let file = format!("{DIR}/{run_id}/{i:06}.lines");
+        let mut body = Vec::new();
+        for b in &lines {
+            let mut detail = b.detail.clone();
+            match rejected_only(&b.text, &b.records) {
+                Some(kept) => body.extend_from_slice(&kept),
+                None => {
+                    if !b.records.is_empty() {
+                        detail += "; whole line kept (its records could not be separated)";
+                    }
+                    body.extend_from_slice(&b.text)
+                }
+            }
+            body.push(b'\n');
+            let reasons: Vec<&str> = b.reasons.iter().map(|r| r.as_str()).collect();
+            index
+                .write_record([
+                    object,
+                    &b.line_no.to_string(),
+                    &reasons.join(";"),
+                    &detail,
+                    &file,
+                ])
+                .map_err(csv_err)?;
+        }
+        let n = body.len() as u64;
+        state.put(&state.child(&file), body).await?;
+        manifest.outputs.push(OutputFile {
+            path: file,
+            rows: lines.len() as u64,
+            bytes: n,
+        });
+    }
+    let index = index
+        .into_inner()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let path = format!("{DIR}/{run_id}/index.csv");
+    manifest.outputs.push(OutputFile {
+        path: path.clone(),
+        rows: bad.len() as u64,
+        bytes: index.len() as u64,
+    });
+    state.put(&state.child(&path), index).await
+}
+
+/// The line as an OTLP document holding only the records at `positions` (log records first,
+/// then metric points, in document order: the decoder's order). `None` when the line is to be
+/// kept whole: no positions (the line is bad as a whole), or the document cannot be walked.
+fn rejected_only(line: &[u8], positions: &[u32]) -> Option<Vec<u8>> {
+    if positions.is_empty() {
+        return None;
+    }
+    let mut doc: Value = serde_json::from_slice(line).ok()?;
+    let mut next = 0u32;
+    let mut found = 0usize;
+    let mut keep = |n: &mut u32| {
+        let k = positions.contains(n);
+        *n += 1;
+        found += k as usize;
+        k
+    };
+    let obj = doc.as_object_mut()?;
+    if let Some(rls) = obj.get_mut("resourceLogs").and_then(Value::as_array_mut) {
+        for rl in rls.iter_mut() {
+            for sl in each(rl, "scopeLogs") {
+                retain(sl, "logRecords", |_| keep(&mut next));
+            }
+            retain(rl, "scopeLogs", |sl| !empty(sl, "logRecords"));
+        }
+        rls.retain(|rl| !empty(rl, "scopeLogs"));
+    }
+    if let Some(rms) = obj.get_mut("resourceMetrics").and_then(Value::as_array_mut) {
+        for rm in rms.iter_mut() {
+            for sm in each(rm, "scopeMetrics") {
+                for m in each(sm, "metrics") {
+                    // The same point kind the decoder reads: sum, else gauge, else the others.
+                    let kind = ["sum", "gauge", "histogram", "exponentialHistogram", "summary"]
+                        .into_iter()
+                        .find(|k| m.get(*k).is_some_and(|v| !v.is_null()));
+                    let Some(kind) = kind else { continue };
+                    if let Some(points) = m.get_mut(kind) {
+                        retain(points, "dataPoints", |_| keep(&mut next));
+                    }
+                }
+                retain(sm, "metrics", |m| {
+                    ["sum", "gauge", "histogram", "exponentialHistogram", "summary"]
+                        .iter()
+                        .any(|k| m.get(*k).is_some_and(|p| !empty(p, "dataPoints")))
+                });
+            }
+            retain(rm, "scopeMetrics", |sm| !empty(sm, "metrics"));
+        }
+        rms.retain(|rm| !empty(rm, "scopeMetrics"));
+    }
+    // Every rejected record must have been found, or the walk did not follow the decoder.
+    (found == positions.len()).then(|| serde_json::to_vec(&doc).expect("a JSON value serialises"))
+}
+
+/// The elements of the array at `v[key]` (none when absent).
+fn each<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    v.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
+/// Keeps the elements of the array at `v[key]` for which `f` holds.
+fn retain(v: &mut Value, key: &str, f: impl FnMut(&Value) -> bool) {
+    if let Some(a) = v.get_mut(key).and_then(Value::as_array_mut) {
+        a.retain(f);
+    }
+}
+
+fn empty(v: &Value, key: &str) -> bool {
+    v.get(key)
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
+}
+
+/// When the run `run_id` started, from its id (`YYYYMMDDTHHMMSSmmmZ-<pid>`).
+fn started(run_id: &str) -> Option<DateTime<Utc>> {
+    let stamp = run_id.split('-').next()?;
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Deletes the quarantine folders of runs that started more than `days` days before `now`.
+/// Returns how many folders went. Folders whose name is not a run id are left alone.
+pub async fn expire(state: &Location, days: u32, now: DateTime<Utc>) -> Result<usize> {
+    let prefix = state.child(DIR);
+    let metas: Vec<object_store::ObjectMeta> = state
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    let cutoff = now - chrono::Duration::days(days as i64);
+    let base = prefix.as_ref().len() + 1;
+    let mut runs = std::collections::BTreeSet::new();
+    for m in metas {
+        let key = m.location.as_ref();
+        let Some(run) = key.get(base..).and_then(|r| r.split('/').next()) else {
+            continue;
+        };
+        if started(run).is_some_and(|t| t < cutoff) {
+            runs.insert(run.to_string());
+            match state.store.delete(&m.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(key, e)),
+            }
+        }
+    }
+    if let Some(dir) = crate::publish::local_root(state) {
+        for run in &runs {
+            let _ = std::fs::remove_dir_all(dir.join(DIR).join(run));
+        }
+    }
+    Ok(runs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(email: &str, cost: &str) -> String {
+        format!(
+            r#"{{"timeUnixNano":"1","attributes":[{{"key":"user.email","value":{{"stringValue":"{email}"}}}},{{"key":"cost_usd","value":{{"stringValue":"{cost}"}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn only_the_rejected_records_are_kept() {
+        let line = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[]}},"scopeLogs":[{{"scope":{{"name":"s"}},"logRecords":[{},{}]}}]}},{{"scopeLogs":[{{"logRecords":[{}]}}]}}],"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"a","sum":{{"dataPoints":[{{"asInt":"1"}},{{"asInt":"2"}}]}}}},{{"name":"h","histogram":{{"dataPoints":[{{"count":"3"}}]}}}}]}}]}}]}}"#,
+            log("other@x.com", "1"),
+            log("bad@x.com", "abc"),
+            log("third@x.com", "2")
+        );
+        let kept = rejected_only(line.as_bytes(), &[1]).unwrap();
+        let s = String::from_utf8(kept).unwrap();
+        assert!(s.contains("bad@x.com"), "{s}");
+        assert!(!s.contains("other@x.com") && !s.contains("third@x.com"), "{s}");
+        assert!(!s.contains("resourceMetrics\":[{"), "{s}");
+        // Position 4 is the second sum point (3 log records, then points in order).
+        let s = String::from_utf8(rejected_only(line.as_bytes(), &[4]).unwrap()).unwrap();
+        assert!(s.contains(r#""asInt":"2""#) && !s.contains(r#""asInt":"1""#), "{s}");
+        assert!(!s.contains("histogram") && !s.contains("logRecords"), "{s}");
+        // The histogram point is position 5; a position past the end keeps the line whole.
+        let s = String::from_utf8(rejected_only(line.as_bytes(), &[5]).unwrap()).unwrap();
+        assert!(s.contains("histogram") && !s.contains("\"sum\""), "{s}");
+        assert_eq!(rejected_only(line.as_bytes(), &[6]), None);
+        assert_eq!(rejected_only(line.as_bytes(), &[]), None);
+        assert_eq!(rejected_only(b"{broken", &[0]), None);
+    }
+
+    #[test]
+    fn run_ids_give_their_start() {
+        let t = started("20261001T020304005Z-00042").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-10-01T02:03:04.005+00:00");
+        assert_eq!(started("notes"), None);
+    }
+}
