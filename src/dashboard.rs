@@ -334,7 +334,10 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -400,7 +403,11 @@ pub fn render(
     };
 
     // Suggestion accept rate: overall and per tool.
-    body += &match find(tables, table::DAILY_ACCEPT_RATE, &[c::TOOL, c::ACCEPTED, c::REJECTED]) {
+    body += &match find(
+        tables,
+        table::DAILY_ACCEPT_RATE,
+        &[c::TOOL, c::ACCEPTED, c::REJECTED],
+    ) {
         Some(df) => {
             let tools = strs(df, c::TOOL)?;
             let acc = f64s(df, c::ACCEPTED)?;
@@ -449,7 +456,11 @@ pub fn render(
     };
 
     // Activity: users (left) and sessions (right).
-    body += &match find(tables, table::DAILY_ACTIVITY, &[c::DATE, c::ACTIVE_USERS, c::SESSIONS]) {
+    body += &match find(
+        tables,
+        table::DAILY_ACTIVITY,
+        &[c::DATE, c::ACTIVE_USERS, c::SESSIONS],
+    ) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
             let users = values(df, c::ACTIVE_USERS)?;
@@ -471,7 +482,11 @@ pub fn render(
     };
 
     // Spend: users (left) and dollars (right).
-    body += &match find(tables, table::DAILY_SPEND, &[c::DATE, c::ACTIVE_USERS, c::SPEND_USD]) {
+    body += &match find(
+        tables,
+        table::DAILY_SPEND,
+        &[c::DATE, c::ACTIVE_USERS, c::SPEND_USD],
+    ) {
         Some(df) => {
             let days = dates(df, c::DATE)?;
             let users = values(df, c::ACTIVE_USERS)?;
@@ -498,7 +513,17 @@ pub fn render(
     };
 
     // Team insights: every member with spend and lines per month.
-    body += &match find(tables, table::MEMBER_MONTHLY, &[c::MONTH, c::MEMBER, c::MEMBER_TYPE, c::SPEND_USD, c::LINES_ACCEPTED]) {
+    body += &match find(
+        tables,
+        table::MEMBER_MONTHLY,
+        &[
+            c::MONTH,
+            c::MEMBER,
+            c::MEMBER_TYPE,
+            c::SPEND_USD,
+            c::LINES_ACCEPTED,
+        ],
+    ) {
         Some(df) => {
             let months = dates(df, c::MONTH)?;
             let members = strs(df, c::MEMBER)?;

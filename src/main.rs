@@ -43,7 +43,10 @@ fn main() -> ExitCode {
                 let progress = !cli.quiet && std::io::stderr().is_terminal();
                 let outcome = pipeline::run(&cfg, std::env::args().collect(), progress).await?;
                 if !cli.quiet {
-                    eprint!("{}", summary(&outcome, &cfg.output, clock.elapsed()));
+                    eprint!(
+                        "{}",
+                        summary(&outcome, &cc_analytics::redact::url(&cfg.output), clock.elapsed())
+                    );
                 }
                 Ok(())
             }
@@ -62,7 +65,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cc-analytics: error: {}", cc_analytics::redact::text(&e.to_string()));
+            eprintln!(
+                "cc-analytics: error: {}",
+                cc_analytics::redact::text(&e.to_string())
+            );
             ExitCode::from(e.exit_code())
         }
     }

@@ -121,18 +121,30 @@ fn rejected_only(line: &[u8], positions: &[u32]) -> Option<Vec<u8>> {
             for sm in each(rm, "scopeMetrics") {
                 for m in each(sm, "metrics") {
                     // The same point kind the decoder reads: sum, else gauge, else the others.
-                    let kind = ["sum", "gauge", "histogram", "exponentialHistogram", "summary"]
-                        .into_iter()
-                        .find(|k| m.get(*k).is_some_and(|v| !v.is_null()));
+                    let kind = [
+                        "sum",
+                        "gauge",
+                        "histogram",
+                        "exponentialHistogram",
+                        "summary",
+                    ]
+                    .into_iter()
+                    .find(|k| m.get(*k).is_some_and(|v| !v.is_null()));
                     let Some(kind) = kind else { continue };
                     if let Some(points) = m.get_mut(kind) {
                         retain(points, "dataPoints", |_| keep(&mut next));
                     }
                 }
                 retain(sm, "metrics", |m| {
-                    ["sum", "gauge", "histogram", "exponentialHistogram", "summary"]
-                        .iter()
-                        .any(|k| m.get(*k).is_some_and(|p| !empty(p, "dataPoints")))
+                    [
+                        "sum",
+                        "gauge",
+                        "histogram",
+                        "exponentialHistogram",
+                        "summary",
+                    ]
+                    .iter()
+                    .any(|k| m.get(*k).is_some_and(|p| !empty(p, "dataPoints")))
                 });
             }
             retain(rm, "scopeMetrics", |sm| !empty(sm, "metrics"));
@@ -227,11 +239,17 @@ mod tests {
         let kept = rejected_only(line.as_bytes(), &[1]).unwrap();
         let s = String::from_utf8(kept).unwrap();
         assert!(s.contains("bad@x.com"), "{s}");
-        assert!(!s.contains("other@x.com") && !s.contains("third@x.com"), "{s}");
+        assert!(
+            !s.contains("other@x.com") && !s.contains("third@x.com"),
+            "{s}"
+        );
         assert!(!s.contains("resourceMetrics\":[{"), "{s}");
         // Position 4 is the second sum point (3 log records, then points in order).
         let s = String::from_utf8(rejected_only(line.as_bytes(), &[4]).unwrap()).unwrap();
-        assert!(s.contains(r#""asInt":"2""#) && !s.contains(r#""asInt":"1""#), "{s}");
+        assert!(
+            s.contains(r#""asInt":"2""#) && !s.contains(r#""asInt":"1""#),
+            "{s}"
+        );
         assert!(!s.contains("histogram") && !s.contains("logRecords"), "{s}");
         // The histogram point is position 5; a position past the end keeps the line whole.
         let s = String::from_utf8(rejected_only(line.as_bytes(), &[5]).unwrap()).unwrap();

@@ -32,7 +32,9 @@ pub fn text(text: &str) -> String {
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
             .map_or(0, |p| p + 1);
         let end = rest[i..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']'))
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']')
+            })
             .map_or(rest.len(), |p| i + p);
         out.push_str(&rest[..start]);
         out.push_str(&url(&rest[start..end]));
@@ -57,8 +59,14 @@ mod tests {
             url("s3://bucket/prefix?X-Amz-Signature=abc&X-Amz-Credential=k"),
             "s3://bucket/prefix"
         );
-        assert_eq!(url("https://user:tok3n@host:9000/a/b?sig=1#f"), "https://host:9000/a/b");
-        assert_eq!(url("az://container/p?sv=2020&sig=SECRET"), "az://container/p");
+        assert_eq!(
+            url("https://user:tok3n@host:9000/a/b?sig=1#f"),
+            "https://host:9000/a/b"
+        );
+        assert_eq!(
+            url("az://container/p?sv=2020&sig=SECRET"),
+            "az://container/p"
+        );
         assert_eq!(url("gs://b"), "gs://b");
         assert_eq!(url("/local/with?mark"), "/local/with?mark");
         assert!(has_secret("s3://b/p?token=x"));
@@ -77,7 +85,11 @@ mod tests {
         );
         assert_eq!(text("no url here"), "no url here");
         assert_eq!(
-            command_line(&["run".into(), "--input".into(), "s3://b/p?X-Amz-Security-Token=T".into()]),
+            command_line(&[
+                "run".into(),
+                "--input".into(),
+                "s3://b/p?X-Amz-Security-Token=T".into()
+            ]),
             vec!["run", "--input", "s3://b/p"]
         );
     }

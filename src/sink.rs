@@ -53,7 +53,10 @@ pub fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
 /// Whether a text cell would be taken for a formula: it begins with `=`, `+`, `-`, `@`, a tab or
 /// a carriage return, and is not a number (`-3`, `+1.5e3` stay as they are).
 pub fn formula_like(s: &str) -> bool {
-    matches!(s.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')) && !is_number(s)
+    matches!(
+        s.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) && !is_number(s)
 }
 
 /// A plain decimal number: optional sign, digits with an optional fraction, optional exponent.
@@ -72,7 +75,10 @@ fn is_number(s: &str) -> bool {
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
         let rest = &b[i + 1..];
-        let rest = rest.strip_prefix(b"+").or(rest.strip_prefix(b"-")).unwrap_or(rest);
+        let rest = rest
+            .strip_prefix(b"+")
+            .or(rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
         let e = digits(rest);
         return e > 0 && e == rest.len();
     }
@@ -114,10 +120,22 @@ mod tests {
 
     #[test]
     fn formula_cells_are_neutralised_and_numbers_kept() {
-        for f in ["=HYPERLINK(\"x\")", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "-", "=1", "+"] {
+        for f in [
+            "=HYPERLINK(\"x\")",
+            "+cmd",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "-",
+            "=1",
+            "+",
+        ] {
             assert!(formula_like(f), "{f:?}");
         }
-        for n in ["-3", "+1.5", "-0.25e-3", "1e9", "-.5", "plain", "a=b", "", "'=x"] {
+        for n in [
+            "-3", "+1.5", "-0.25e-3", "1e9", "-.5", "plain", "a=b", "", "'=x",
+        ] {
             assert!(!formula_like(n), "{n:?}");
         }
         let mut df = DataFrame::new_infer_height(vec![

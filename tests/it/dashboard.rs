@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::util::*;
 
-fn chromium() -> String {
+pub fn chromium() -> String {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
         if Command::new("which")
             .arg(c)
@@ -20,7 +20,7 @@ fn chromium() -> String {
     panic!("no chromium on PATH (scripts/test.sh installs Debian's chromium package)");
 }
 
-fn browser(profile: &Path, extra: &[&str], page: &Path) -> std::process::Output {
+pub fn browser(profile: &Path, extra: &[&str], page: &Path) -> std::process::Output {
     Command::new(chromium())
         .args([
             "--headless",
@@ -218,7 +218,10 @@ fn a_restricted_role_page_holds_only_its_tables() {
                 .to_str()
                 .unwrap(),
         ],
-        &[("CC_ANALYTICS_PSEUDONYM_KEY", "k")],
+        &[(
+            "CC_ANALYTICS_PSEUDONYM_KEY",
+            "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        )],
         0,
     );
     let billing = read(out.join("reports/billing/dashboard.html"));

@@ -8,6 +8,7 @@ mod faults;
 mod fixture;
 mod generated;
 mod policy;
+mod privacy;
 mod production;
 mod s3;
 mod util;
