@@ -302,3 +302,94 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
     );
     assert!(stderr(&r).contains("no-such-bucket"), "{}", stderr(&r));
 }
+
+#[test]
+fn s3_state_in_its_own_bucket_leaves_only_reports_in_the_reports_bucket() {
+    let moto = Moto::start();
+    for b in ["raw", "reports", "state"] {
+        moto.create_bucket(b);
+    }
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gen = ["--members", "5", "--days", "3", "--seed", "4"];
+    let mut args = vec!["generate", "--output", "s3://raw/gen"];
+    args.extend(gen);
+    run_in(None, &args, &env, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("gen");
+    let mut args = vec!["generate", "--output", local.to_str().unwrap()];
+    args.extend(gen);
+    run(&args, 0);
+    let out = dir.path().join("out");
+    for d in ["2026-10-01", "2026-10-02"] {
+        run_in(
+            None,
+            &[
+                "run",
+                "--input",
+                "s3://raw/gen/telemetry",
+                "--roster",
+                "s3://raw/gen/roster.csv",
+                "--output",
+                "s3://reports/cc",
+                "--state",
+                "s3://state/cc",
+                "--date",
+                d,
+                "--roles",
+                "admin",
+            ],
+            &env,
+            0,
+        );
+        run(
+            &[
+                "run",
+                "--input",
+                local.join("telemetry").to_str().unwrap(),
+                "--roster",
+                local.join("roster.csv").to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--date",
+                d,
+                "--roles",
+                "admin",
+            ],
+            0,
+        );
+    }
+    let reports = s3_list(&moto, "reports", "");
+    assert!(!reports.is_empty());
+    assert!(
+        reports.iter().all(|k| k.starts_with("cc/reports/admin/")),
+        "{reports:?}"
+    );
+    for table in ["daily_spend", "member_daily", "member_monthly"] {
+        for ext in ["csv", "parquet"] {
+            let key = format!("reports/admin/{table}.{ext}");
+            assert_eq!(
+                s3_get(&moto, "reports", &format!("cc/{key}")).unwrap(),
+                std::fs::read(out.join(&key)).unwrap(),
+                "{key}: split roots on S3 and one root on disk differ"
+            );
+        }
+    }
+    let state = s3_list(&moto, "state", "cc");
+    for prefix in [
+        "cc/_facts/date=2026-10-01/",
+        "cc/_facts/date=2026-10-02/",
+        "cc/_runs/",
+    ] {
+        assert!(
+            state.iter().any(|k| k.starts_with(prefix)),
+            "{prefix}: {state:?}"
+        );
+    }
+    assert!(
+        !state
+            .iter()
+            .any(|k| k.contains("_staging") || k.ends_with("_lock") || k.contains("/reports/")),
+        "{state:?}"
+    );
+}
