@@ -31,6 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Read telemetry, compute the analytics tables, write them per role.
     Run(RunArgs),
@@ -83,6 +84,13 @@ pub struct RunArgs {
     /// Do not write `dashboard.html` next to each role's tables.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Also recompute the event dates of late records (contract 4.4), at most `heal_max_days`
+    /// before the first date.
+    #[arg(long)]
+    pub heal_late: bool,
+    /// Replace stored facts even with facts of fewer than half their records (contract 4.4).
+    #[arg(long)]
+    pub allow_shrink: bool,
 }
 
 /// The pipeline file. Unknown keys are errors.
@@ -107,6 +115,14 @@ pub struct FileConfig {
     pub dashboard: Option<bool>,
     /// Days a run's quarantine folder is kept (default 30).
     pub quarantine_retention_days: Option<u32>,
+    /// Recompute the event dates of late records too (default false).
+    pub heal_late: Option<bool>,
+    /// How far before the first date healing reaches (default 31 days).
+    pub heal_max_days: Option<u32>,
+    /// Largest cost of one request or metric point, in USD (default 1000).
+    pub max_cost_usd: Option<f64>,
+    /// Largest token count or other count of one record (default 10^9).
+    pub max_count: Option<f64>,
 }
 
 impl FileConfig {
@@ -137,6 +153,10 @@ pub struct RunConfig {
     pub max_arrival_delay_days: u32,
     pub dashboard: bool,
     pub quarantine_retention_days: u32,
+    pub heal_late: bool,
+    pub heal_max_days: u32,
+    pub allow_shrink: bool,
+    pub limits: crate::otlp::Limits,
 }
 
 impl RunConfig {
@@ -230,6 +250,19 @@ impl RunConfig {
                 }
             }
         }
+        let defaults = crate::otlp::Limits::default();
+        let limits = crate::otlp::Limits {
+            max_cost_usd: file.max_cost_usd.unwrap_or(defaults.max_cost_usd),
+            max_count: file.max_count.unwrap_or(defaults.max_count),
+        };
+        if !(limits.max_cost_usd > 0.0 && limits.max_count > 0.0)
+            || limits.max_cost_usd > 1e6
+            || limits.max_count > 1e15
+        {
+            return Err(Error::usage(
+                "max_cost_usd must lie in (0, 1e6] and max_count in (0, 1e15]: sums of bounded values must fit 64-bit integers",
+            ));
+        }
         let state = args.state.clone().or(file.state.clone());
         if state.as_deref() == Some(output.as_str()) {
             return Err(Error::usage(
@@ -258,6 +291,10 @@ impl RunConfig {
             max_arrival_delay_days: file.max_arrival_delay_days.unwrap_or(3),
             dashboard: !args.no_dashboard && file.dashboard.unwrap_or(true),
             quarantine_retention_days: file.quarantine_retention_days.unwrap_or(30),
+            heal_late: args.heal_late || file.heal_late.unwrap_or(false),
+            heal_max_days: file.heal_max_days.unwrap_or(31),
+            allow_shrink: args.allow_shrink,
+            limits,
         })
     }
 }

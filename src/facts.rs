@@ -12,6 +12,7 @@ use polars::prelude::*;
 
 use crate::error::Result;
 use crate::model::{sym, Dict, Records, Seen, CUMULATIVE, EVENT, METRIC};
+use crate::otlp::Limits;
 
 use crate::roster::Roster;
 use crate::schema::{member_type, UNATTRIBUTED_MEMBER};
@@ -236,6 +237,18 @@ pub struct Facts {
     pub set: FactSet,
     pub records_used: u64,
     pub records_outside_range: u64,
+    /// Records left out as implausible after decoding (counted as rejected).
+    pub records_implausible: u64,
+}
+
+/// `a + b`, or an error: sums of plausible values never pass 2^63, so one that would is refused
+/// rather than wrapped.
+fn sum2(a: i64, b: i64) -> Result<i64> {
+    a.checked_add(b).ok_or_else(|| {
+        crate::Error::Other(
+            "a session's sums pass what a 64-bit integer holds: implausible input".into(),
+        )
+    })
 }
 
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
@@ -352,9 +365,24 @@ impl<K: Copy + Eq + std::hash::Hash, const N: usize> Table<K, N> {
             (rows.len() - 1) as u32
         })
     }
+    /// Adds `v` to one measure of a row; a count of records (adding 1) cannot reach 2^63.
     fn add(&mut self, row: u32, slot: u8, v: i64) {
         let a = &mut self.rows[row as usize].1[slot as usize];
-        *a = a.wrapping_add(v);
+        *a += v;
+    }
+    /// Adds each `(slot, value)` to a row, or nothing (false) when any sum would overflow.
+    fn try_add(&mut self, row: u32, adds: &[(u8, i64)]) -> bool {
+        let m = &mut self.rows[row as usize].1;
+        if adds
+            .iter()
+            .any(|&(slot, v)| m[slot as usize].checked_add(v).is_none())
+        {
+            return false;
+        }
+        for &(slot, v) in adds {
+            m[slot as usize] += v;
+        }
+        true
     }
 }
 
@@ -402,6 +430,12 @@ pub struct Accumulator {
     kept: u64,
     duplicates: u64,
     outside: u64,
+    /// Event dates recomputed beside `range` (healed late dates), sorted.
+    extra: Vec<i32>,
+    limits: Limits,
+    /// Records left out as implausible: a cumulative increment above its bound, or a value that
+    /// would overflow its sum.
+    implausible: u64,
 }
 
 impl Accumulator {
@@ -434,7 +468,22 @@ impl Accumulator {
             kept: 0,
             duplicates: 0,
             outside: 0,
+            extra: Vec::new(),
+            limits: Limits::default(),
+            implausible: 0,
         }
+    }
+
+    /// Also recompute these dates (outside the range: healed late dates).
+    pub fn with_extra_dates(mut self, dates: &[NaiveDate]) -> Self {
+        self.extra = dates.iter().map(|d| days_since_epoch(*d)).collect();
+        self.extra.sort_unstable();
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Records kept so far (after deduplication).
@@ -533,7 +582,8 @@ impl Accumulator {
                     self.agents.insert(session);
                 }
             }
-            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi);
+            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi)
+                || self.extra.binary_search(&date).is_ok();
             if !in_range {
                 self.outside += 1;
             }
@@ -561,14 +611,18 @@ impl Accumulator {
                         rec.cache_read_tokens[i],
                         rec.cache_creation_tokens[i],
                     ];
-                    self.models.add(r, by_model::REQUESTS, 1);
-                    self.models
-                        .add(r, by_model::EV_SPEND, to_pico(rec.cost[i].unwrap_or(0.0)));
-                    for (k, t) in tokens.iter().enumerate() {
-                        self.models
-                            .add(r, by_model::EV_SPEND + 1 + k as u8, t.unwrap_or(0));
+                    let adds = [
+                        (by_model::REQUESTS, 1),
+                        (by_model::EV_SPEND, to_pico(rec.cost[i].unwrap_or(0.0))),
+                        (by_model::EV_SPEND + 1, tokens[0].unwrap_or(0)),
+                        (by_model::EV_SPEND + 2, tokens[1].unwrap_or(0)),
+                        (by_model::EV_SPEND + 3, tokens[2].unwrap_or(0)),
+                        (by_model::EV_SPEND + 4, tokens[3].unwrap_or(0)),
+                        (by_model::EV_RECORDS, 1),
+                    ];
+                    if !self.models.try_add(r, &adds) {
+                        self.implausible += 1;
                     }
-                    self.models.add(r, by_model::EV_RECORDS, 1);
                 } else if name == sym::TOOL_DECISION && edit_tool(tool) {
                     let r = self.tools.row((group, tool));
                     match decision {
@@ -656,20 +710,41 @@ impl Accumulator {
                     time_ns,
                     value: rec.value[i],
                 });
-            } else if row != u32::MAX {
-                self.feed(feed, row, rec.value[i]);
+            } else if row != u32::MAX && !self.feed(feed, row, rec.value[i]) {
+                self.reject_point(feed, row);
             }
         }
     }
 
-    fn feed(&mut self, feed: Feed, row: u32, inc: f64) {
-        match feed {
-            Feed::Model(s) => self
-                .models
-                .add(row, s, measure(s == by_model::MET_SPEND, inc)),
-            Feed::Tool(s) => self.tools.add(row, s, measure(false, inc)),
-            Feed::Plain(s) => self.plain.add(row, s, measure(false, inc)),
+    /// Adds a metric increment to its partial row; false (nothing added) when it is above its
+    /// bound or its sum would overflow.
+    fn feed(&mut self, feed: Feed, row: u32, inc: f64) -> bool {
+        let is_spend = matches!(feed, Feed::Model(s) if s == by_model::MET_SPEND);
+        let bound = if is_spend {
+            self.limits.max_cost_usd
+        } else {
+            self.limits.max_count
+        };
+        // NaN is no number: implausible too.
+        if inc.is_nan() || inc > bound {
+            return false;
         }
+        let v = measure(is_spend, inc);
+        match feed {
+            Feed::Model(s) => self.models.try_add(row, &[(s, v)]),
+            Feed::Tool(s) => self.tools.try_add(row, &[(s, v)]),
+            Feed::Plain(s) => self.plain.try_add(row, &[(s, v)]),
+        }
+    }
+
+    /// A metric point counted on its row but not used after all (implausible).
+    fn reject_point(&mut self, feed: Feed, row: u32) {
+        match feed {
+            Feed::Model(_) => self.models.add(row, by_model::MET_RECORDS, -1),
+            Feed::Tool(_) => self.tools.add(row, by_tool::MET_RECORDS, -1),
+            Feed::Plain(_) => self.plain.add(row, plain::RECORDS, -1),
+        }
+        self.implausible += 1;
     }
 
     /// Applies the whole-run rules and returns the facts, sorted by date, member, session,
@@ -707,8 +782,9 @@ impl Accumulator {
                 _ => p.value,
             };
             prev = Some((p.series, p.value));
-            if p.row != u32::MAX {
-                self.feed(self.series_feed[p.series as usize], p.row, inc);
+            let feed = self.series_feed[p.series as usize];
+            if p.row != u32::MAX && !self.feed(feed, p.row, inc) {
+                self.reject_point(feed, p.row);
             }
         }
         drop(points);
@@ -739,33 +815,40 @@ impl Accumulator {
         let mut sessions: BTreeMap<(i32, u32, u32), Measures> = BTreeMap::new();
         let mut models: BTreeMap<(i32, u32), [i64; 6]> = BTreeMap::new();
         let mut tools: BTreeMap<(i32, u32), [i64; 2]> = BTreeMap::new();
-        fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) {
+        fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) -> Result<()> {
             for (a, b) in row.iter_mut().zip(m) {
-                *a = a.wrapping_add(*b);
+                *a = a.checked_add(*b).ok_or_else(|| {
+                    crate::Error::Other(
+                        "a session's sums pass what a 64-bit integer holds: implausible input"
+                            .into(),
+                    )
+                })?;
             }
+            Ok(())
         }
         // A fact (date, member, session, model, tool) with measures `m`, summed into each grain.
         let mut emit = |g: &Group, model: u32, tool: u32, m: Measures| {
             if m[out::RECORDS] == 0 {
-                return;
+                return Ok(());
             }
             let (date, member) = (g.date, member_of(g));
             add(
                 sessions.entry((date, member, g.session)).or_insert([0; 13]),
                 &m,
-            );
+            )?;
             if model != sym::NONE {
                 add(
                     models.entry((date, model)).or_insert([0; 6]),
                     &m[out::REQUESTS..=out::SPEND + 4],
-                );
+                )?;
             }
             if tool != sym::NONE {
                 add(
                     tools.entry((date, tool)).or_insert([0; 2]),
                     &m[out::ACCEPTED..=out::REJECTED],
-                );
+                )?;
             }
+            Ok::<(), crate::Error>(())
         };
         let records_only = |n: i64| std::array::from_fn(|i| if i == out::RECORDS { n } else { 0 });
         for ((g, model), p) in &self.models.rows {
@@ -773,36 +856,36 @@ impl Accumulator {
             let mut m: Measures = [0; 13];
             m[out::REQUESTS] = p[by_model::REQUESTS as usize];
             for k in 0..5 {
-                m[out::SPEND + k] = p[by_model::EV_SPEND as usize + k]
-                    + if use_metrics {
-                        p[by_model::MET_SPEND as usize + k]
-                    } else {
-                        0
-                    };
+                let met = if use_metrics {
+                    p[by_model::MET_SPEND as usize + k]
+                } else {
+                    0
+                };
+                m[out::SPEND + k] = sum2(p[by_model::EV_SPEND as usize + k], met)?;
             }
             let met_records = p[by_model::MET_RECORDS as usize];
             m[out::RECORDS] =
                 p[by_model::EV_RECORDS as usize] + if use_metrics { met_records } else { 0 };
-            emit(g, *model, sym::NONE, m);
+            emit(g, *model, sym::NONE, m)?;
             if !use_metrics {
-                emit(g, sym::NONE, sym::NONE, records_only(met_records));
+                emit(g, sym::NONE, sym::NONE, records_only(met_records))?;
             }
         }
         for ((g, tool), p) in &self.tools.rows {
             let use_metrics = !has_dec.contains(g);
             let mut m: Measures = [0; 13];
             let met = |s: u8| if use_metrics { p[s as usize] } else { 0 };
-            m[out::ACCEPTED] = p[by_tool::EV_ACCEPTED as usize] + met(by_tool::MET_ACCEPTED);
-            m[out::REJECTED] = p[by_tool::EV_REJECTED as usize] + met(by_tool::MET_REJECTED);
+            m[out::ACCEPTED] = sum2(p[by_tool::EV_ACCEPTED as usize], met(by_tool::MET_ACCEPTED))?;
+            m[out::REJECTED] = sum2(p[by_tool::EV_REJECTED as usize], met(by_tool::MET_REJECTED))?;
             m[out::RECORDS] = p[by_tool::EV_RECORDS as usize] + met(by_tool::MET_RECORDS);
-            emit(g, sym::NONE, *tool, m);
+            emit(g, sym::NONE, *tool, m)?;
             if !use_metrics {
                 emit(
                     g,
                     sym::NONE,
                     sym::NONE,
                     records_only(p[by_tool::MET_RECORDS as usize]),
-                );
+                )?;
             }
         }
         for (g, p) in &self.plain.rows {
@@ -812,7 +895,7 @@ impl Accumulator {
             m[out::COMMITS] = p[plain::COMMITS as usize];
             m[out::PULL_REQUESTS] = p[plain::PULL_REQUESTS as usize];
             m[out::RECORDS] = p[plain::RECORDS as usize];
-            emit(g, sym::NONE, sym::NONE, m);
+            emit(g, sym::NONE, sym::NONE, m)?;
         }
         let records_used = sessions.values().map(|m| m[out::RECORDS] as u64).sum();
         let set = self.frames(&sessions, &models, &tools)?;
@@ -820,6 +903,7 @@ impl Accumulator {
             set,
             records_used,
             records_outside_range: self.outside,
+            records_implausible: self.implausible,
         })
     }
 
@@ -961,10 +1045,7 @@ pub(crate) mod tests {
         roster: &str,
         tz: &str,
     ) -> (Facts, u64, Vec<(&'static str, DataFrame)>) {
-        let ctx = DecodeContext {
-            tz: tz.parse().unwrap(),
-            max_time_ns: i64::MAX,
-        };
+        let ctx = DecodeContext::new(tz.parse().unwrap(), i64::MAX);
         let roster = if roster.is_empty() {
             Roster::default()
         } else {

@@ -1,35 +1,23 @@
 //! Reading telemetry objects in parallel: fetch, decompress, split lines, decode, merge.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::ObjectMeta;
 
 use crate::error::{Error, Result};
-use crate::facts::Accumulator;
+use crate::facts::{days_since_epoch, Accumulator};
 use crate::manifest::Counts;
 use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
-use crate::source::{Decompressor, Location};
+pub use crate::quarantine::BadLine;
+use crate::source::{arrival_day, Decompressor, Location};
 
 /// Compressed bytes decoded per blocking task.
 const BATCH_BYTES: u64 = 1 << 20;
 
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
-
-/// One quarantined line: where it was, why, and its bytes unchanged.
-#[derive(Debug, Clone)]
-pub struct BadLine {
-    pub object: String,
-    /// 1-based line number in the decompressed object.
-    pub line_no: usize,
-    pub reasons: Vec<Reason>,
-    pub detail: String,
-    pub text: Vec<u8>,
-    /// For a parsed line: the positions of its rejected records (see
-    /// `ObjectDecoder::rejected_positions`); empty when the whole line is bad.
-    pub records: Vec<u32>,
-}
 
 /// An object to read: its store and metadata.
 #[derive(Clone)]
@@ -44,7 +32,10 @@ pub struct Ingested {
     /// Metadata read with local files (their listing leaves it out): (task index, metadata).
     pub metas: Vec<(usize, ObjectMeta)>,
     pub counts: Counts,
-    pub bad_lines: Vec<BadLine>,
+    /// Why the run stopped reading before the end: too much bad input already.
+    pub stopped_early: Option<String>,
+    /// Late records by (event date, arrival day), days since 1970-01-01.
+    pub late: BTreeMap<(i32, i32), u64>,
 }
 
 /// What a batch of objects decoded into: one decoder (columns and dictionary) for all of them,
@@ -52,11 +43,16 @@ pub struct Ingested {
 struct ObjectOutput {
     decoder: ObjectDecoder,
     decompressor: Decompressor,
+    /// Objects in the batch.
+    objects: usize,
     /// Metadata of local files, taken as they were read: (task index, metadata).
     metas: Vec<(usize, ObjectMeta)>,
     lines_read: u64,
     lines_parsed: u64,
     bad_lines: Vec<BadLine>,
+    /// Bad lines (quarantined, or holding rejected records) by input prefix and by arrival day.
+    bad_by_input: BTreeMap<String, u64>,
+    bad_by_arrival_day: BTreeMap<String, u64>,
 }
 
 impl ObjectOutput {
@@ -64,10 +60,29 @@ impl ObjectOutput {
         ObjectOutput {
             decoder: ObjectDecoder::new(ctx),
             decompressor: Decompressor::default(),
+            objects: 0,
             metas: Vec::new(),
             lines_read: 0,
             lines_parsed: 0,
             bad_lines: Vec::new(),
+            bad_by_input: BTreeMap::new(),
+            bad_by_arrival_day: BTreeMap::new(),
+        }
+    }
+
+    /// Decodes one task's object and counts its bad lines by input prefix and arrival day.
+    fn decode_task(&mut self, task: &Task, bytes: &[u8]) {
+        let key = task.meta.location.as_ref();
+        let before = self.bad_lines.len();
+        decode_into(self, key, bytes);
+        let bad = (self.bad_lines.len() - before) as u64;
+        if bad > 0 {
+            *self
+                .bad_by_input
+                .entry(task.location.url.clone())
+                .or_default() += bad;
+            let day = arrival_day(key).map_or_else(|| "(none)".to_string(), |d| d.to_string());
+            *self.bad_by_arrival_day.entry(day).or_default() += bad;
         }
     }
 }
@@ -81,6 +96,8 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
 
 /// Decodes one object's lines into `out`, in order.
 fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
+    out.decoder
+        .set_arrival_day(arrival_day(key).map(days_since_epoch));
     let d = out.decompressor.decompress(bytes);
     let data = &d.data[..];
     // A truncated stream's last line is incomplete: only lines ended by a newline are used.
@@ -171,6 +188,8 @@ pub async fn ingest(
     concurrency: usize,
     progress: bool,
     mut acc: Accumulator,
+    quarantine: &mut crate::quarantine::Writer,
+    max_bad_ratio: f64,
 ) -> Result<Ingested> {
     let total = tasks.len();
     let bar = if progress {
@@ -222,15 +241,15 @@ pub async fn ingest(
                 };
                 let outs = tokio::task::spawn_blocking(move || {
                     let mut out = ObjectOutput::new(ctx);
+                    out.objects = batch.len();
                     let first = batch.start;
                     for (k, task) in tasks[batch].iter().enumerate() {
-                        let key = task.meta.location.as_ref();
                         match &fetched {
-                            Some(f) => decode_into(&mut out, key, &f[k]),
+                            Some(f) => out.decode_task(task, &f[k]),
                             None => {
                                 let (bytes, meta) =
                                     task.location.read_local(&task.meta.location)?;
-                                decode_into(&mut out, key, &bytes);
+                                out.decode_task(task, &bytes);
                                 out.metas.push((first + k, meta));
                             }
                         }
@@ -264,8 +283,13 @@ pub async fn ingest(
         acc
     });
     let mut counts = Counts::default();
-    let mut bad_lines = Vec::new();
     let mut metas = Vec::new();
+    let mut stopped_early = None;
+    let mut late = BTreeMap::new();
+    let total_bytes: u64 = tasks.iter().map(|t| t.meta.size).sum();
+    let all_sized = tasks.iter().all(|t| t.meta.size > 0);
+    let (mut objects_done, mut bytes_done) = (0usize, 0u64);
+    let mut next_task = 0usize;
     while let Some(o) = outputs.next().await {
         let mut o = o?;
         metas.append(&mut o.metas);
@@ -280,6 +304,21 @@ pub async fn ingest(
                 .entry(reason.to_string())
                 .or_default() += 1;
         }
+        let day = |d: &i32| crate::facts::date_of_days(*d).to_string();
+        for (d, n) in &o.decoder.rejected_dates {
+            *counts.rejected_by_date.entry(day(d)).or_default() += n;
+        }
+        for ((d, a), n) in &o.decoder.late {
+            counts.records_late += n;
+            *counts.late_by_date.entry(day(d)).or_default() += n;
+            *late.entry((*d, *a)).or_default() += n;
+        }
+        for (k, n) in std::mem::take(&mut o.bad_by_input) {
+            *counts.bad_lines_by_input.entry(k).or_default() += n;
+        }
+        for (k, n) in std::mem::take(&mut o.bad_by_arrival_day) {
+            *counts.bad_lines_by_arrival_day.entry(k).or_default() += n;
+        }
         for b in &o.bad_lines {
             if b.reasons.iter().all(Reason::is_line_level) {
                 counts.lines_quarantined += 1;
@@ -291,9 +330,27 @@ pub async fn ingest(
                 counts.lines_with_rejected_records += 1;
             }
         }
-        bad_lines.extend(o.bad_lines);
+        quarantine.add(std::mem::take(&mut o.bad_lines)).await?;
+        // How much of the input this batch completes (batches arrive in task order).
+        let n_objects = o.objects;
+        for t in &tasks[next_task..next_task + n_objects] {
+            bytes_done += t.meta.size;
+        }
+        next_task += n_objects;
+        objects_done += n_objects;
         if tx.send(o.decoder).await.is_err() {
             break; // the merger is gone: its panic is reported below
+        }
+        let done = if all_sized && total_bytes > 0 {
+            bytes_done as f64 / total_bytes as f64
+        } else {
+            objects_done as f64 / total.max(1) as f64
+        };
+        if let Some(why) = hopeless(&counts, done, max_bad_ratio) {
+            stopped_early = Some(format!(
+                "{why}; stopped after {objects_done} of {total} objects"
+            ));
+            break;
         }
     }
     drop(outputs);
@@ -310,7 +367,26 @@ pub async fn ingest(
         acc,
         metas,
         counts,
-        bad_lines,
+        stopped_early,
+        late,
+    })
+}
+
+/// Whether the run can no longer stay within `max_ratio`, with `done` (0..=1) of its input read:
+/// its bad lines already exceed the ratio of the lines it read plus twice the lines the rest
+/// would hold at the rate seen so far (an estimate with room to spare: objects differ).
+fn hopeless(counts: &Counts, done: f64, max_ratio: f64) -> Option<String> {
+    let bad = (counts.lines_quarantined + counts.lines_with_rejected_records) as f64;
+    let read = counts.lines_read as f64;
+    if bad == 0.0 || done <= 0.0 || done >= 1.0 {
+        return None;
+    }
+    let rest = read * (1.0 - done) / done;
+    (bad > max_ratio * (read + 2.0 * rest)).then(|| {
+        format!(
+            "{bad} bad lines of {read} read: more than --max-bad-ratio {max_ratio} of all the lines the input can hold (about {:.0})",
+            read + rest
+        )
     })
 }
 
@@ -320,10 +396,7 @@ mod tests {
     use std::io::Write;
 
     fn ctx() -> DecodeContext {
-        DecodeContext {
-            tz: chrono_tz::UTC,
-            max_time_ns: i64::MAX,
-        }
+        DecodeContext::new(chrono_tz::UTC, i64::MAX)
     }
 
     const GOOD: &str = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"claude_code.commit.count","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"timeUnixNano":"1791447318000000000","asInt":"1"}],"aggregationTemporality":1}}]}]}]}"#;
@@ -387,10 +460,7 @@ mod limits {
 
     #[test]
     fn an_overlong_line_is_quarantined_unread() {
-        let ctx = DecodeContext {
-            tz: chrono_tz::UTC,
-            max_time_ns: i64::MAX,
-        };
+        let ctx = DecodeContext::new(chrono_tz::UTC, i64::MAX);
         let mut text = vec![b'{'; MAX_LINE_BYTES + 10];
         text.push(b'\n');
         text.extend_from_slice(b"{\"resourceLogs\":[]}\n");

@@ -12,6 +12,7 @@ pub mod error;
 pub mod facts;
 pub mod generate;
 pub mod ingest;
+pub mod late;
 pub mod manifest;
 pub mod model;
 pub mod otlp;

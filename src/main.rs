@@ -116,6 +116,9 @@ fn summary(o: &RunOutcome, output: &str, took: std::time::Duration) -> String {
         (Some(a), Some(b)) => format!("  dates:   {} recomputed ({a} … {b})\n", dates.len()),
         _ => "  dates:   none\n".to_string(),
     };
+    if let Some(w) = &o.late_warning {
+        s += &format!("  late:    {w}\n");
+    }
     s += &if o.wrote {
         format!("  wrote:   {} files under {output}\n", m.outputs.len())
     } else {

@@ -24,6 +24,16 @@ pub struct Counts {
     pub lines_with_rejected_records: u64,
     pub quarantined_by_reason: BTreeMap<String, u64>,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Rejected records by event date (where their time was known).
+    pub rejected_by_date: BTreeMap<String, u64>,
+    /// Bad lines (quarantined or holding rejected records) by input prefix and by the arrival
+    /// day of their object (`(none)` outside arrival partitions).
+    pub bad_lines_by_input: BTreeMap<String, u64>,
+    pub bad_lines_by_arrival_day: BTreeMap<String, u64>,
+    /// Late records (contract 4.4): their object's arrival day is more than
+    /// `max_arrival_delay_days` after their event date. A subset of the records parsed.
+    pub records_late: u64,
+    pub late_by_date: BTreeMap<String, u64>,
 }
 
 impl Counts {
@@ -87,6 +97,19 @@ pub struct OutputFile {
     pub bytes: u64,
 }
 
+/// The late records of one event date, as a run met them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LateDate {
+    pub records_late: u64,
+    /// Of them, those not in the date's tables after this run (they arrived after the date was
+    /// last recomputed, and this run did not recompute it).
+    pub not_in_tables: u64,
+    pub recomputed: bool,
+    pub healed: bool,
+    /// When the date was last recomputed before this run (its stored status), if known.
+    pub last_recomputed_at: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct ObjectCounts {
     pub listed: u64,
@@ -95,6 +118,8 @@ pub struct ObjectCounts {
     pub skipped_by_arrival_partition: u64,
     /// `year=`/`month=`/`day=` directories outside the window, not listed at all.
     pub partitions_skipped: u64,
+    /// Symbolic links in local inputs back to a directory already listed (a loop), not followed.
+    pub links_skipped: u64,
     pub read: u64,
 }
 
@@ -112,6 +137,10 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     pub dates_recomputed: Vec<String>,
+    /// Dates recomputed beside the requested ones because late records arrived for them.
+    pub dates_healed: Vec<String>,
+    /// Per event date with late records read by this run (contract 4.4).
+    pub late_dates: BTreeMap<String, LateDate>,
     pub roles: Vec<String>,
     pub objects: ObjectCounts,
     pub counts: Counts,

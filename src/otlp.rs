@@ -7,6 +7,8 @@ use std::hash::{Hash, Hasher};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
+use std::collections::BTreeMap;
+
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -42,6 +44,8 @@ pub enum Reason {
     BadTime,
     /// Before 2020 or more than a day after the run.
     TimeOutOfRange,
+    /// A cost or count above its plausible bound (`Limits`), or one that would overflow a sum.
+    ImplausibleValue,
 }
 
 impl Reason {
@@ -57,6 +61,7 @@ impl Reason {
             Reason::NegativeValue => "negative_value",
             Reason::BadTime => "bad_time",
             Reason::TimeOutOfRange => "time_out_of_range",
+            Reason::ImplausibleValue => "implausible_value",
         }
     }
     /// Whether the reason applies to a whole line (else to one record inside a parsed line).
@@ -79,12 +84,47 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Bounds above which a value is implausible (rejected as `implausible_value`): with them, the
+/// sums of many records fit 64-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Largest cost of one request event or one cost metric increment, in USD.
+    pub max_cost_usd: f64,
+    /// Largest token count of a request, or any other metric increment.
+    pub max_count: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cost_usd: 1000.0,
+            max_count: 1e9,
+        }
+    }
+}
+
 /// What the decoder needs to know about the run.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext {
     pub tz: Tz,
     /// Records later than this are rejected (run start + 1 day).
     pub max_time_ns: i64,
+    pub limits: Limits,
+    /// A record is late when its object's arrival day is more than this many days after its
+    /// event date (contract 4.4: `max_arrival_delay_days`).
+    pub late_after_days: i32,
+}
+
+impl DecodeContext {
+    /// The default limits and arrival delay (3 days).
+    pub fn new(tz: Tz, max_time_ns: i64) -> Self {
+        DecodeContext {
+            tz,
+            max_time_ns,
+            limits: Limits::default(),
+            late_after_days: 3,
+        }
+    }
 }
 
 /// Per-line outcome counts, added up per object.
@@ -505,6 +545,14 @@ pub struct ObjectDecoder {
     pub rejected_positions: Vec<u32>,
     /// `counts.records_parsed` when the current line began.
     line_first_record: u64,
+    /// Arrival day (days since 1970-01-01) of the object being decoded, from its key.
+    arrival_day: Option<i32>,
+    /// Late records (contract 4.4) by (event date, arrival day), days since 1970-01-01.
+    pub late: BTreeMap<(i32, i32), u64>,
+    /// Event dates of the rejected records whose time was known.
+    pub rejected_dates: BTreeMap<i32, u64>,
+    /// Event date of the record being decoded, once its time is known.
+    pending_date: Option<i32>,
 }
 
 struct Row<'v, 'a> {
@@ -529,7 +577,16 @@ impl ObjectDecoder {
             rejected: Vec::new(),
             rejected_positions: Vec::new(),
             line_first_record: 0,
+            arrival_day: None,
+            late: BTreeMap::new(),
+            rejected_dates: BTreeMap::new(),
+            pending_date: None,
         }
+    }
+
+    /// The arrival day of the object whose lines come next (`None` outside arrival partitions).
+    pub fn set_arrival_day(&mut self, day: Option<i32>) {
+        self.arrival_day = day;
     }
 
     /// Decodes one line. `Err` means the line is quarantined whole (nothing of it is used).
@@ -552,6 +609,7 @@ impl ObjectDecoder {
                 let cc_scope = sl.scope.name.starts_with(otel::SCOPE_PREFIX);
                 for lr in &sl.log_records {
                     self.counts.records_parsed += 1;
+                    self.pending_date = None;
                     if let Err(reason) =
                         self.log_record(lr, &rl.resource.attributes, res_hash, cc_scope)
                     {
@@ -588,6 +646,7 @@ impl ObjectDecoder {
                     let value_points = m.sum.is_some() || m.gauge.is_some();
                     for dp in &points.data_points {
                         self.counts.records_parsed += 1;
+                        self.pending_date = None;
                         if !cc {
                             self.counts.records_ignored += 1;
                             continue;
@@ -616,6 +675,9 @@ impl ObjectDecoder {
         // The record just counted as parsed is the one rejected.
         let position = self.counts.records_parsed - self.line_first_record - 1;
         self.rejected_positions.push(position as u32);
+        if let Some(d) = self.pending_date {
+            *self.rejected_dates.entry(d).or_default() += 1;
+        }
     }
 
     fn check_time(&self, t: i64) -> Result<i64, Reason> {
@@ -664,6 +726,7 @@ impl ObjectDecoder {
             },
         };
         let time_ns = self.check_time(time_ns)?;
+        self.pending_date = Some(local_day(&self.ctx.tz, time_ns));
         let seq = match p.event_sequence.and_then(AnyValue::num) {
             Some(n) => Some(n.as_i64().ok_or(Reason::BadNumber)?),
             None => None,
@@ -701,6 +764,7 @@ impl ObjectDecoder {
             _ => return Err(Reason::BadTime),
         };
         let time_ns = self.check_time(time_ns)?;
+        self.pending_date = Some(local_day(&self.ctx.tz, time_ns));
         let start_ns = match dp.start_time_unix_nano.as_ref().map(|n| n.as_i64()) {
             None => 0,
             Some(Some(t)) => t,
@@ -716,6 +780,16 @@ impl ObjectDecoder {
                 .unwrap_or(0.0);
             if v < 0.0 {
                 return Err(Reason::NegativeValue);
+            }
+            // A delta point is an increment: bounded here. A cumulative point's increment is
+            // known only once its series is sorted, and is bounded then (facts).
+            let bound = if name == otel::M_COST {
+                self.ctx.limits.max_cost_usd
+            } else {
+                self.ctx.limits.max_count
+            };
+            if temporality == DELTA && v > bound {
+                return Err(Reason::ImplausibleValue);
             }
             v
         } else {
@@ -783,7 +857,18 @@ impl ObjectDecoder {
         } else {
             (None, [None; 4])
         };
+        let lim = self.ctx.limits;
+        if cost.is_some_and(|c| c > lim.max_cost_usd)
+            || tokens.iter().flatten().any(|&t| t as f64 > lim.max_count)
+        {
+            return Err(Reason::ImplausibleValue);
+        }
         let date = local_day(&self.ctx.tz, row.time_ns);
+        if let Some(a) = self.arrival_day {
+            if a - date > self.ctx.late_after_days {
+                *self.late.entry((date, a)).or_default() += 1;
+            }
+        }
         let d = &mut self.dict;
         let mut id = |v: Option<&AnyValue<'_>>| match v.and_then(AnyValue::to_text) {
             Some(s) if !s.is_empty() => d.intern(&s),
@@ -975,10 +1060,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> DecodeContext {
-        DecodeContext {
-            tz: chrono_tz::UTC,
-            max_time_ns: max_time_for(1_800_000_000_000_000_000),
-        }
+        DecodeContext::new(chrono_tz::UTC, max_time_for(1_800_000_000_000_000_000))
     }
 
     const LOG: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"claude-code"}},{"key":"user.email","value":{"stringValue":"res@example.com"}}]},"scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[{"timeUnixNano":"1791447318137000000","observedTimeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"session.id","value":{"stringValue":"s1"}},{"key":"user.email","value":{"stringValue":"dev@example.com"}},{"key":"event.name","value":{"stringValue":"api_request"}},{"key":"event.sequence","value":{"intValue":"15"}},{"key":"model","value":{"stringValue":"claude-haiku-5-5"}},{"key":"input_tokens","value":{"intValue":2}},{"key":"output_tokens","value":{"stringValue":"4"}},{"key":"cache_read_tokens","value":{"doubleValue":9179}},{"key":"cost_usd","value":{"doubleValue":0.00276519}},{"key":"cost_usd_micros","value":{"intValue":"2765"}}]}]}]}]}"#;
@@ -1140,10 +1222,7 @@ mod hostile {
     use proptest::prelude::*;
 
     fn ctx() -> DecodeContext {
-        DecodeContext {
-            tz: chrono_tz::UTC,
-            max_time_ns: i64::MAX,
-        }
+        DecodeContext::new(chrono_tz::UTC, i64::MAX)
     }
 
     const SAMPLE: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"user.email","value":{"stringValue":"a@b"}}]},"scopeMetrics":[{"metrics":[{"name":"claude_code.cost.usage","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"model","value":{"intValue":"7"}}],"startTimeUnixNano":"1791447258000000000","timeUnixNano":"1791447318000000000","asDouble":0.5}],"aggregationTemporality":2}}]}]}],"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"event.sequence","value":{"intValue":"1"}},{"key":"cost_usd","value":{"doubleValue":1e308}},{"key":"input_tokens","value":{"stringValue":"-3"}}]}]}]}]}"#;

@@ -12,42 +12,87 @@ use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ingest::BadLine;
-use crate::manifest::{Manifest, OutputFile};
+use crate::manifest::OutputFile;
+use crate::otlp::Reason;
 use crate::source::Location;
 
 pub const DIR: &str = "_quarantine";
 
-/// `_quarantine/<run_id>/<n>.lines` holds the bad lines of one object; `index.csv` says where
-/// each came from and why.
-pub async fn write(
-    state: &Location,
-    run_id: &str,
-    bad: &[BadLine],
-    manifest: &mut Manifest,
-) -> Result<()> {
-    if bad.is_empty() {
-        return Ok(());
+/// One quarantined line: where it was, why, and its bytes unchanged.
+#[derive(Debug, Clone)]
+pub struct BadLine {
+    pub object: String,
+    /// 1-based line number in the decompressed object.
+    pub line_no: usize,
+    pub reasons: Vec<Reason>,
+    pub detail: String,
+    pub text: Vec<u8>,
+    /// For a parsed line: the positions of its rejected records (see
+    /// `ObjectDecoder::rejected_positions`); empty when the whole line is bad.
+    pub records: Vec<u32>,
+}
+
+/// Puts in flight at once.
+const CONCURRENT_PUTS: usize = 8;
+
+/// Writes the quarantine as bad lines are found: `_quarantine/<run_id>/<n>.lines` holds the bad
+/// lines of one object, put while the run goes on (a few at a time), so that a run over much
+/// broken input neither holds it all in memory nor waits for it at the end; `index.csv` (one
+/// row per line) says where each came from and why.
+pub struct Writer {
+    state: Location,
+    run_id: String,
+    index: csv::Writer<Vec<u8>>,
+    lines: u64,
+    files: u64,
+    puts: tokio::task::JoinSet<Result<OutputFile>>,
+    outputs: Vec<OutputFile>,
+}
+
+impl Writer {
+    pub fn new(state: &Location, run_id: &str) -> Writer {
+        let mut index = csv::Writer::from_writer(Vec::new());
+        index
+            .write_record([
+                "object_key",
+                "line_number",
+                "reasons",
+                "detail",
+                "quarantine_file",
+            ])
+            .expect("writing to memory");
+        Writer {
+            state: state.clone(),
+            run_id: run_id.to_string(),
+            index,
+            lines: 0,
+            files: 0,
+            puts: tokio::task::JoinSet::new(),
+            outputs: Vec::new(),
+        }
     }
-    let csv_err = |e: csv::Error| Error::Other(e.to_string());
-    let mut index = csv::Writer::from_writer(Vec::new());
-    index
-        .write_record([
-            "object_key",
-            "line_number",
-            "reasons",
-            "detail",
-            "quarantine_file",
-        ])
-        .map_err(csv_err)?;
-    let mut by_object: std::collections::BTreeMap<&str, Vec<&BadLine>> = Default::default();
-    for b in bad {
-        by_object.entry(&b.object).or_default().push(b);
+
+    /// Quarantines `bad` (the bad lines of one batch of objects, in order).
+    pub async fn add(&mut self, bad: Vec<BadLine>) -> Result<()> {
+        let mut start = 0;
+        while start < bad.len() {
+            let object = &bad[start].object;
+            let end = start
+                + bad[start..]
+                    .iter()
+                    .take_while(|b| &b.object == object)
+                    .count();
+            self.put_object(&bad[start..end]).await?;
+            start = end;
+        }
+        Ok(())
     }
-    for (i, (object, lines)) in by_object.into_iter().enumerate() {
-        let file = format!("{DIR}/{run_id}/{i:06}.lines");
+
+    async fn put_object(&mut self, lines: &[BadLine]) -> Result<()> {
+        let file = format!("{DIR}/{}/{:06}.lines", self.run_id, self.files);
+        self.files += 1;
         let mut body = Vec::new();
-        for b in &lines {
+        for b in lines {
             let mut detail = b.detail.clone();
             match rejected_only(&b.text, &b.records) {
                 Some(kept) => body.extend_from_slice(&kept),
@@ -60,34 +105,66 @@ pub async fn write(
             }
             body.push(b'\n');
             let reasons: Vec<&str> = b.reasons.iter().map(|r| r.as_str()).collect();
-            index
+            self.index
                 .write_record([
-                    object,
+                    b.object.as_str(),
                     &b.line_no.to_string(),
                     &reasons.join(";"),
                     &detail,
                     &file,
                 ])
-                .map_err(csv_err)?;
+                .map_err(|e| Error::Other(e.to_string()))?;
         }
-        let n = body.len() as u64;
-        state.put(&state.child(&file), body).await?;
-        manifest.outputs.push(OutputFile {
-            path: file,
-            rows: lines.len() as u64,
-            bytes: n,
+        self.lines += lines.len() as u64;
+        while self.puts.len() >= CONCURRENT_PUTS {
+            self.collect_one().await?;
+        }
+        let state = self.state.clone();
+        let rows = lines.len() as u64;
+        self.puts.spawn(async move {
+            let bytes = body.len() as u64;
+            state.put(&state.child(&file), body).await?;
+            Ok(OutputFile {
+                path: file,
+                rows,
+                bytes,
+            })
         });
+        Ok(())
     }
-    let index = index
-        .into_inner()
-        .map_err(|e| Error::Other(e.to_string()))?;
-    let path = format!("{DIR}/{run_id}/index.csv");
-    manifest.outputs.push(OutputFile {
-        path: path.clone(),
-        rows: bad.len() as u64,
-        bytes: index.len() as u64,
-    });
-    state.put(&state.child(&path), index).await
+
+    async fn collect_one(&mut self) -> Result<()> {
+        if let Some(done) = self.puts.join_next().await {
+            let file =
+                done.map_err(|e| Error::Other(format!("quarantine write failed: {e}")))??;
+            self.outputs.push(file);
+        }
+        Ok(())
+    }
+
+    /// Waits for every put, writes `index.csv`, and lists the files written (none when no
+    /// line was bad).
+    pub async fn finish(mut self) -> Result<Vec<OutputFile>> {
+        while !self.puts.is_empty() {
+            self.collect_one().await?;
+        }
+        if self.lines == 0 {
+            return Ok(Vec::new());
+        }
+        let index = self
+            .index
+            .into_inner()
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let path = format!("{DIR}/{}/index.csv", self.run_id);
+        self.outputs.push(OutputFile {
+            path: path.clone(),
+            rows: self.lines,
+            bytes: index.len() as u64,
+        });
+        self.state.put(&self.state.child(&path), index).await?;
+        self.outputs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self.outputs)
+    }
 }
 
 /// The line as an OTLP document holding only the records at `positions` (log records first,
@@ -174,6 +251,24 @@ fn empty(v: &Value, key: &str) -> bool {
     v.get(key)
         .and_then(Value::as_array)
         .is_none_or(|a| a.is_empty())
+}
+
+/// Removes what a run wrote to its quarantine so far (a run that reads its input again).
+pub async fn remove_run(state: &Location, run_id: &str) -> Result<()> {
+    let prefix = state.child(&format!("{DIR}/{run_id}"));
+    let metas: Vec<object_store::ObjectMeta> = state
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    for m in metas {
+        match state.store.delete(&m.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::store(m.location.as_ref(), e)),
+        }
+    }
+    Ok(())
 }
 
 /// When the run `run_id` started, from its id (`YYYYMMDDTHHMMSSmmmZ-<pid>`).

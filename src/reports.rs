@@ -261,6 +261,42 @@ impl MemberKeys {
     }
 }
 
+fn overflow(measure: &str, day: i32) -> crate::Error {
+    crate::Error::Other(format!(
+        "the {measure} of {} sum past what a 64-bit integer holds: implausible input (check the stored facts of that date)",
+        crate::facts::date_of_days(day)
+    ))
+}
+
+/// The tables sum per-(date, member) values per date and per (month, member): every such total
+/// is checked here, exactly (measures are never negative), so that no sum in the queries after
+/// it can wrap.
+fn check_totals(groups: &[(i32, u32, usize)], columns: &[Vec<i64>]) -> Result<()> {
+    use chrono::Datelike;
+    let mut per_date: std::collections::HashMap<i32, Vec<i128>> = Default::default();
+    let mut per_month: std::collections::HashMap<(i32, u32), Vec<i128>> = Default::default();
+    for (g, &(day, key, _)) in groups.iter().enumerate() {
+        let d = crate::facts::date_of_days(day);
+        let month = d.year() * 12 + d.month0() as i32;
+        for totals in [
+            per_date
+                .entry(day)
+                .or_insert_with(|| vec![0; columns.len()]),
+            per_month
+                .entry((month, key))
+                .or_insert_with(|| vec![0; columns.len()]),
+        ] {
+            for (t, col) in totals.iter_mut().zip(columns) {
+                *t += col[g] as i128;
+                if *t > i64::MAX as i128 {
+                    return Err(overflow("measures", day));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Per (date, member), sorted by date and member: the sum of each measure, the role, and the
 /// sessions, counted as rows (a session has one member, and one row per date in the facts), for
 /// every table but two. A single pass over the facts: a year of a large organisation's facts is
@@ -319,12 +355,13 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
         for arr in facts.column(m)?.i64()?.downcast_iter() {
             for &v in arr.values().iter() {
                 let a = &mut sums[gid[r] as usize];
-                *a = a.wrapping_add(v);
+                *a = a.checked_add(v).ok_or_else(|| overflow(m, dates[r]))?;
                 r += 1;
             }
         }
         columns_out.push(sums);
     }
+    check_totals(&groups, &columns_out)?;
 
     // Names and roles gathered by index: no string is copied.
     let names = DataFrame::new_infer_height(vec![

@@ -145,10 +145,7 @@ impl Location {
     /// listed at all, and the day partitions are listed concurrently (one listing per day
     /// rather than one long paginated listing). Directories of any other name are listed whole.
     /// Returns the objects and how many partition directories were left out.
-    pub async fn list_window(
-        &self,
-        window: Option<(NaiveDate, NaiveDate)>,
-    ) -> Result<(Vec<ObjectMeta>, u64)> {
+    pub async fn list_window(&self, window: Option<(NaiveDate, NaiveDate)>) -> Result<Listing> {
         let (lo, hi) = window.unwrap_or((NaiveDate::MIN, NaiveDate::MAX));
         let mut objects = Vec::new();
         let mut skipped = 0u64;
@@ -194,7 +191,7 @@ impl Location {
                 }
             }
         }
-        let lists: Vec<Vec<ObjectMeta>> = futures::stream::iter(whole)
+        let lists: Vec<(Vec<ObjectMeta>, u64)> = futures::stream::iter(whole)
             .map(|dir| async move {
                 match &self.local {
                     Some(fs) => {
@@ -208,15 +205,24 @@ impl Location {
                         .list(Some(&dir))
                         .try_collect::<Vec<_>>()
                         .await
+                        .map(|v| (v, 0))
                         .map_err(|e| classify(&self.url, e)),
                 }
             })
             .buffer_unordered(8)
             .try_collect()
             .await?;
-        objects.extend(lists.into_iter().flatten());
+        let mut links_skipped = 0;
+        for (list, links) in lists {
+            objects.extend(list);
+            links_skipped += links;
+        }
         objects.sort_by(|a, b| a.location.cmp(&b.location));
-        Ok((objects, skipped))
+        Ok(Listing {
+            objects,
+            partitions_skipped: skipped,
+            links_skipped,
+        })
     }
 
     pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
@@ -337,7 +343,13 @@ pub fn arrival_day(key: &str) -> Option<NaiveDate> {
 /// Lists a local directory and everything below it from the directory entries alone: no `stat`
 /// per file (half the time of a listing of many small objects). Sizes, times and etags are left
 /// empty (size 0) and filled in when the file is read (`Location::read_local`).
-fn list_local(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<Vec<ObjectMeta>> {
+///
+/// Symbolic links are followed, but never back into a directory already listed: such a link
+/// (a loop, or a second way to the same files) is reported and counted, not walked.
+fn list_local(
+    fs: &object_store::local::LocalFileSystem,
+    dir: &Path,
+) -> Result<(Vec<ObjectMeta>, u64)> {
     let io = |p: &std::path::Path, e: std::io::Error| {
         Error::Other(format!("cannot list {}: {e}", p.display()))
     };
@@ -345,6 +357,15 @@ fn list_local(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<V
         .path_to_filesystem(dir)
         .map_err(|e| Error::store(dir.as_ref(), e))?;
     let mut out = Vec::new();
+    let dir_id = |p: &std::path::Path| {
+        std::fs::metadata(p).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+    };
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(dir_id(&root).map_err(|e| io(&root, e))?);
+    let mut links_skipped = 0u64;
     let mut stack = vec![(root, dir.clone())];
     while let Some((fs_dir, dir)) = stack.pop() {
         for e in std::fs::read_dir(&fs_dir).map_err(|e| io(&fs_dir, e))? {
@@ -362,6 +383,14 @@ fn list_local(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<V
                 t
             };
             if t.is_dir() {
+                if !seen.insert(dir_id(&e.path()).map_err(|err| io(&e.path(), err))?) {
+                    tracing::warn!(
+                        "not following {}: a symbolic link to a directory already listed (a loop)",
+                        e.path().display()
+                    );
+                    links_skipped += 1;
+                    continue;
+                }
                 stack.push((e.path(), dir.clone().join(name.as_str())));
             } else if t.is_file() {
                 out.push(ObjectMeta {
@@ -374,7 +403,60 @@ fn list_local(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<V
             }
         }
     }
-    Ok(out)
+    Ok((out, links_skipped))
+}
+
+/// What a listing found.
+pub struct Listing {
+    pub objects: Vec<ObjectMeta>,
+    /// `year=`/`month=`/`day=` directories outside the window, not listed.
+    pub partitions_skipped: u64,
+    /// Symbolic links to directories already listed, not followed.
+    pub links_skipped: u64,
+}
+
+/// A comparable form of a location: `scheme://bucket/prefix` for object stores, the absolute
+/// path (its existing part with symbolic links resolved) for local ones.
+fn root_key(url: &str) -> String {
+    let url = crate::redact::url(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme != "file" => {
+            let scheme = match scheme {
+                "s3a" => "s3",
+                "azure" | "abfs" | "abfss" => "az",
+                s => s,
+            };
+            format!("{scheme}://{}", rest.trim_matches('/'))
+        }
+        _ => {
+            let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(&url));
+            let abs = std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf());
+            let mut existing = abs.as_path();
+            let mut rest = Vec::new();
+            while !existing.exists() {
+                match (existing.file_name(), existing.parent()) {
+                    (Some(n), Some(p)) => {
+                        rest.push(n);
+                        existing = p;
+                    }
+                    _ => break,
+                }
+            }
+            let mut key = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.into());
+            for part in rest.into_iter().rev() {
+                key.push(part);
+            }
+            key.to_string_lossy().trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// Whether the location `inner` lies inside (or is) the location `outer`.
+pub fn contains(outer: &str, inner: &str) -> bool {
+    let (o, i) = (root_key(outer), root_key(inner));
+    i == o || i.starts_with(&format!("{o}/"))
 }
 
 /// Decompressed bytes of an object, and whether the compressed stream broke off early.
