@@ -386,6 +386,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_pipeline_files_parse() {
+        for name in ["local", "nightly", "backfill"] {
+            let text = std::fs::read_to_string(format!("pipelines/{name}.toml")).unwrap();
+            let f = FileConfig::parse(&text, name).unwrap();
+            if name == "nightly" {
+                assert_eq!(f.heal_late, Some(true));
+            }
+        }
+    }
+
+    #[test]
     fn unknown_config_keys_are_refused() {
         let e = FileConfig::parse("inputs = [\"x\"]\n", "p.toml").unwrap_err();
         assert!(e.to_string().contains("inputs"), "{e}");

@@ -43,8 +43,6 @@ pub struct Ingested {
 struct ObjectOutput {
     decoder: ObjectDecoder,
     decompressor: Decompressor,
-    /// Objects in the batch.
-    objects: usize,
     /// Metadata of local files, taken as they were read: (task index, metadata).
     metas: Vec<(usize, ObjectMeta)>,
     lines_read: u64,
@@ -60,7 +58,6 @@ impl ObjectOutput {
         ObjectOutput {
             decoder: ObjectDecoder::new(ctx),
             decompressor: Decompressor::default(),
-            objects: 0,
             metas: Vec::new(),
             lines_read: 0,
             lines_parsed: 0,
@@ -179,6 +176,46 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
     }
 }
 
+/// The bad lines of the whole run as objects are decoded (on any thread, in any order), to stop
+/// as soon as the run cannot stay within its ratio.
+struct BadWatch {
+    lines: std::sync::atomic::AtomicU64,
+    bad: std::sync::atomic::AtomicU64,
+    objects: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+    why: std::sync::Mutex<Option<String>>,
+    total_objects: u64,
+    /// Total compressed bytes when every object's size is known (0 otherwise: local listings).
+    total_bytes: u64,
+    max_ratio: f64,
+}
+
+impl BadWatch {
+    /// Notes one decoded object; true when the run is to stop.
+    fn object(&self, lines: u64, bad: u64, size: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let l = self.lines.fetch_add(lines, Relaxed) + lines;
+        let b = self.bad.fetch_add(bad, Relaxed) + bad;
+        let o = self.objects.fetch_add(1, Relaxed) + 1;
+        let by = self.bytes.fetch_add(size, Relaxed) + size;
+        let done = if self.total_bytes > 0 {
+            by as f64 / self.total_bytes as f64
+        } else {
+            o as f64 / self.total_objects.max(1) as f64
+        };
+        if let Some(why) = hopeless(l, b, done, self.max_ratio) {
+            let mut w = self.why.lock().expect("not poisoned");
+            w.get_or_insert(format!(
+                "{why}; stopped after {o} of {} objects",
+                self.total_objects
+            ));
+            self.stop.store(true, Relaxed);
+        }
+        self.stop.load(Relaxed)
+    }
+}
+
 /// Reads and decodes every task, `concurrency` batches at a time, and folds the records into
 /// `acc` in task order (so that the first of two duplicates is always the same one).
 /// With `progress`, a progress bar on stderr (a terminal); otherwise a log line per tenth.
@@ -205,6 +242,21 @@ pub async fn ingest(
         None
     };
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watch = Arc::new(BadWatch {
+        lines: Default::default(),
+        bad: Default::default(),
+        objects: Default::default(),
+        bytes: Default::default(),
+        stop: Default::default(),
+        why: Default::default(),
+        total_objects: total as u64,
+        total_bytes: if tasks.iter().all(|t| t.meta.size > 0) {
+            tasks.iter().map(|t| t.meta.size).sum()
+        } else {
+            0
+        },
+        max_ratio: max_bad_ratio,
+    });
     // Objects go to the CPU in batches of about BATCH_BYTES: fetched concurrently, decoded in
     // one blocking task, so that many small objects do not cost a thread hand-off each.
     let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
@@ -225,7 +277,11 @@ pub async fn ingest(
             let done = done.clone();
             let bar = bar.clone();
             let tasks = tasks.clone();
+            let watch = watch.clone();
             async move {
+                if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(None);
+                }
                 let n_objects = batch.len();
                 // Local files are read by the decoding thread itself; other stores through
                 // their API, concurrently.
@@ -241,9 +297,12 @@ pub async fn ingest(
                 };
                 let outs = tokio::task::spawn_blocking(move || {
                     let mut out = ObjectOutput::new(ctx);
-                    out.objects = batch.len();
                     let first = batch.start;
                     for (k, task) in tasks[batch].iter().enumerate() {
+                        if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let (lines, bad) = (out.lines_read, out.bad_lines.len());
                         match &fetched {
                             Some(f) => out.decode_task(task, &f[k]),
                             None => {
@@ -253,6 +312,11 @@ pub async fn ingest(
                                 out.metas.push((first + k, meta));
                             }
                         }
+                        watch.object(
+                            out.lines_read - lines,
+                            (out.bad_lines.len() - bad) as u64,
+                            task.meta.size,
+                        );
                     }
                     Ok::<_, Error>(out)
                 })
@@ -268,7 +332,7 @@ pub async fn ingest(
                     }
                     None => {}
                 }
-                Ok::<_, Error>(outs)
+                Ok::<_, Error>(Some(outs))
             }
         })
         .buffered(concurrency);
@@ -284,14 +348,9 @@ pub async fn ingest(
     });
     let mut counts = Counts::default();
     let mut metas = Vec::new();
-    let mut stopped_early = None;
     let mut late = BTreeMap::new();
-    let total_bytes: u64 = tasks.iter().map(|t| t.meta.size).sum();
-    let all_sized = tasks.iter().all(|t| t.meta.size > 0);
-    let (mut objects_done, mut bytes_done) = (0usize, 0u64);
-    let mut next_task = 0usize;
     while let Some(o) = outputs.next().await {
-        let mut o = o?;
+        let Some(mut o) = o? else { break };
         metas.append(&mut o.metas);
         counts.lines_read += o.lines_read;
         counts.lines_parsed += o.lines_parsed;
@@ -331,28 +390,14 @@ pub async fn ingest(
             }
         }
         quarantine.add(std::mem::take(&mut o.bad_lines)).await?;
-        // How much of the input this batch completes (batches arrive in task order).
-        let n_objects = o.objects;
-        for t in &tasks[next_task..next_task + n_objects] {
-            bytes_done += t.meta.size;
+        if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
         }
-        next_task += n_objects;
-        objects_done += n_objects;
         if tx.send(o.decoder).await.is_err() {
             break; // the merger is gone: its panic is reported below
         }
-        let done = if all_sized && total_bytes > 0 {
-            bytes_done as f64 / total_bytes as f64
-        } else {
-            objects_done as f64 / total.max(1) as f64
-        };
-        if let Some(why) = hopeless(&counts, done, max_bad_ratio) {
-            stopped_early = Some(format!(
-                "{why}; stopped after {objects_done} of {total} objects"
-            ));
-            break;
-        }
     }
+    let stopped_early = watch.why.lock().expect("not poisoned").take();
     drop(outputs);
     drop(tx);
     let acc = tokio::task::spawn_blocking(move || merger.join())
@@ -373,11 +418,10 @@ pub async fn ingest(
 }
 
 /// Whether the run can no longer stay within `max_ratio`, with `done` (0..=1) of its input read:
-/// its bad lines already exceed the ratio of the lines it read plus twice the lines the rest
+/// its `bad` lines already exceed the ratio of the lines it `read` plus twice the lines the rest
 /// would hold at the rate seen so far (an estimate with room to spare: objects differ).
-fn hopeless(counts: &Counts, done: f64, max_ratio: f64) -> Option<String> {
-    let bad = (counts.lines_quarantined + counts.lines_with_rejected_records) as f64;
-    let read = counts.lines_read as f64;
+fn hopeless(read: u64, bad: u64, done: f64, max_ratio: f64) -> Option<String> {
+    let (read, bad) = (read as f64, bad as f64);
     if bad == 0.0 || done <= 0.0 || done >= 1.0 {
         return None;
     }

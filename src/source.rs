@@ -149,16 +149,28 @@ impl Location {
         let (lo, hi) = window.unwrap_or((NaiveDate::MIN, NaiveDate::MAX));
         let mut objects = Vec::new();
         let mut skipped = 0u64;
+        let mut links_skipped = 0u64;
         let mut whole: Vec<Path> = Vec::new();
         // (directory, year and month of the partitions above it)
         let root = (!self.prefix.as_ref().is_empty()).then(|| self.prefix.clone());
         let mut walk: Vec<(Option<Path>, Option<i32>, Option<u32>)> = vec![(root, None, None)];
         while let Some((dir, year, month)) = walk.pop() {
-            let r = self
-                .store
-                .list_with_delimiter(dir.as_ref())
-                .await
-                .map_err(|e| classify(&self.url, e))?;
+            let r = match &self.local {
+                // object_store's local listing gives up on the whole walk at a link loop.
+                Some(fs) => {
+                    let (fs, d) = (fs.clone(), dir.clone().unwrap_or_default());
+                    let (r, links) = tokio::task::spawn_blocking(move || list_local_level(&fs, &d))
+                        .await
+                        .map_err(|e| Error::Other(format!("listing failed: {e}")))??;
+                    links_skipped += links;
+                    r
+                }
+                None => self
+                    .store
+                    .list_with_delimiter(dir.as_ref())
+                    .await
+                    .map_err(|e| classify(&self.url, e))?,
+            };
             objects.extend(r.objects);
             for sub in r.common_prefixes {
                 let name = sub.filename().unwrap_or_default().to_string();
@@ -212,7 +224,6 @@ impl Location {
             .buffer_unordered(8)
             .try_collect()
             .await?;
-        let mut links_skipped = 0;
         for (list, links) in lists {
             objects.extend(list);
             links_skipped += links;
@@ -357,14 +368,15 @@ fn list_local(
         .path_to_filesystem(dir)
         .map_err(|e| Error::store(dir.as_ref(), e))?;
     let mut out = Vec::new();
-    let dir_id = |p: &std::path::Path| {
-        std::fs::metadata(p).map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.dev(), m.ino())
-        })
-    };
-    let mut seen = std::collections::HashSet::new();
-    seen.insert(dir_id(&root).map_err(|e| io(&root, e))?);
+    // A link back to a directory above this one inside the location is a loop too.
+    let mut seen = ancestor_ids(&root, dir, false);
+    if !seen.insert(dir_id(&root).map_err(|e| io(&root, e))?) {
+        tracing::warn!(
+            "not following {}: a symbolic link to a directory already listed (a loop)",
+            root.display()
+        );
+        return Ok((Vec::new(), 1));
+    }
     let mut links_skipped = 0u64;
     let mut stack = vec![(root, dir.clone())];
     while let Some((fs_dir, dir)) = stack.pop() {
@@ -404,6 +416,92 @@ fn list_local(
         }
     }
     Ok((out, links_skipped))
+}
+
+/// The local path of `dir` (the store's own directory for the empty path, which
+/// `path_to_filesystem` does not take).
+fn fs_path(fs: &object_store::local::LocalFileSystem, dir: &Path) -> Result<std::path::PathBuf> {
+    if dir.as_ref().is_empty() {
+        let child = fs
+            .path_to_filesystem(&Path::from("x"))
+            .map_err(|e| Error::store("", e))?;
+        return Ok(child.parent().unwrap_or(&child).to_path_buf());
+    }
+    fs.path_to_filesystem(dir)
+        .map_err(|e| Error::store(dir.as_ref(), e))
+}
+
+/// Identity of a directory (symbolic links followed).
+fn dir_id(p: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map(|m| (m.dev(), m.ino()))
+}
+
+/// The directories above `root` up to the location's own directory (`dir` has as many parts
+/// as `root` lies below it), and `root` itself when `with_root`: a link back to any of them is
+/// a loop.
+fn ancestor_ids(
+    root: &std::path::Path,
+    dir: &Path,
+    with_root: bool,
+) -> std::collections::HashSet<(u64, u64)> {
+    let top = root.ancestors().nth(dir.parts().count()).unwrap_or(root);
+    root.ancestors()
+        .skip(usize::from(!with_root))
+        .take_while(|a| a.starts_with(top))
+        .filter_map(|a| dir_id(a).ok())
+        .collect()
+}
+
+/// One level of a local directory, as `list_with_delimiter` gives it, from directory entries
+/// alone; a subdirectory that is a link back to a directory above is reported and left out.
+fn list_local_level(
+    fs: &object_store::local::LocalFileSystem,
+    dir: &Path,
+) -> Result<(object_store::ListResult, u64)> {
+    let io = |p: &std::path::Path, e: std::io::Error| {
+        Error::Other(format!("cannot list {}: {e}", p.display()))
+    };
+    let root = fs_path(fs, dir)?;
+    let above = ancestor_ids(&root, dir, true);
+    let mut r = object_store::ListResult {
+        common_prefixes: Vec::new(),
+        objects: Vec::new(),
+    };
+    let mut links = 0;
+    for e in std::fs::read_dir(&root).map_err(|e| io(&root, e))? {
+        let e = e.map_err(|e| io(&root, e))?;
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            tracing::warn!("skipping {}: not a UTF-8 name", e.path().display());
+            continue;
+        };
+        let mut t = e.file_type().map_err(|err| io(&e.path(), err))?;
+        if t.is_symlink() {
+            t = std::fs::metadata(e.path())
+                .map_err(|err| io(&e.path(), err))?
+                .file_type();
+        }
+        if t.is_dir() {
+            if above.contains(&dir_id(&e.path()).map_err(|err| io(&e.path(), err))?) {
+                tracing::warn!(
+                    "not following {}: a symbolic link to a directory already listed (a loop)",
+                    e.path().display()
+                );
+                links += 1;
+                continue;
+            }
+            r.common_prefixes.push(dir.clone().join(name.as_str()));
+        } else if t.is_file() {
+            r.objects.push(ObjectMeta {
+                location: dir.clone().join(name.as_str()),
+                last_modified: chrono::DateTime::UNIX_EPOCH,
+                size: 0,
+                e_tag: None,
+                version: None,
+            });
+        }
+    }
+    Ok((r, links))
 }
 
 /// What a listing found.

@@ -7,6 +7,7 @@ mod dashboard;
 mod faults;
 mod fixture;
 mod generated;
+mod integrity;
 mod policy;
 mod privacy;
 mod production;
