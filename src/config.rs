@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Replace stored facts even with facts of fewer than half their records (contract 4.4).
     #[arg(long)]
     pub allow_shrink: bool,
+    /// Event dates per window (default 7): a run over a range reads and commits its facts one
+    /// window at a time, so that its memory follows one window, not the range.
+    #[arg(long, value_name = "N")]
+    pub window_days: Option<u32>,
 }
 
 /// The pipeline file. Unknown keys are errors.
@@ -123,6 +127,8 @@ pub struct FileConfig {
     pub max_cost_usd: Option<f64>,
     /// Largest token count or other count of one record (default 10^9).
     pub max_count: Option<f64>,
+    /// Event dates per window of a run over a range (default 7): memory follows one window.
+    pub window_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -157,6 +163,7 @@ pub struct RunConfig {
     pub heal_max_days: u32,
     pub allow_shrink: bool,
     pub limits: crate::otlp::Limits,
+    pub window_days: u32,
 }
 
 impl RunConfig {
@@ -295,6 +302,7 @@ impl RunConfig {
             heal_max_days: file.heal_max_days.unwrap_or(31),
             allow_shrink: args.allow_shrink,
             limits,
+            window_days: args.window_days.or(file.window_days).unwrap_or(7).max(1),
         })
     }
 }

@@ -41,6 +41,10 @@ pub struct GenerateArgs {
     /// Object compression: mixed (mostly gzip, some zstd and plain), gz, zst or none.
     #[arg(long, value_enum, default_value = "mixed")]
     pub compression: Compression,
+    /// Records per object, as the Collector's exporter batches them (for example 10000: about
+    /// 12 MB of JSON each). Without it, one small object per member and 5 or 10 minutes.
+    #[arg(long, value_name = "N")]
+    pub records_per_object: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +301,7 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             &resources,
             &mut rng,
             &out,
-            args.compression,
+            (args.compression, args.records_per_object),
             &mut n,
             &mut summary,
         )
@@ -314,39 +318,72 @@ async fn write_objects(
     resources: &[Vec<(&'static str, V)>],
     rng: &mut Rng,
     out: &Location,
-    compression: Compression,
+    (compression, per_object): (Compression, Option<usize>),
     n: &mut u64,
     summary: &mut GenerateSummary,
 ) -> Result<()> {
     let day_ns = 86_400_000_000_000i64;
+    // (upload slot, metrics?, resource or usize::MAX for a batch of every member) → records
     let mut objects: BTreeMap<(i64, bool, usize), Vec<usize>> = BTreeMap::new();
-    for (i, r) in recs.iter().enumerate() {
-        let is_metric = r.metric.is_some();
-        let every = if is_metric { 600 } else { 300 } * 1_000_000_000i64;
-        let slot = (r.time_ns / every + 1) * every;
-        objects
-            .entry((slot, is_metric, r.resource))
-            .or_default()
-            .push(i);
+    match per_object {
+        None => {
+            for (i, r) in recs.iter().enumerate() {
+                let is_metric = r.metric.is_some();
+                let every = if is_metric { 600 } else { 300 } * 1_000_000_000i64;
+                let slot = (r.time_ns / every + 1) * every;
+                objects
+                    .entry((slot, is_metric, r.resource))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        Some(size) => {
+            // The Collector's batches: records of every member in arrival order, cut every
+            // `size` records; uploaded when the batch is full.
+            for is_metric in [false, true] {
+                let mut idx: Vec<usize> = (0..recs.len())
+                    .filter(|&i| recs[i].metric.is_some() == is_metric)
+                    .collect();
+                idx.sort_by_key(|&i| recs[i].time_ns);
+                for chunk in idx.chunks(size.max(1)) {
+                    let last = chunk.iter().map(|&i| recs[i].time_ns).max().unwrap_or(0);
+                    objects.insert((last + 1, is_metric, usize::MAX), chunk.to_vec());
+                }
+            }
+        }
     }
     for ((slot, is_metric, res), idx) in objects {
         *n += 1;
         let strings = rng.chance(0.8);
         let mut text = String::new();
-        for chunk in idx.chunks(40) {
-            if is_metric {
-                metrics_line(
-                    recs,
-                    chunk,
-                    &resources[res],
-                    strings,
-                    rng.chance(0.1),
-                    &mut text,
-                );
-            } else {
-                logs_line(recs, chunk, &resources[res], strings, &mut text);
+        // One line per resource and up to 40 records, as the OTLP exporter groups them.
+        let mut by_resource: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &i in &idx {
+            by_resource
+                .entry(if res == usize::MAX {
+                    recs[i].resource
+                } else {
+                    res
+                })
+                .or_default()
+                .push(i);
+        }
+        for (res, idx) in &by_resource {
+            for chunk in idx.chunks(40) {
+                if is_metric {
+                    metrics_line(
+                        recs,
+                        chunk,
+                        &resources[*res],
+                        strings,
+                        rng.chance(0.1),
+                        &mut text,
+                    );
+                } else {
+                    logs_line(recs, chunk, &resources[*res], strings, &mut text);
+                }
+                text.push('\n');
             }
-            text.push('\n');
         }
         summary.records += idx.len() as u64;
         // Upload time: shortly after the slot, sometimes days late (an agent offline).

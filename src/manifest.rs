@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use std::fmt;
-use std::sync::Arc;
-
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::ingest::Task;
+use crate::source::Location;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct Counts {
@@ -36,7 +35,41 @@ pub struct Counts {
     pub late_by_date: BTreeMap<String, u64>,
 }
 
+fn add_map(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *to.entry(k.clone()).or_default() += v;
+    }
+}
+
 impl Counts {
+    /// Adds another window's counts.
+    pub fn add(&mut self, o: &Counts) {
+        self.lines_read += o.lines_read;
+        self.lines_parsed += o.lines_parsed;
+        self.lines_quarantined += o.lines_quarantined;
+        self.records_parsed += o.records_parsed;
+        self.records_used += o.records_used;
+        self.records_duplicate += o.records_duplicate;
+        self.records_outside_range += o.records_outside_range;
+        self.records_ignored += o.records_ignored;
+        self.records_rejected += o.records_rejected;
+        self.lines_with_rejected_records += o.lines_with_rejected_records;
+        self.records_late += o.records_late;
+        for (to, from) in [
+            (&mut self.quarantined_by_reason, &o.quarantined_by_reason),
+            (&mut self.rejected_by_reason, &o.rejected_by_reason),
+            (&mut self.rejected_by_date, &o.rejected_by_date),
+            (&mut self.bad_lines_by_input, &o.bad_lines_by_input),
+            (
+                &mut self.bad_lines_by_arrival_day,
+                &o.bad_lines_by_arrival_day,
+            ),
+            (&mut self.late_by_date, &o.late_by_date),
+        ] {
+            add_map(to, from);
+        }
+    }
+
     /// Share of bad lines that `--max-bad-ratio` compares (contract 3.7).
     pub fn bad_ratio(&self) -> f64 {
         if self.lines_read == 0 {
@@ -57,17 +90,6 @@ pub struct InputObject<'a> {
     pub last_modified: String,
 }
 
-/// The objects a run read, written one by one from the listing itself: a run can read hundreds
-/// of thousands, and a second copy of their names would cost hundreds of megabytes.
-#[derive(Clone, Default)]
-pub struct InputObjects(pub Arc<Vec<Task>>);
-
-impl fmt::Debug for InputObjects {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} input objects", self.0.len())
-    }
-}
-
 impl InputObject<'_> {
     pub fn of(t: &Task) -> InputObject<'_> {
         let key = t.meta.location.as_ref();
@@ -84,9 +106,68 @@ impl InputObject<'_> {
     }
 }
 
-impl Serialize for InputObjects {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(InputObject::of))
+/// The objects a run read, streamed to `_runs/<run_id>.objects.jsonl.gz` (contract 5.4,
+/// `input_objects_file`) as each window is read: a backfill reads millions of objects, and
+/// neither the manifest nor the run's memory should hold them all. Gzip output is taken from the
+/// encoder as it is produced and uploaded in parts.
+pub struct ObjectsFile {
+    gz: flate2::write::GzEncoder<Vec<u8>>,
+    writer: object_store::buffered::BufWriter,
+    pub path: String,
+    pub count: u64,
+}
+
+impl ObjectsFile {
+    pub fn new(state: &Location, run_id: &str) -> ObjectsFile {
+        let path = format!("_runs/{run_id}.objects.jsonl.gz");
+        ObjectsFile {
+            gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+            writer: object_store::buffered::BufWriter::new(state.store.clone(), state.child(&path)),
+            path,
+            count: 0,
+        }
+    }
+
+    /// Appends the objects of `tasks`, one JSON line each.
+    pub async fn add(&mut self, tasks: &[Task]) -> Result<()> {
+        use std::io::Write;
+        for t in tasks {
+            serde_json::to_writer(&mut self.gz, &InputObject::of(t))
+                .map_err(|e| Error::Other(e.to_string()))?;
+            self.gz
+                .write_all(b"\n")
+                .map_err(|e| Error::Other(e.to_string()))?;
+        }
+        self.count += tasks.len() as u64;
+        let done = std::mem::take(self.gz.get_mut());
+        if !done.is_empty() {
+            self.put(done).await?;
+        }
+        Ok(())
+    }
+
+    async fn put(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let path = self.path.clone();
+        self.writer
+            .put(bytes.into())
+            .await
+            .map_err(|e| Error::store(path, e))
+    }
+
+    /// Writes the end of the file.
+    pub async fn finish(mut self) -> Result<()> {
+        let gz = std::mem::replace(
+            &mut self.gz,
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+        );
+        let rest = gz.finish().map_err(|e| Error::Other(e.to_string()))?;
+        self.put(rest).await?;
+        let path = self.path.clone();
+        std::future::poll_fn(|cx| {
+            tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.writer), cx)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("writing {path}: {e}")))
     }
 }
 
@@ -108,6 +189,18 @@ pub struct LateDate {
     pub healed: bool,
     /// When the date was last recomputed before this run (its stored status), if known.
     pub last_recomputed_at: Option<String>,
+}
+
+impl ObjectCounts {
+    /// Adds another window's counts.
+    pub fn add(&mut self, o: &ObjectCounts) {
+        self.listed += o.listed;
+        self.not_telemetry += o.not_telemetry;
+        self.skipped_by_arrival_partition += o.skipped_by_arrival_partition;
+        self.partitions_skipped += o.partitions_skipped;
+        self.links_skipped += o.links_skipped;
+        self.read += o.read;
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -139,12 +232,16 @@ pub struct Manifest {
     pub dates_recomputed: Vec<String>,
     /// Dates recomputed beside the requested ones because late records arrived for them.
     pub dates_healed: Vec<String>,
+    /// Windows of this backfill that an earlier run of it committed (not redone).
+    pub windows_skipped: Vec<String>,
     /// Per event date with late records read by this run (contract 4.4).
     pub late_dates: BTreeMap<String, LateDate>,
     pub roles: Vec<String>,
     pub objects: ObjectCounts,
     pub counts: Counts,
-    pub input_objects: InputObjects,
+    /// The objects read, one JSON line each (key, size, etag, last_modified), gzip; relative to
+    /// the state root.
+    pub input_objects_file: String,
     pub outputs: Vec<OutputFile>,
     pub error: Option<String>,
 }

@@ -41,7 +41,8 @@ const CONCURRENT_PUTS: usize = 8;
 /// row per line) says where each came from and why.
 pub struct Writer {
     state: Location,
-    run_id: String,
+    /// `_quarantine/<run_id>` (or a window's folder below it, see [`dir`]).
+    dir: String,
     index: csv::Writer<Vec<u8>>,
     lines: u64,
     files: u64,
@@ -50,7 +51,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(state: &Location, run_id: &str) -> Writer {
+    pub fn new(state: &Location, dir: &str) -> Writer {
         let mut index = csv::Writer::from_writer(Vec::new());
         index
             .write_record([
@@ -63,7 +64,7 @@ impl Writer {
             .expect("writing to memory");
         Writer {
             state: state.clone(),
-            run_id: run_id.to_string(),
+            dir: dir.to_string(),
             index,
             lines: 0,
             files: 0,
@@ -89,7 +90,7 @@ impl Writer {
     }
 
     async fn put_object(&mut self, lines: &[BadLine]) -> Result<()> {
-        let file = format!("{DIR}/{}/{:06}.lines", self.run_id, self.files);
+        let file = format!("{}/{:06}.lines", self.dir, self.files);
         self.files += 1;
         let mut body = Vec::new();
         for b in lines {
@@ -155,7 +156,7 @@ impl Writer {
             .index
             .into_inner()
             .map_err(|e| Error::Other(e.to_string()))?;
-        let path = format!("{DIR}/{}/index.csv", self.run_id);
+        let path = format!("{}/index.csv", self.dir);
         self.outputs.push(OutputFile {
             path: path.clone(),
             rows: self.lines,
@@ -253,9 +254,20 @@ fn empty(v: &Value, key: &str) -> bool {
         .is_none_or(|a| a.is_empty())
 }
 
-/// Removes what a run wrote to its quarantine so far (a run that reads its input again).
-pub async fn remove_run(state: &Location, run_id: &str) -> Result<()> {
-    let prefix = state.child(&format!("{DIR}/{run_id}"));
+/// The quarantine folder of a run's window: `_quarantine/<run_id>` for the first (a run of one
+/// window), `_quarantine/<run_id>/window-<k>` for the others.
+pub fn dir(run_id: &str, window: usize) -> String {
+    if window == 0 {
+        format!("{DIR}/{run_id}")
+    } else {
+        format!("{DIR}/{run_id}/window-{window:04}")
+    }
+}
+
+/// Removes the files a window wrote to its quarantine folder (`dir`) so far: a window that
+/// reads its input again (healing). Other windows' folders below it are kept.
+pub async fn remove_run(state: &Location, dir: &str) -> Result<()> {
+    let prefix = state.child(dir);
     let metas: Vec<object_store::ObjectMeta> = state
         .store
         .list(Some(&prefix))
@@ -263,6 +275,14 @@ pub async fn remove_run(state: &Location, run_id: &str) -> Result<()> {
         .await
         .map_err(|e| Error::store(prefix.as_ref(), e))?;
     for m in metas {
+        let rel = m
+            .location
+            .as_ref()
+            .get(prefix.as_ref().len() + 1..)
+            .unwrap_or("");
+        if rel.contains('/') {
+            continue; // another window's folder
+        }
         match state.store.delete(&m.location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(Error::store(m.location.as_ref(), e)),

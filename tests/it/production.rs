@@ -183,7 +183,7 @@ fn a_nightly_run_reads_only_the_arrival_partitions_that_can_hold_its_day() {
         .count();
     assert!(other_days >= 2, "{other_days}");
     assert_eq!(n("partitions_skipped"), (other_months + other_days) as u64);
-    for obj in m["input_objects"].as_array().unwrap() {
+    for obj in &input_objects(&out, &m) {
         let key = obj["key"].as_str().unwrap();
         let day = key.split("day=").nth(1).unwrap()[..2]
             .parse::<u32>()

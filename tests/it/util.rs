@@ -65,6 +65,7 @@ pub fn manifest(out: &Path) -> serde_json::Value {
     let mut runs: Vec<_> = std::fs::read_dir(out.join("_runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".json"))
         .collect();
     runs.sort();
     serde_json::from_str(&read(runs.last().unwrap())).unwrap()
@@ -103,4 +104,26 @@ pub fn assert_counts_add_up(m: &serde_json::Value) {
             + n("records_rejected"),
         "{c}"
     );
+}
+
+/// The input objects a manifest names (its `input_objects_file` under `root`: gzip JSON Lines).
+pub fn input_objects(root: &Path, m: &serde_json::Value) -> Vec<serde_json::Value> {
+    let file = root.join(
+        m["input_objects_file"]
+            .as_str()
+            .expect("input_objects_file"),
+    );
+    objects_of(&std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
+}
+
+/// The objects of an objects file's bytes.
+pub fn objects_of(gz: &[u8]) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

@@ -1,0 +1,385 @@
+//! One run of the job: check everything that can be refused, then work through the range
+//! window by window ([`window`]: list → read and decode → facts → checks → commit), then
+//! rebuild every table from the stored facts ([`store`]) and publish them per role
+//! ([`tables`]), with the run's manifest.
+
+mod progress;
+mod store;
+mod tables;
+mod window;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::facts::FactSet;
+use crate::manifest::{Counts, Manifest, ObjectCounts, ObjectsFile};
+use crate::otlp::{max_time_for, DecodeContext};
+use crate::policy::Policy;
+use crate::publish::{self, Lock, Publisher, Roots};
+use crate::roster::Roster;
+use crate::source::Location;
+use crate::{quarantine, redact, reports};
+
+/// Reads a small whole object (roster, policy) named by a URL or local path.
+async fn read_text(url: &str, what: &str) -> Result<String> {
+    let url = &crate::redact::url(url);
+    let bytes = if url.contains("://") && !url.starts_with("file://") {
+        let (dir, name) = url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::usage(format!("bad {what} URL {url:?}")))?;
+        let loc = Location::parse(dir, false)?;
+        loc.get(&loc.child(name))
+            .await
+            .map_err(|e| match e {
+                Error::Store { source, .. } => {
+                    Error::usage(format!("cannot read {what} {url}: {source}"))
+                }
+                e => e,
+            })?
+            .to_vec()
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::read(path).map_err(|e| Error::usage(format!("cannot read {what} {url}: {e}")))?
+    };
+    String::from_utf8(bytes).map_err(|_| Error::usage(format!("{what} {url} is not UTF-8 text")))
+}
+
+fn new_run_id(now: chrono::DateTime<Utc>) -> String {
+    format!(
+        "{}-{:05}",
+        now.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id() % 100_000
+    )
+}
+
+/// The outcome of a run, for the exit status and the summary.
+pub struct RunOutcome {
+    pub manifest: Manifest,
+    /// False when the input held no telemetry for the dates and nothing was written.
+    pub wrote: bool,
+    /// Late records left out of the tables, and the command that recomputes their dates.
+    pub late_warning: Option<String>,
+}
+
+/// Everything a window needs: the run's configuration and what was set up before reading.
+pub(crate) struct Setup<'a> {
+    cfg: &'a RunConfig,
+    roster: &'a Roster,
+    inputs: &'a [Arc<Location>],
+    ctx: DecodeContext,
+    roots: &'a Roots,
+    state: &'a Location,
+    run_id: &'a str,
+    progress: bool,
+    started: chrono::DateTime<Utc>,
+    today: NaiveDate,
+}
+
+/// The output and state roots (one and the same unless `state` is set).
+fn open_roots(cfg: &RunConfig) -> Result<Roots> {
+    Ok(match &cfg.state {
+        Some(s) => Roots {
+            state: Location::parse(s, true)?,
+            reports: Location::parse(&cfg.output, true)?,
+        },
+        None => Roots::one(Location::parse(&cfg.output, true)?),
+    })
+}
+
+/// An input prefix that holds the output root would have the job read its own manifests and
+/// quarantine as telemetry.
+fn refuse_output_inside_input(cfg: &RunConfig) -> Result<()> {
+    for root in std::iter::once(&cfg.output).chain(&cfg.state) {
+        for input in &cfg.inputs {
+            if crate::source::contains(input, root) {
+                return Err(Error::usage(format!(
+                    "input {} holds the output root {}: the job would read its own files as telemetry; put the output (and state) outside every input prefix",
+                    redact::url(input),
+                    redact::url(root)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<RunOutcome> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let run_id = new_run_id(started);
+
+    // Everything that can be refused is checked before anything is written.
+    let policy = match &cfg.policy {
+        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
+        None => Policy::builtin(),
+    };
+    let roles = policy.select_roles(cfg.roles.as_deref())?;
+    let roster = match &cfg.roster {
+        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
+        None => Roster::default(),
+    };
+    let inputs = cfg
+        .inputs
+        .iter()
+        .map(|u| Location::parse(u, false).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    refuse_output_inside_input(cfg)?;
+    let windows = window::plan(cfg.range, cfg.window_days);
+    // The first window is listed before anything is written: a missing bucket or refused
+    // credentials are usage errors that leave no trace.
+    let first_listing = window::list_inputs(
+        &inputs,
+        window::arrival_window(windows[0], cfg.max_arrival_delay_days),
+    )
+    .await?;
+
+    // The output: locked against other runs, interrupted publishes completed first. The
+    // internal state lives apart from the reports when `state` is set.
+    let roots = open_roots(cfg)?;
+    let state = &roots.state;
+    store::check_meta(state, cfg).await?;
+    let lock = Lock::acquire(state, &run_id).await?;
+    // Whatever happens below, the lock is released before the run returns.
+    let result: Result<RunOutcome> = async {
+        publish::recover(&roots).await?;
+        let mut ctx = DecodeContext::new(
+            cfg.tz,
+            max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+        );
+        ctx.limits = cfg.limits;
+        ctx.late_after_days = cfg.max_arrival_delay_days as i32;
+        let setup = Setup {
+            cfg,
+            roster: &roster,
+            inputs: &inputs,
+            ctx,
+            roots: &roots,
+            state,
+            run_id: &run_id,
+            progress,
+            started,
+            today: started.date_naive(),
+        };
+        let mut run = RunState::new(&setup, &argv, &roles);
+        run.windows(&windows, first_listing).await?;
+        run.publish(&policy, &roles).await
+    }
+    .await;
+    let released = lock.release().await;
+    let outcome = result?;
+    released?;
+    tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
+    Ok(outcome)
+}
+
+/// A run in progress: its manifest, the objects file, what its windows left to tell.
+struct RunState<'a> {
+    s: &'a Setup<'a>,
+    argv: &'a [String],
+    manifest: Manifest,
+    objects_file: Option<ObjectsFile>,
+    unhealed: BTreeMap<NaiveDate, u64>,
+    backfill: Option<progress::Progress>,
+    /// Windows an earlier run of the same backfill committed, skipped here.
+    skipped: usize,
+}
+
+impl<'a> RunState<'a> {
+    fn new(s: &'a Setup<'a>, argv: &'a [String], roles: &[String]) -> RunState<'a> {
+        let cfg = s.cfg;
+        let objects_file = ObjectsFile::new(s.state, s.run_id);
+        RunState {
+            s,
+            argv,
+            manifest: Manifest {
+                run_id: s.run_id.to_string(),
+                status: "ok".into(),
+                started_at: s.started.to_rfc3339(),
+                finished_at: String::new(),
+                command_line: redact::command_line(argv),
+                timezone: cfg.tz.name().to_string(),
+                inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
+                output: redact::url(&cfg.output),
+                state: cfg.state.as_deref().map(redact::url),
+                dates_recomputed: Vec::new(),
+                dates_healed: Vec::new(),
+                windows_skipped: Vec::new(),
+                late_dates: BTreeMap::new(),
+                roles: roles.to_vec(),
+                objects: ObjectCounts::default(),
+                counts: Counts::default(),
+                input_objects_file: objects_file.path.clone(),
+                outputs: Vec::new(),
+                error: None,
+            },
+            objects_file: Some(objects_file),
+            unhealed: BTreeMap::new(),
+            backfill: None,
+            skipped: 0,
+        }
+    }
+
+    /// Works through the windows, committing each one's facts.
+    async fn windows(
+        &mut self,
+        windows: &[Option<(NaiveDate, NaiveDate)>],
+        first_listing: (Vec<crate::ingest::Task>, ObjectCounts),
+    ) -> Result<()> {
+        let s = self.s;
+        if windows.len() > 1 {
+            self.backfill = Some(progress::Progress::load(s.state, s.cfg).await?);
+        }
+        let mut listing = Some(first_listing);
+        for (k, w) in windows.iter().enumerate() {
+            let listed = listing.take();
+            if let (Some(b), Some(w)) = (&self.backfill, w) {
+                if let Some(c) = b.done(*w) {
+                    tracing::info!(
+                        "window {} … {} was committed by run {} of this backfill: skipped",
+                        w.0,
+                        w.1,
+                        c.run_id
+                    );
+                    self.manifest
+                        .windows_skipped
+                        .push(format!("{} … {}", w.0, w.1));
+                    self.skipped += 1;
+                    continue;
+                }
+            }
+            if windows.len() > 1 {
+                let (a, b) = w.expect("windows of a range");
+                tracing::info!("window {} of {}: {a} … {b}", k + 1, windows.len());
+            }
+            match window::run(s, k, *w, listed).await? {
+                Ok(done) => {
+                    self.absorb(done).await?;
+                    if let (Some(b), Some(w)) = (&mut self.backfill, w) {
+                        b.record(*w, s.run_id).await?;
+                    }
+                }
+                Err(window::Failed { done, error }) => {
+                    self.absorb(done).await?;
+                    self.manifest.status = "failed".into();
+                    self.manifest.error = Some(redact::text(&error.to_string()));
+                    self.write_manifest().await?;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a window's counts, dates and objects to the run's.
+    async fn absorb(&mut self, done: window::Done) -> Result<()> {
+        let m = &mut self.manifest;
+        m.counts.add(&done.counts);
+        m.objects.add(&done.objects);
+        m.dates_recomputed
+            .extend(done.dates.iter().map(|d| d.to_string()));
+        m.dates_healed
+            .extend(done.healed.iter().map(|d| d.to_string()));
+        m.late_dates.extend(done.late_dates);
+        m.outputs.extend(done.quarantined);
+        for (d, n) in done.unhealed {
+            self.unhealed.insert(d, n);
+        }
+        // A date a later window recomputed is no longer short.
+        for d in &done.dates {
+            self.unhealed.remove(d);
+        }
+        if let Some(f) = &mut self.objects_file {
+            f.add(&done.tasks).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_manifest(&mut self) -> Result<()> {
+        if let Some(f) = self.objects_file.take() {
+            f.finish().await?;
+        }
+        self.manifest.input_objects_file = format!("_runs/{}.objects.jsonl.gz", self.s.run_id);
+        write_manifest(self.s.state, &mut self.manifest).await
+    }
+
+    /// Rebuilds every table from the stored facts and publishes them per role, with the
+    /// manifest.
+    async fn publish(mut self, policy: &Policy, roles: &[String]) -> Result<RunOutcome> {
+        let s = self.s;
+        let (cfg, state) = (s.cfg, s.state);
+        let warning = window::late_warning(cfg, self.argv, &self.unhealed);
+        if self.manifest.counts.records_used == 0 && self.skipped == 0 {
+            tracing::warn!(
+                "the input holds no Claude Code telemetry for the requested dates: nothing written"
+            );
+            self.write_manifest().await?;
+            return Ok(RunOutcome {
+                manifest: self.manifest,
+                wrote: false,
+                late_warning: warning,
+            });
+        }
+        let phase = Instant::now();
+        let sets = store::stored_facts(state, &BTreeSet::new()).await?;
+        tracing::info!(
+            "read {} stored fact rows of {} dates in {:.2}s",
+            sets.iter().map(|f| f.sessions.height()).sum::<usize>(),
+            sets.len(),
+            phase.elapsed().as_secs_f64()
+        );
+        let all_facts = FactSet::concat(sets)?;
+        let phase = Instant::now();
+        let tables = reports::build(&all_facts, s.roster)?;
+        // The facts are summed into the tables: their memory goes before the encoding's.
+        drop(all_facts);
+        tracing::info!("built the tables in {:.2}s", phase.elapsed().as_secs_f64());
+        let phase = Instant::now();
+        let mut publisher = Publisher::new(s.roots, s.run_id);
+        tables::stage(
+            cfg,
+            policy,
+            roles,
+            &tables,
+            &mut publisher,
+            &mut self.manifest,
+        )
+        .await?;
+        self.manifest.outputs.sort_by(|a, b| a.path.cmp(&b.path));
+        tracing::info!("wrote the tables in {:.2}s", phase.elapsed().as_secs_f64());
+        // The tables are written: their memory goes before the manifest's is needed.
+        drop(tables);
+        publisher.commit().await?;
+        self.write_manifest().await?;
+        if let Some(b) = self.backfill.take() {
+            b.remove().await?;
+        }
+        let expired = quarantine::expire(state, cfg.quarantine_retention_days, Utc::now()).await?;
+        if expired > 0 {
+            tracing::info!(
+                "removed the quarantine of {expired} runs older than {} days",
+                cfg.quarantine_retention_days
+            );
+        }
+        if let Some(w) = &warning {
+            tracing::warn!("{w}");
+        }
+        Ok(RunOutcome {
+            manifest: self.manifest,
+            wrote: true,
+            late_warning: warning,
+        })
+    }
+}
+
+async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {
+    m.finished_at = Utc::now().to_rfc3339();
+    let json = serde_json::to_vec_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
+    output
+        .put(&output.child(&format!("_runs/{}.json", m.run_id)), json)
+        .await
+}
