@@ -177,6 +177,14 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     Ok(outcome)
 }
 
+/// Test hook: `CC_ANALYTICS_ABORT_AFTER_WINDOWS=N` aborts the process (as kill -9 would) once N
+/// windows are committed, to prove that a backfill stopped between windows resumes.
+fn abort_after() -> Option<usize> {
+    std::env::var("CC_ANALYTICS_ABORT_AFTER_WINDOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
 /// A run in progress: its manifest, the objects file, what its windows left to tell.
 struct RunState<'a> {
     s: &'a Setup<'a>,
@@ -261,6 +269,9 @@ impl<'a> RunState<'a> {
                     self.absorb(done).await?;
                     if let (Some(b), Some(w)) = (&mut self.backfill, w) {
                         b.record(*w, s.run_id).await?;
+                    }
+                    if abort_after() == Some(k + 1) {
+                        std::process::abort();
                     }
                 }
                 Err(window::Failed { done, error }) => {

@@ -121,3 +121,73 @@ fn embedded_default_runs_on_sample_data() {
         "billing",
     );
 }
+
+#[test]
+fn collector_sized_objects_give_the_same_tables_as_small_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |name: &str, extra: &[&str]| {
+        let data = dir.path().join(name);
+        let mut args = vec![
+            "generate",
+            "--output",
+            data.to_str().unwrap(),
+            "--members",
+            "8",
+            "--days",
+            "3",
+            "--seed",
+            "12",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, 0);
+        data
+    };
+    let big = gen("big", &["--records-per-object", "300"]);
+    // Objects of up to 300 records each, of several members: the Collector's batches.
+    let objects = walk(&big.join("telemetry"));
+    let (mut max, mut total) = (0usize, 0usize);
+    for o in &objects {
+        let bytes = std::fs::read(o).unwrap();
+        let text = if o.to_string_lossy().ends_with(".gz") {
+            let mut s = String::new();
+            use std::io::Read;
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        } else if o.to_string_lossy().ends_with(".zst") {
+            String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap()
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        let records = text.matches("\"timeUnixNano\"").count();
+        max = max.max(records);
+        total += records;
+    }
+    assert!((250..=320).contains(&max), "largest object: {max} records");
+    assert!(
+        objects.len() * 50 < total,
+        "{} objects for {total} records",
+        objects.len()
+    );
+    let out = dir.path().join("out");
+    run(
+        &[
+            "run",
+            "--input",
+            big.join("telemetry").to_str().unwrap(),
+            "--roster",
+            big.join("roster.csv").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        0,
+    );
+    reference_check(
+        &big.join("telemetry"),
+        &big.join("roster.csv"),
+        &out,
+        "UTC",
+        "owner",
+    );
+}

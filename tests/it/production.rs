@@ -455,3 +455,88 @@ fn facts_stored_in_an_older_layout_are_refused_not_misread() {
     assert!(stderr(&r).contains("older layout"), "{}", stderr(&r));
     assert_eq!(reports(&out), before);
 }
+
+#[test]
+fn a_backfill_in_windows_equals_one_window_and_nightly_runs_and_resumes_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "6", "21");
+    let range = ["--from", "2026-10-10", "--to", "2026-10-15"];
+    // One window, then windows of two days.
+    let one = dir.path().join("one");
+    let mut a = range.to_vec();
+    a.extend(["--window-days", "30"]);
+    run_dates(&data, &one, &a);
+    let windows = dir.path().join("windows");
+    let mut a = range.to_vec();
+    a.extend(["--window-days", "2"]);
+    run_dates(&data, &windows, &a);
+    assert_eq!(reports(&one), reports(&windows), "windows = one window");
+    let m = manifest(&windows);
+    assert_counts_add_up(&m);
+    assert_eq!(m["dates_recomputed"].as_array().unwrap().len(), 6);
+    // The objects file lists every object read, once per window that read it.
+    let objects = input_objects(&windows, &m);
+    assert_eq!(objects.len() as u64, m["objects"]["read"].as_u64().unwrap());
+    assert!(objects.len() > 20);
+    // Nightly runs over each day give the same tables.
+    let nightly = dir.path().join("nightly");
+    for d in 10..=15 {
+        let day = format!("2026-10-{d}");
+        run_dates(&data, &nightly, &["--date", &day]);
+    }
+    assert_eq!(reports(&one), reports(&nightly), "windows = nightly runs");
+
+    // Killed after its second window, then started again with the same command: the two
+    // committed windows are not redone, and the tables converge to the same bytes.
+    let resumed = dir.path().join("resumed");
+    let input = data.join("telemetry");
+    let roster = data.join("roster.csv");
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--roster",
+        roster.to_str().unwrap(),
+        "--output",
+        resumed.to_str().unwrap(),
+        "--window-days",
+        "2",
+    ];
+    args.extend(range);
+    let killed = bin()
+        .args(&args)
+        .env("CC_ANALYTICS_ABORT_AFTER_WINDOWS", "2")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "aborted");
+    assert!(!resumed.join("reports").exists(), "no tables yet");
+    let progress = walk(&resumed.join("_backfills"));
+    assert_eq!(progress.len(), 1, "{progress:?}");
+    let r = run(&args, 0);
+    let m = manifest(&resumed);
+    assert_eq!(
+        m["windows_skipped"],
+        serde_json::json!(["2026-10-10 … 2026-10-11", "2026-10-12 … 2026-10-13"]),
+        "{}",
+        stderr(&r)
+    );
+    assert_eq!(
+        m["dates_recomputed"],
+        serde_json::json!(["2026-10-14", "2026-10-15"])
+    );
+    assert_eq!(reports(&resumed), reports(&one), "resumed = ran through");
+    assert!(
+        !resumed.join("_backfills").exists() || walk(&resumed.join("_backfills")).is_empty(),
+        "the progress record goes once the backfill is published"
+    );
+    // Run again: a finished backfill recomputes everything, same bytes.
+    run(&args, 0);
+    assert_eq!(
+        manifest(&resumed)["dates_recomputed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(reports(&resumed), reports(&one));
+}
