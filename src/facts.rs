@@ -432,6 +432,8 @@ pub struct Accumulator {
     outside: u64,
     /// Event dates recomputed beside `range` (healed late dates), sorted.
     extra: Vec<i32>,
+    /// Cumulative points outside the dates: the last of each (series, date), as (time, value).
+    outside_last: Map<(u32, i32), (i64, f64)>,
     limits: Limits,
     /// Records left out as implausible: a cumulative increment above its bound, or a value that
     /// would overflow its sum.
@@ -469,6 +471,7 @@ impl Accumulator {
             duplicates: 0,
             outside: 0,
             extra: Vec::new(),
+            outside_last: Map::default(),
             limits: Limits::default(),
             implausible: 0,
         }
@@ -559,14 +562,20 @@ impl Accumulator {
             let name = remap[rec.name[i] as usize];
             let session = remap[rec.session[i] as usize];
             let date = rec.date[i];
-            if !self
-                .seen
-                .insert(date, kind, name, session, time_ns, rec.dkey[i])
-            {
-                self.duplicates += 1;
-                continue;
+            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi)
+                || self.extra.binary_search(&date).is_ok();
+            // Records outside the dates keep no state of their own (no dedup key): they only
+            // help resolve their session's member, and a cumulative point is a base.
+            if in_range {
+                if !self
+                    .seen
+                    .insert(date, kind, name, session, time_ns, rec.dkey[i])
+                {
+                    self.duplicates += 1;
+                    continue;
+                }
+                self.kept += 1;
             }
-            self.kept += 1;
             let cand = self.candidate([
                 remap[rec.email[i] as usize],
                 remap[rec.api_key[i] as usize],
@@ -582,10 +591,11 @@ impl Accumulator {
                     self.agents.insert(session);
                 }
             }
-            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi)
-                || self.extra.binary_search(&date).is_ok();
             if !in_range {
                 self.outside += 1;
+                if !(kind == METRIC && rec.temporality[i] == CUMULATIVE) {
+                    continue;
+                }
             }
             let group = Group {
                 date,
@@ -704,12 +714,24 @@ impl Accumulator {
                 if series == next {
                     self.series_feed.push(feed);
                 }
-                self.cumulative.push(CumulativePoint {
-                    series,
-                    row,
-                    time_ns,
-                    value: rec.value[i],
-                });
+                if row == u32::MAX {
+                    // Outside the dates a point only serves as the base of the next one: of
+                    // each date, only the last can be (the last to arrive among equal times).
+                    let last = self
+                        .outside_last
+                        .entry((series, date))
+                        .or_insert((i64::MIN, 0.0));
+                    if time_ns >= last.0 {
+                        *last = (time_ns, rec.value[i]);
+                    }
+                } else {
+                    self.cumulative.push(CumulativePoint {
+                        series,
+                        row,
+                        time_ns,
+                        value: rec.value[i],
+                    });
+                }
             } else if row != u32::MAX && !self.feed(feed, row, rec.value[i]) {
                 self.reject_point(feed, row);
             }
@@ -774,6 +796,14 @@ impl Accumulator {
         // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
         // The sort is stable: points of equal time keep their order of arrival.
         let mut points = std::mem::take(&mut self.cumulative);
+        points.extend(std::mem::take(&mut self.outside_last).into_iter().map(
+            |((series, _), (time_ns, value))| CumulativePoint {
+                series,
+                row: u32::MAX,
+                time_ns,
+                value,
+            },
+        ));
         points.sort_by_key(|p| (p.series, p.time_ns));
         let mut prev: Option<(u32, f64)> = None;
         for p in &points {
