@@ -15,6 +15,22 @@ use crate::source::{arrival_day, Decompressor, Location};
 
 /// Compressed bytes decoded per blocking task.
 const BATCH_BYTES: u64 = 1 << 20;
+/// Objects of unknown size (local listings leave sizes out) per batch: small objects still
+/// share a hand-off, and Collector-sized ones (about 1 MB gzip, 12 MB of JSON each) still
+/// spread over every core.
+const UNSIZED_PER_BATCH: usize = 32;
+/// Object-store requests in flight at once across the run, by default
+/// (`CC_ANALYTICS_MAX_REQUESTS` changes it): enough to hide latency, few enough to stay clear
+/// of throttling (503 SlowDown) and file-descriptor limits.
+const MAX_REQUESTS: usize = 64;
+
+fn max_requests() -> usize {
+    std::env::var("CC_ANALYTICS_MAX_REQUESTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(MAX_REQUESTS)
+}
 
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
@@ -263,21 +279,24 @@ pub async fn ingest(
     let mut size = 0u64;
     for (i, t) in tasks.iter().enumerate() {
         match batches.last_mut() {
-            Some(b) if size < BATCH_BYTES => b.end = i + 1,
+            Some(b) if size < BATCH_BYTES && (t.meta.size > 0 || b.len() < UNSIZED_PER_BATCH) => {
+                b.end = i + 1
+            }
             _ => {
                 batches.push(i..i + 1);
                 size = 0;
             }
         }
-        // Local listings leave sizes out (0): such objects count as a typical 2 KB.
-        size += if t.meta.size == 0 { 2048 } else { t.meta.size };
+        size += t.meta.size;
     }
+    let requests = Arc::new(tokio::sync::Semaphore::new(max_requests()));
     let mut outputs = futures::stream::iter(batches)
         .map(|batch| {
             let done = done.clone();
             let bar = bar.clone();
             let tasks = tasks.clone();
             let watch = watch.clone();
+            let requests = requests.clone();
             async move {
                 if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return Ok(None);
@@ -289,9 +308,13 @@ pub async fn ingest(
                     None
                 } else {
                     Some(
-                        futures::future::try_join_all(tasks[batch.clone()].iter().map(
-                            |task| async move { task.location.get(&task.meta.location).await },
-                        ))
+                        futures::future::try_join_all(tasks[batch.clone()].iter().map(|task| {
+                            let requests = requests.clone();
+                            async move {
+                                let _slot = requests.acquire().await.expect("never closed");
+                                task.location.get(&task.meta.location).await
+                            }
+                        }))
                         .await?,
                     )
                 };
