@@ -12,6 +12,9 @@
 #   BENCH_MEMBERS=5000 BENCH_DAYS=14 BENCH_DUCKDB=0 scripts/bench.sh   # ~10 M, without DuckDB
 #     (DuckDB needs about 3 GB per million records here: 10 M do not fit in 24 GiB)
 #   BENCH_REUSE=1 ...                   # keep the data already generated under BENCH_DIR
+#   BENCH_RECORDS_PER_OBJECT=10000 ...  # Collector-sized objects (about 1 MB gzip each)
+#   BENCH_RANGE=1 ...                   # run over --from/--to (in windows of BENCH_WINDOW_DAYS,
+#                                       # default 7) instead of every date in the input
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${BENCH_MEMBERS:-2000}
@@ -31,7 +34,15 @@ if [ "${BENCH_REUSE:-0}" = 1 ] && [ -d "$WORK/data/telemetry" ]; then
 else
   rm -rf "$WORK/data"
   echo "generating $MEMBERS members x $DAYS days under $WORK/data ..." >&2
-  "$BIN" -q generate --output "$WORK/data" --members "$MEMBERS" --days "$DAYS" --compression gz --seed 1
+  per_object=()
+  [ -n "${BENCH_RECORDS_PER_OBJECT:-}" ] && per_object=(--records-per-object "$BENCH_RECORDS_PER_OBJECT")
+  "$BIN" -q generate --output "$WORK/data" --members "$MEMBERS" --days "$DAYS" --compression gz --seed 1 \
+    --start 2026-01-01 "${per_object[@]}"
+fi
+range=()
+if [ "${BENCH_RANGE:-0}" = 1 ]; then
+  last=$(python3 -c "import datetime as d; print(d.date(2026,1,1) + d.timedelta(days=$DAYS - 1))")
+  range=(--from 2026-01-01 --to "$last" --window-days "${BENCH_WINDOW_DAYS:-7}")
 fi
 
 timed() { # name, command...: runs it under /usr/bin/time -v, prints "seconds rss_kb"
@@ -48,7 +59,8 @@ timed() { # name, command...: runs it under /usr/bin/time -v, prints "seconds rs
 # cold files the first tool timed would also be timing the disk).
 find "$WORK/data/telemetry" -type f -print0 | xargs -0 cat > /dev/null
 
-read -r t_run rss_run < <(timed run "$BIN" -q run --input "$WORK/data/telemetry" --output "$WORK/out" --no-dashboard)
+read -r t_run rss_run < <(timed run "$BIN" -q run --input "$WORK/data/telemetry" --output "$WORK/out" --no-dashboard "${range[@]}")
+cpu_run=$(grep "Percent of CPU" "$WORK/run.time" | awk -F': ' '{print $2}')
 records=$(python3 -c "import json,glob; m=json.load(open(sorted(glob.glob('$WORK/out/_runs/*.json'))[-1])); print(m['counts']['records_parsed'])")
 bytes=$(du -sb "$WORK/data/telemetry" | cut -f1)
 read -r t_gz rss_gz < <(timed gzip sh -c "find '$WORK/data/telemetry' -name '*.gz' -print0 | xargs -0 cat | gzip -dc | wc -c")
@@ -59,6 +71,7 @@ else
   t_duck=0 rss_duck=0
 fi
 
+echo "cc-analytics CPU: $cpu_run (of 200% on 2 cores)"
 python3 - "$records" "$bytes" "$json_bytes" "$t_run" "$rss_run" "$t_gz" "$rss_gz" "$t_duck" "$rss_duck" <<'PY'
 import sys
 records, gz_bytes, json_bytes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
