@@ -7,8 +7,6 @@
 //! others' records, identities included, have no business in the quarantine.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -268,13 +266,7 @@ pub fn dir(run_id: &str, window: usize) -> String {
 /// reads its input again (healing). Other windows' folders below it are kept.
 pub async fn remove_run(state: &Location, dir: &str) -> Result<()> {
     let prefix = state.child(dir);
-    let metas: Vec<object_store::ObjectMeta> = state
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(prefix.as_ref(), e))?;
-    for m in metas {
+    for m in state.list_all(&prefix).await? {
         let rel = m
             .location
             .as_ref()
@@ -283,10 +275,7 @@ pub async fn remove_run(state: &Location, dir: &str) -> Result<()> {
         if rel.contains('/') {
             continue; // another window's folder
         }
-        match state.store.delete(&m.location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Error::store(m.location.as_ref(), e)),
-        }
+        state.delete(&m.location).await?;
     }
     Ok(())
 }
@@ -303,12 +292,7 @@ fn started(run_id: &str) -> Option<DateTime<Utc>> {
 /// Returns how many folders went. Folders whose name is not a run id are left alone.
 pub async fn expire(state: &Location, days: u32, now: DateTime<Utc>) -> Result<usize> {
     let prefix = state.child(DIR);
-    let metas: Vec<object_store::ObjectMeta> = state
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(prefix.as_ref(), e))?;
+    let metas = state.list_all(&prefix).await?;
     let cutoff = now - chrono::Duration::days(days as i64);
     let base = prefix.as_ref().len() + 1;
     let mut runs = std::collections::BTreeSet::new();
@@ -319,10 +303,7 @@ pub async fn expire(state: &Location, days: u32, now: DateTime<Utc>) -> Result<u
         };
         if started(run).is_some_and(|t| t < cutoff) {
             runs.insert(run.to_string());
-            match state.store.delete(&m.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::store(key, e)),
-            }
+            state.delete(&m.location).await?;
         }
     }
     if let Some(dir) = crate::publish::local_root(state) {

@@ -290,6 +290,23 @@ impl Location {
         Ok((data, meta))
     }
 
+    /// Every object below `prefix`.
+    pub async fn list_all(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        self.store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(prefix.as_ref(), e))
+    }
+
+    /// Deletes an object; one that is gone already is no error.
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(path.as_ref(), e)),
+        }
+    }
+
     pub async fn put(&self, path: &Path, data: Vec<u8>) -> Result<()> {
         self.store
             .put(path, data.into())

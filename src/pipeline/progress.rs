@@ -4,7 +4,6 @@
 //! has published its tables, so that running the command again later recomputes everything.
 
 use chrono::NaiveDate;
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -97,9 +96,6 @@ impl Progress {
 
     /// The backfill is done: its record goes.
     pub async fn remove(self) -> Result<()> {
-        match self.state.store.delete(&self.state.child(&self.path)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::store(self.path.as_str(), e)),
-        }
+        self.state.delete(&self.state.child(&self.path)).await
     }
 }
