@@ -44,10 +44,7 @@ fn sample_lines() -> Vec<String> {
 fn decode(c: &mut Criterion) {
     let lines = sample_lines();
     let bytes: usize = lines.iter().map(|l| l.len()).sum();
-    let ctx = DecodeContext {
-        tz: chrono_tz::UTC,
-        max_time_ns: i64::MAX,
-    };
+    let ctx = DecodeContext::new(chrono_tz::UTC, i64::MAX);
     let mut g = c.benchmark_group("otlp");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(20);
