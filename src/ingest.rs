@@ -107,88 +107,134 @@ fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
     out
 }
 
-/// Decodes one object's lines into `out`, in order.
+/// Splits a stream of decompressed chunks into lines. A line is handed on whole when it fits
+/// in a chunk; one that spans chunks is gathered, up to one byte past `MAX_LINE_BYTES` (beyond
+/// that only its length is counted), so memory stays bounded whatever the object holds.
+#[derive(Default)]
+struct Lines {
+    tail: Vec<u8>,
+    /// Full length of the line gathered in `tail` (more than `tail` holds when it is too long).
+    tail_len: usize,
+    /// Lines ended so far.
+    count: usize,
+}
+
+impl Lines {
+    fn feed(&mut self, chunk: &[u8], line: &mut dyn FnMut(usize, &[u8], usize)) {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let piece = &chunk[start..nl];
+            if self.tail_len == 0 {
+                line(self.count, piece, piece.len());
+            } else {
+                self.gather(piece);
+                line(self.count, &self.tail, self.tail_len);
+                self.tail.clear();
+                self.tail_len = 0;
+            }
+            self.count += 1;
+            start = nl + 1;
+        }
+        self.gather(&chunk[start..]);
+    }
+
+    fn gather(&mut self, piece: &[u8]) {
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(self.tail.len());
+        self.tail.extend_from_slice(&piece[..piece.len().min(room)]);
+        self.tail_len += piece.len();
+    }
+}
+
+/// Decodes one object's lines into `out`, in order, as it is decompressed: an object of any
+/// size is read in bounded memory.
 fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
     out.decoder
         .set_arrival_day(arrival_day(key).map(days_since_epoch));
-    let d = out.decompressor.decompress(bytes);
-    let data = &d.data[..];
-    // A truncated stream's last line is incomplete: only lines ended by a newline are used.
-    let (complete, tail) = match (&d.truncated, data.iter().rposition(|&b| b == b'\n')) {
-        (Some(_), Some(p)) => (&data[..=p], &data[p + 1..]),
-        (Some(_), None) => (&data[..0], data),
-        (None, _) => (data, &data[..0]),
-    };
-    let mut n_lines = 0;
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', complete).chain(
-        // The last line, when the object does not end with a newline.
-        (!complete.is_empty() && !complete.ends_with(b"\n")).then_some(complete.len()),
-    );
-    for (i, end) in ends.enumerate() {
-        let raw = &complete[start..end];
-        start = end + 1;
-        n_lines = i + 1;
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        out.lines_read += 1;
-        let rejected_before = out.decoder.rejected.len();
-        let result = if line.len() > MAX_LINE_BYTES {
-            Err((Reason::LineTooLong, format!("{} bytes", line.len())))
-        } else {
-            match std::str::from_utf8(line) {
-                Ok(s) => out.decoder.decode_line(i, s),
-                Err(e) => Err((Reason::InvalidJson, format!("not UTF-8: {e}"))),
-            }
-        };
-        match result {
-            Ok(()) => {
-                out.lines_parsed += 1;
-                let rejected = &out.decoder.rejected[rejected_before..];
-                if !rejected.is_empty() {
-                    out.bad_lines.push(BadLine {
-                        object: key.to_string(),
-                        line_no: i + 1,
-                        reasons: rejected.iter().map(|r| r.1).collect(),
-                        detail: format!("{} record(s) rejected", rejected.len()),
-                        text: line.to_vec(),
-                        records: out.decoder.rejected_positions[rejected_before..].to_vec(),
-                    });
-                }
-            }
-            Err((reason, detail)) => out.bad_lines.push(BadLine {
+    let mut decompressor = std::mem::take(&mut out.decompressor);
+    let mut lines = Lines::default();
+    let end = decompressor.stream(bytes, &mut |chunk| {
+        lines.feed(chunk, &mut |i, text, len| {
+            decode_one(out, key, i, text, len)
+        })
+    });
+    out.decompressor = decompressor;
+    match end.truncated {
+        // A cut stream's last line is incomplete (maybe empty): only lines ended by a newline
+        // are used, and the cut is quarantined.
+        Some(err) => {
+            out.lines_read += 1;
+            let (reason, detail) = if end.too_large {
+                // The cut line of a bomb can be as long as the limit: its start is enough.
+                (Reason::TooLarge, err)
+            } else {
+                (
+                    Reason::Truncated,
+                    format!("compressed stream ends early: {err}"),
+                )
+            };
+            let text = &lines.tail[..lines.tail.len().min(MAX_LINE_BYTES)];
+            out.bad_lines.push(BadLine {
                 object: key.to_string(),
-                line_no: i + 1,
+                line_no: lines.count + 1,
                 reasons: vec![reason],
                 detail,
-                text: line.to_vec(),
+                text: text.to_vec(),
                 records: Vec::new(),
-            }),
+            });
         }
+        // The last line, when the object does not end with a newline.
+        None if lines.tail_len > 0 => {
+            let (i, len) = (lines.count, lines.tail_len);
+            decode_one(out, key, i, &lines.tail, len);
+        }
+        None => {}
     }
-    if let Some(err) = d.truncated {
-        out.lines_read += 1;
-        let (reason, detail, text) = if d.too_large {
-            // The cut line of a bomb can be as long as the limit: its start is enough to see it.
-            (
-                Reason::TooLarge,
-                err,
-                &tail[..tail.len().min(MAX_LINE_BYTES)],
-            )
-        } else {
-            let detail = format!("compressed stream ends early: {err}");
-            (Reason::Truncated, detail, tail)
-        };
-        out.bad_lines.push(BadLine {
+}
+
+/// Decodes line `i` (0-based) of an object: `raw` holds it, or its first bytes when it is longer
+/// than `MAX_LINE_BYTES` (`len` is its full length).
+fn decode_one(out: &mut ObjectOutput, key: &str, i: usize, raw: &[u8], len: usize) {
+    let (line, len) = match raw.strip_suffix(b"\r") {
+        Some(l) if len == raw.len() => (l, len - 1),
+        _ => (raw, len),
+    };
+    if len <= MAX_LINE_BYTES && line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    out.lines_read += 1;
+    let rejected_before = out.decoder.rejected.len();
+    let result = if len > MAX_LINE_BYTES {
+        Err((Reason::LineTooLong, format!("{len} bytes")))
+    } else {
+        match std::str::from_utf8(line) {
+            Ok(s) => out.decoder.decode_line(i, s),
+            Err(e) => Err((Reason::InvalidJson, format!("not UTF-8: {e}"))),
+        }
+    };
+    let text = &line[..line.len().min(MAX_LINE_BYTES)];
+    match result {
+        Ok(()) => {
+            out.lines_parsed += 1;
+            let rejected = &out.decoder.rejected[rejected_before..];
+            if !rejected.is_empty() {
+                out.bad_lines.push(BadLine {
+                    object: key.to_string(),
+                    line_no: i + 1,
+                    reasons: rejected.iter().map(|r| r.1).collect(),
+                    detail: format!("{} record(s) rejected", rejected.len()),
+                    text: text.to_vec(),
+                    records: out.decoder.rejected_positions[rejected_before..].to_vec(),
+                });
+            }
+        }
+        Err((reason, detail)) => out.bad_lines.push(BadLine {
             object: key.to_string(),
-            line_no: n_lines + 1,
+            line_no: i + 1,
             reasons: vec![reason],
             detail,
             text: text.to_vec(),
             records: Vec::new(),
-        });
+        }),
     }
 }
 
@@ -518,6 +564,56 @@ mod tests {
             "{}",
             cut.detail
         );
+    }
+}
+
+#[cfg(test)]
+mod streaming {
+    use super::*;
+    use std::io::Write;
+
+    const LINE: &str = r#"{"resourceLogs":[{"scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[{"timeUnixNano":"1791421200000000000","body":{"stringValue":"claude_code.user_prompt"},"attributes":[{"key":"session.id","value":{"stringValue":"s"}}]}]}]}]}"#;
+
+    /// Lines cut anywhere by chunk boundaries decode as when the object is one chunk.
+    #[test]
+    fn lines_across_chunks_decode_as_whole_ones() {
+        let mut text = String::new();
+        for i in 0..50 {
+            text += LINE;
+            text += if i % 7 == 0 { "\r\n" } else { "\n" };
+            if i % 11 == 0 {
+                text += "{broken\n\n";
+            }
+        }
+        text += LINE; // no final newline
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let whole = {
+            let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
+            decode_into(&mut o, "k", &gz);
+            o
+        };
+        assert_eq!(whole.lines_parsed, 51);
+        assert_eq!(whole.bad_lines.len(), 5);
+        let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        for chunk in [1, 2, 3, 7, 64, 250, 251, 4096] {
+            for bytes in [&gz[..], &zst[..], text.as_bytes()] {
+                let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
+                o.decompressor = Decompressor::with_limit(usize::MAX).with_chunk(chunk);
+                decode_into(&mut o, "k", bytes);
+                assert_eq!(o.lines_read, whole.lines_read, "chunk {chunk}");
+                assert_eq!(o.lines_parsed, whole.lines_parsed, "chunk {chunk}");
+                assert_eq!(o.decoder.records.len(), whole.decoder.records.len());
+                let lines = |o: &ObjectOutput| -> Vec<(usize, Vec<u8>)> {
+                    o.bad_lines
+                        .iter()
+                        .map(|b| (b.line_no, b.text.clone()))
+                        .collect()
+                };
+                assert_eq!(lines(&o), lines(&whole), "chunk {chunk}");
+            }
+        }
     }
 }
 

@@ -579,17 +579,36 @@ pub struct Decompressed {
     pub data: Vec<u8>,
     pub truncated: Option<String>,
     /// The object decompresses to more than `max_object_bytes()`: `data` holds the first part
-    /// and `truncated` says so. A Collector object is a few MB; this guards against
-    /// decompression bombs, which would otherwise take all memory.
+    /// and `truncated` says so.
     pub too_large: bool,
 }
 
-/// The default limit on one object's decompressed size.
-pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1 << 30;
+/// How a streamed object ended: whole, cut (`truncated`: the fault), or at the size limit.
+#[derive(Debug, Default)]
+pub struct StreamEnd {
+    pub truncated: Option<String>,
+    pub too_large: bool,
+}
+
+/// The default limit on one object's decompressed size. Objects are decompressed as a stream in
+/// chunks, so memory does not grow with it: the limit only bounds the time a decompression
+/// bomb can take (a compacted object of many gigabytes is read whole).
+pub const DEFAULT_MAX_OBJECT_BYTES: usize = 64 << 30;
 /// Environment variable that changes it (bytes).
 pub const MAX_OBJECT_BYTES_ENV: &str = "CC_ANALYTICS_MAX_OBJECT_BYTES";
+/// Decompressed bytes handed on at a time (`CC_ANALYTICS_STREAM_CHUNK_BYTES` changes it, for
+/// tests of lines that span chunks).
+const CHUNK: usize = 4 << 20;
 
-/// The limit on one object's decompressed size (`CC_ANALYTICS_MAX_OBJECT_BYTES`, default 1 GiB).
+fn chunk_bytes() -> usize {
+    std::env::var("CC_ANALYTICS_STREAM_CHUNK_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(CHUNK)
+}
+
+/// The limit on one object's decompressed size (`CC_ANALYTICS_MAX_OBJECT_BYTES`, default 64 GiB).
 pub fn max_object_bytes() -> usize {
     std::env::var(MAX_OBJECT_BYTES_ENV)
         .ok()
@@ -598,13 +617,14 @@ pub fn max_object_bytes() -> usize {
         .unwrap_or(DEFAULT_MAX_OBJECT_BYTES)
 }
 
-/// Decompresses objects one after another, reusing one inflate state (set up once per batch of
-/// objects rather than once per object: most objects are small, and a fresh state costs more
-/// than inflating them).
+/// Decompresses objects as streams, with one reused inflate state and output buffer.
 pub struct Decompressor {
     inflate: flate2::Decompress,
+    buf: Vec<u8>,
     /// Decompressed bytes allowed per object.
     limit: usize,
+    /// Decompressed bytes handed on at a time.
+    chunk: usize,
 }
 
 impl Default for Decompressor {
@@ -613,14 +633,31 @@ impl Default for Decompressor {
     }
 }
 
-fn too_large(mut data: Vec<u8>, limit: usize) -> Decompressed {
-    data.truncate(limit);
-    Decompressed {
-        data,
-        truncated: Some(format!(
-            "decompresses to more than {limit} bytes ({MAX_OBJECT_BYTES_ENV}); the rest is not read"
-        )),
-        too_large: true,
+fn limit_message(limit: usize) -> String {
+    format!(
+        "decompresses to more than {limit} bytes ({MAX_OBJECT_BYTES_ENV}); the rest is not read"
+    )
+}
+
+/// Hands decompressed bytes on to `sink`, at most `limit` of them in all.
+struct Out<'s> {
+    sink: &'s mut dyn FnMut(&[u8]),
+    total: usize,
+    limit: usize,
+}
+
+impl Out<'_> {
+    /// Passes `b` on; false (after passing what fits) once the limit is passed.
+    fn put(&mut self, b: &[u8]) -> bool {
+        let room = self.limit - self.total;
+        if b.len() > room {
+            (self.sink)(&b[..room]);
+            self.total = self.limit;
+            return false;
+        }
+        (self.sink)(b);
+        self.total += b.len();
+        true
     }
 }
 
@@ -628,116 +665,165 @@ impl Decompressor {
     pub fn with_limit(limit: usize) -> Self {
         Decompressor {
             inflate: flate2::Decompress::new(false),
+            buf: Vec::new(),
             limit,
+            chunk: chunk_bytes(),
         }
     }
 
-    /// Decompresses by magic number (gzip, zstd), not by name: the Collector uploads `.gz`
-    /// objects with `Content-Encoding: gzip`, and some clients hand them over already decoded.
+    /// The same, handing on `chunk` decompressed bytes at a time.
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk.max(1);
+        self
+    }
+
+    /// The whole decompressed object (recognised by its magic number: gzip, zstd, or plain).
     pub fn decompress(&mut self, bytes: &[u8]) -> Decompressed {
+        let mut data = Vec::new();
+        let end = self.stream(bytes, &mut |c| data.extend_from_slice(c));
+        Decompressed {
+            data,
+            truncated: end.truncated,
+            too_large: end.too_large,
+        }
+    }
+
+    /// Decompresses `bytes` (gzip, zstd or plain, by magic number) into `sink`, a chunk of at
+    /// most a few MB at a time, in order. On a cut or corrupt stream, what was decompressed
+    /// before the fault has been passed on, and the fault is returned.
+    pub fn stream(&mut self, bytes: &[u8], sink: &mut dyn FnMut(&[u8])) -> StreamEnd {
+        let mut out = Out {
+            sink,
+            total: 0,
+            limit: self.limit,
+        };
         if bytes.starts_with(&[0x1f, 0x8b]) {
-            self.gunzip(bytes)
+            self.gunzip(bytes, &mut out)
         } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            let mut data = Vec::with_capacity(bytes.len().saturating_mul(8).min(self.limit));
-            // read_to_end keeps what was decoded before an error: the complete part of a cut
-            // stream. One byte past the limit tells an object of exactly the limit from a larger one.
-            let read = zstd::stream::read::Decoder::new(bytes)
-                .and_then(|d| d.take(self.limit as u64 + 1).read_to_end(&mut data));
-            match read {
-                Ok(_) if data.len() > self.limit => too_large(data, self.limit),
-                Ok(_) => Decompressed {
-                    data,
-                    truncated: None,
-                    too_large: false,
-                },
-                Err(e) => Decompressed {
-                    data,
-                    truncated: Some(e.to_string()),
-                    too_large: false,
-                },
-            }
+            self.unzstd(bytes, &mut out)
         } else {
-            Decompressed {
-                data: bytes.to_vec(),
-                truncated: None,
-                too_large: false,
+            for c in bytes.chunks(self.chunk) {
+                (out.sink)(c);
+            }
+            StreamEnd::default()
+        }
+    }
+
+    fn unzstd(&mut self, bytes: &[u8], out: &mut Out<'_>) -> StreamEnd {
+        let mut d = match zstd::stream::read::Decoder::new(bytes) {
+            Ok(d) => d,
+            Err(e) => return fault(e.to_string()),
+        };
+        self.buf.resize(self.chunk, 0);
+        loop {
+            match d.read(&mut self.buf) {
+                Ok(0) => return StreamEnd::default(),
+                Ok(n) => {
+                    if !out.put(&self.buf[..n]) {
+                        return too_large(self.limit);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return fault(e.to_string()),
             }
         }
     }
 
-    /// gzip (RFC 1952), one member or several in a row. On a cut or corrupt stream, what was
-    /// inflated before the fault is kept, with the fault.
-    fn gunzip(&mut self, bytes: &[u8]) -> Decompressed {
-        // The output's size: a gzip member ends with it (modulo 4 GiB; believed up to a ratio of
-        // 64, so that a forged trailer cannot make us reserve gigabytes). Reserving it whole
-        // saves growing the buffer (and copying it) as it fills.
-        let stated = bytes.len().checked_sub(4).map_or(0, |at| {
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
-        });
-        let mut out =
-            Vec::with_capacity(stated.min(bytes.len().saturating_mul(64)).min(self.limit) + 1);
-        let fault = |out: Vec<u8>, why: &str| Decompressed {
-            data: out,
-            truncated: Some(why.to_string()),
-            too_large: false,
-        };
+    /// gzip (RFC 1952), one member or several in a row, each member's CRC and size checked.
+    fn gunzip(&mut self, bytes: &[u8], out: &mut Out<'_>) -> StreamEnd {
         const EOF: &str = "unexpected end of file";
-        let mut pos = 0;
-        loop {
-            match gzip_header(&bytes[pos..]) {
-                Ok(n) => pos += n,
-                Err(e) => return fault(out, e),
-            }
-            self.inflate.reset(false);
-            let start = out.len();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.reserve_exact(self.chunk);
+        let end = 'object: {
+            let mut pos = 0;
             loop {
-                if out.len() == out.capacity() {
-                    // Never past one byte over the limit: that byte is enough to tell.
-                    let room = self.limit + 1 - out.len();
-                    out.reserve(out.capacity().max(32 << 10).min(room));
+                match gzip_header(&bytes[pos..]) {
+                    Ok(n) => pos += n,
+                    Err(e) => break 'object fault(e.to_string()),
                 }
-                let before = self.inflate.total_in();
-                let status = self.inflate.decompress_vec(
-                    &bytes[pos..],
-                    &mut out,
-                    flate2::FlushDecompress::None,
-                );
-                let used = (self.inflate.total_in() - before) as usize;
-                pos += used;
-                if out.len() > self.limit {
-                    return too_large(out, self.limit);
-                }
-                match status {
-                    Ok(flate2::Status::StreamEnd) => break,
-                    Ok(_) if pos >= bytes.len() && out.len() < out.capacity() => {
-                        return fault(out, EOF)
+                self.inflate.reset(false);
+                let mut crc = flate2::Crc::new();
+                let mut len = 0usize;
+                loop {
+                    let (before_in, before_out) = (self.inflate.total_in(), buf.len());
+                    let status = self.inflate.decompress_vec(
+                        &bytes[pos..],
+                        &mut buf,
+                        flate2::FlushDecompress::None,
+                    );
+                    pos += (self.inflate.total_in() - before_in) as usize;
+                    crc.update(&buf[before_out..]);
+                    len += buf.len() - before_out;
+                    let full = buf.len() == buf.capacity();
+                    let stuck = self.inflate.total_in() == before_in && buf.len() == before_out;
+                    if stuck && !full && matches!(status, Ok(flate2::Status::BufError)) {
+                        // No progress with room to write: the input ends mid-stream.
+                        if !out.put(&buf) {
+                            break 'object too_large(self.limit);
+                        }
+                        buf.clear();
+                        break 'object fault(EOF.into());
                     }
-                    Ok(_) => {}
-                    Err(e) => return fault(out, &format!("corrupt deflate stream: {e}")),
+                    if full
+                        || !matches!(
+                            status,
+                            Ok(flate2::Status::Ok) | Ok(flate2::Status::BufError)
+                        )
+                    {
+                        if !out.put(&buf) {
+                            break 'object too_large(self.limit);
+                        }
+                        buf.clear();
+                    }
+                    match status {
+                        Ok(flate2::Status::StreamEnd) => break,
+                        Ok(_) if pos >= bytes.len() && !full => {
+                            if !out.put(&buf) {
+                                break 'object too_large(self.limit);
+                            }
+                            buf.clear();
+                            break 'object fault(EOF.into());
+                        }
+                        Ok(_) => {}
+                        Err(e) => break 'object fault(format!("corrupt deflate stream: {e}")),
+                    }
+                }
+                // The trailer: CRC-32 and size of this member's output.
+                let Some(t) = bytes.get(pos..pos + 8) else {
+                    break 'object fault(EOF.into());
+                };
+                let (want_crc, want_len) = (
+                    u32::from_le_bytes([t[0], t[1], t[2], t[3]]),
+                    u32::from_le_bytes([t[4], t[5], t[6], t[7]]),
+                );
+                if crc.sum() != want_crc || len as u32 != want_len {
+                    break 'object fault(
+                        "corrupt gzip stream: checksum or size does not match".into(),
+                    );
+                }
+                pos += 8;
+                if pos >= bytes.len() {
+                    break 'object StreamEnd::default();
                 }
             }
-            // The trailer: CRC-32 and size of this member's output.
-            let Some(t) = bytes.get(pos..pos + 8) else {
-                return fault(out, EOF);
-            };
-            let mut crc = flate2::Crc::new();
-            crc.update(&out[start..]);
-            let (want_crc, want_len) = (
-                u32::from_le_bytes([t[0], t[1], t[2], t[3]]),
-                u32::from_le_bytes([t[4], t[5], t[6], t[7]]),
-            );
-            if crc.sum() != want_crc || (out.len() - start) as u32 != want_len {
-                return fault(out, "corrupt gzip stream: checksum or size does not match");
-            }
-            pos += 8;
-            if pos >= bytes.len() {
-                return Decompressed {
-                    data: out,
-                    truncated: None,
-                    too_large: false,
-                };
-            }
-        }
+        };
+        self.buf = buf;
+        end
+    }
+}
+
+fn fault(why: String) -> StreamEnd {
+    StreamEnd {
+        truncated: Some(why),
+        too_large: false,
+    }
+}
+
+fn too_large(limit: usize) -> StreamEnd {
+    StreamEnd {
+        truncated: Some(limit_message(limit)),
+        too_large: true,
     }
 }
 

@@ -190,4 +190,30 @@ fn collector_sized_objects_give_the_same_tables_as_small_ones() {
         "UTC",
         "owner",
     );
+    // Objects are decompressed and decoded as streams: with chunks of 777 bytes every line
+    // spans chunks, and the tables are the same bytes.
+    let small_chunks = dir.path().join("chunks");
+    run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            big.join("telemetry").to_str().unwrap(),
+            "--roster",
+            big.join("roster.csv").to_str().unwrap(),
+            "--output",
+            small_chunks.to_str().unwrap(),
+            "--no-dashboard",
+        ],
+        &[("CC_ANALYTICS_STREAM_CHUNK_BYTES", "777")],
+        0,
+    );
+    for table in ["daily_spend_by_model", "member_daily", "member_monthly"] {
+        let rel = format!("reports/owner/{table}.parquet");
+        assert_eq!(
+            std::fs::read(out.join(&rel)).unwrap(),
+            std::fs::read(small_chunks.join(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
 }
