@@ -56,10 +56,10 @@ wall=$(grep "Elapsed (wall clock)" "$WORK/run.log" | awk -F': ' '{print $2}' \
   | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
 rss=$(grep "Maximum resident set size" "$WORK/run.log" | awk -F': ' '{print $2}')
 phase() { grep -o "$1 in [0-9.]*s" "$WORK/run.log" | tail -1 | grep -o "[0-9.]*s$" || echo "?"; }
-stored=$(grep -o "read [0-9]* stored fact rows of [0-9]* dates" "$WORK/run.log" | tail -1)
+stored=$(grep -o "[0-9]* stored fact rows of [0-9]* \(dates\|months\)" "$WORK/run.log" | tail -1)
 echo "members: $MEMBERS   stored: $stored"
-echo "read stored facts:        $(phase 'dates')"
-echo "built the tables:         $(phase 'built the tables')"
+# The tables are built a month of facts at a time: reading and building interleave.
+echo "read and built the tables: $(phase 'months') ($(grep -o '[0-9.]*s reading' "$WORK/run.log" | tail -1))"
 echo "wrote the tables:         $(phase 'wrote the tables')"
 echo "whole nightly run:        ${wall}s (decoding one day of telemetry included)"
 echo "peak RSS:                 $((rss / 1024)) MB"

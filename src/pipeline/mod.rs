@@ -8,7 +8,7 @@ mod store;
 mod tables;
 mod window;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -335,20 +335,7 @@ impl<'a> RunState<'a> {
                 late_warning: warning,
             });
         }
-        let phase = Instant::now();
-        let sets = store::stored_facts(state, &BTreeSet::new()).await?;
-        tracing::info!(
-            "read {} stored fact rows of {} dates in {:.2}s",
-            sets.iter().map(|f| f.sessions.height()).sum::<usize>(),
-            sets.len(),
-            phase.elapsed().as_secs_f64()
-        );
-        let all_facts = FactSet::concat(sets)?;
-        let phase = Instant::now();
-        let tables = reports::build(&all_facts, s.roster)?;
-        // The facts are summed into the tables: their memory goes before the encoding's.
-        drop(all_facts);
-        tracing::info!("built the tables in {:.2}s", phase.elapsed().as_secs_f64());
+        let tables = build_tables(state, s.roster).await?;
         let phase = Instant::now();
         let mut publisher = Publisher::new(s.roots, s.run_id);
         tables::stage(
@@ -385,6 +372,55 @@ impl<'a> RunState<'a> {
             late_warning: warning,
         })
     }
+}
+
+/// Every table from the stored facts, a month at a time: each table's rows of a month depend
+/// on that month's facts alone (the daily tables on their date, `member_monthly` on its month),
+/// so only one month of facts is in memory, and the tables are the months' rows in order.
+async fn build_tables(
+    state: &Location,
+    roster: &Roster,
+) -> Result<Vec<(&'static str, polars::prelude::DataFrame)>> {
+    use chrono::Datelike;
+    let phase = Instant::now();
+    let dates = store::stored_dates(state).await?;
+    let mut months: BTreeMap<(i32, u32), Vec<NaiveDate>> = BTreeMap::new();
+    for d in dates {
+        months.entry((d.year(), d.month())).or_default().push(d);
+    }
+    let (mut rows, mut read_secs) = (0usize, 0f64);
+    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = Vec::new();
+    for dates in months.values() {
+        let t = Instant::now();
+        let facts = FactSet::concat(store::read_facts(state, dates).await?)?;
+        read_secs += t.elapsed().as_secs_f64();
+        rows += facts.sessions.height();
+        let month = reports::build(&facts, roster)?;
+        if parts.is_empty() {
+            parts = month.iter().map(|(n, _)| (*n, Vec::new())).collect();
+        }
+        for ((_, p), (_, df)) in parts.iter_mut().zip(month) {
+            p.push(df);
+        }
+    }
+    let tables = parts
+        .into_iter()
+        .map(|(name, p)| {
+            let mut it = p.into_iter();
+            let mut df = it.next().expect("a month at least");
+            for more in it {
+                df.vstack_mut_owned(more)?;
+            }
+            df.rechunk_mut();
+            Ok((name, df))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(
+        "built the tables from {rows} stored fact rows of {} months in {:.2}s ({read_secs:.2}s reading)",
+        months.len(),
+        phase.elapsed().as_secs_f64()
+    );
+    Ok(tables)
 }
 
 async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {

@@ -60,17 +60,10 @@ pub async fn check_meta(state: &Location, cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Facts stored by earlier runs (or earlier windows), except for `skip` dates.
-pub async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<Vec<FactSet>> {
-    let prefix = out.child(FACTS_DIR);
-    let metas: Vec<object_store::ObjectMeta> = out
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(prefix.as_ref(), e))?;
-    // Dates with stored facts (a date folder may hold only a status: late records seen).
-    let days: BTreeSet<NaiveDate> = metas
+/// The dates with stored facts (a date folder may hold only a status: late records seen).
+pub async fn stored_dates(out: &Location) -> Result<BTreeSet<NaiveDate>> {
+    let metas = out.list_all(&out.child(FACTS_DIR)).await?;
+    Ok(metas
         .iter()
         .filter(|m| m.location.as_ref().ends_with("/sessions.parquet"))
         .filter_map(|m| {
@@ -80,10 +73,13 @@ pub async fn stored_facts(out: &Location, skip: &BTreeSet<NaiveDate>) -> Result<
                 .find_map(|p| p.strip_prefix("date="))
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         })
-        .filter(|d| !skip.contains(d))
-        .collect();
-    // Fetched a few dates at a time (object stores answer faster in parallel), in date order.
-    futures::stream::iter(days)
+        .collect())
+}
+
+/// The stored facts of `dates`, fetched a few dates at a time (object stores answer faster in
+/// parallel), in date order.
+pub async fn read_facts(out: &Location, dates: &[NaiveDate]) -> Result<Vec<FactSet>> {
+    futures::stream::iter(dates.iter().copied())
         .map(|d| async move {
             let mut frames = Vec::new();
             for name in FactSet::NAMES {
