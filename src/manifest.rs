@@ -178,6 +178,12 @@ pub struct OutputFile {
     pub bytes: u64,
 }
 
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TableMonths {
+    pub rebuilt: usize,
+    pub reused: usize,
+}
+
 /// The late records of one event date, as a run met them.
 #[derive(Debug, Clone, Serialize)]
 pub struct LateDate {
@@ -234,6 +240,8 @@ pub struct Manifest {
     pub dates_healed: Vec<String>,
     /// Windows of this backfill that an earlier run of it committed (not redone).
     pub windows_skipped: Vec<String>,
+    /// Months of the tables rebuilt from their facts, and reused as stored.
+    pub table_months: TableMonths,
     /// Per event date with late records read by this run (contract 4.4).
     pub late_dates: BTreeMap<String, LateDate>,
     pub roles: Vec<String>,

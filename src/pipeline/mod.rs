@@ -3,6 +3,7 @@
 //! rebuild every table from the stored facts ([`store`]) and publish them per role
 //! ([`tables`]), with the run's manifest.
 
+mod months;
 mod progress;
 mod store;
 mod tables;
@@ -217,6 +218,7 @@ impl<'a> RunState<'a> {
                 dates_recomputed: Vec::new(),
                 dates_healed: Vec::new(),
                 windows_skipped: Vec::new(),
+                table_months: Default::default(),
                 late_dates: BTreeMap::new(),
                 roles: roles.to_vec(),
                 objects: ObjectCounts::default(),
@@ -335,7 +337,8 @@ impl<'a> RunState<'a> {
                 late_warning: warning,
             });
         }
-        let tables = build_tables(state, s.roster).await?;
+        let (tables, (rebuilt, reused)) = build_tables(state, s.roster).await?;
+        self.manifest.table_months = crate::manifest::TableMonths { rebuilt, reused };
         let phase = Instant::now();
         let mut publisher = Publisher::new(s.roots, s.run_id);
         tables::stage(
@@ -376,30 +379,51 @@ impl<'a> RunState<'a> {
 
 /// Every table from the stored facts, a month at a time: each table's rows of a month depend
 /// on that month's facts alone (the daily tables on their date, `member_monthly` on its month),
-/// so only one month of facts is in memory, and the tables are the months' rows in order.
+/// so only one month of facts is in memory, and the tables are the months' rows in order. A
+/// month whose facts and roster have not changed since its rows were last built is not rebuilt
+/// ([`months`]). Returns the tables and the months (rebuilt, reused).
 async fn build_tables(
     state: &Location,
     roster: &Roster,
-) -> Result<Vec<(&'static str, polars::prelude::DataFrame)>> {
+) -> Result<(
+    Vec<(&'static str, polars::prelude::DataFrame)>,
+    (usize, usize),
+)> {
     use chrono::Datelike;
     let phase = Instant::now();
     let dates = store::stored_dates(state).await?;
-    let mut months: BTreeMap<(i32, u32), Vec<NaiveDate>> = BTreeMap::new();
-    for d in dates {
-        months.entry((d.year(), d.month())).or_default().push(d);
+    let mut by_month: BTreeMap<(i32, u32), (Vec<NaiveDate>, Vec<object_store::ObjectMeta>)> =
+        BTreeMap::new();
+    for (d, files) in dates {
+        let m = by_month.entry((d.year(), d.month())).or_default();
+        m.0.push(d);
+        m.1.extend(files);
     }
-    let (mut rows, mut read_secs) = (0usize, 0f64);
+    let (mut rows, mut read_secs, mut rebuilt, mut reused) = (0usize, 0f64, 0usize, 0usize);
     let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = Vec::new();
-    for dates in months.values() {
-        let t = Instant::now();
-        let facts = FactSet::concat(store::read_facts(state, dates).await?)?;
-        read_secs += t.elapsed().as_secs_f64();
-        rows += facts.sessions.height();
-        let month = reports::build(&facts, roster)?;
+    for (month, (dates, files)) in &by_month {
+        let fp = months::fingerprint(files, roster);
+        let tables = match months::load(state, *month, &fp).await? {
+            Some(t) => {
+                reused += 1;
+                t
+            }
+            None => {
+                let t = Instant::now();
+                let facts = FactSet::concat(store::read_facts(state, dates).await?)?;
+                read_secs += t.elapsed().as_secs_f64();
+                rows += facts.sessions.height();
+                let tables = reports::build(&facts, roster)?;
+                drop(facts);
+                months::save(state, *month, &fp, &tables).await?;
+                rebuilt += 1;
+                tables
+            }
+        };
         if parts.is_empty() {
-            parts = month.iter().map(|(n, _)| (*n, Vec::new())).collect();
+            parts = tables.iter().map(|(n, _)| (*n, Vec::new())).collect();
         }
-        for ((_, p), (_, df)) in parts.iter_mut().zip(month) {
+        for ((_, p), (_, df)) in parts.iter_mut().zip(tables) {
             p.push(df);
         }
     }
@@ -416,11 +440,10 @@ async fn build_tables(
         })
         .collect::<Result<Vec<_>>>()?;
     tracing::info!(
-        "built the tables from {rows} stored fact rows of {} months in {:.2}s ({read_secs:.2}s reading)",
-        months.len(),
+        "built the tables of {rebuilt} months from {rows} stored fact rows ({read_secs:.2}s reading), reused {reused} months, in {:.2}s",
         phase.elapsed().as_secs_f64()
     );
-    Ok(tables)
+    Ok((tables, (rebuilt, reused)))
 }
 
 async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {

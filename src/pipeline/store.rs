@@ -60,20 +60,34 @@ pub async fn check_meta(state: &Location, cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// The dates with stored facts (a date folder may hold only a status: late records seen).
-pub async fn stored_dates(out: &Location) -> Result<BTreeSet<NaiveDate>> {
+/// The dates with stored facts (a date folder may hold only a status: late records seen),
+/// with the metadata of their fact files (sizes and etags tell when they change).
+pub async fn stored_dates(
+    out: &Location,
+) -> Result<std::collections::BTreeMap<NaiveDate, Vec<object_store::ObjectMeta>>> {
     let metas = out.list_all(&out.child(FACTS_DIR)).await?;
-    Ok(metas
+    let date_of = |m: &object_store::ObjectMeta| {
+        m.location
+            .as_ref()
+            .split('/')
+            .find_map(|p| p.strip_prefix("date="))
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    };
+    let with_facts: BTreeSet<NaiveDate> = metas
         .iter()
         .filter(|m| m.location.as_ref().ends_with("/sessions.parquet"))
-        .filter_map(|m| {
-            m.location
-                .as_ref()
-                .split('/')
-                .find_map(|p| p.strip_prefix("date="))
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        })
-        .collect())
+        .filter_map(date_of)
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for m in metas {
+        if !m.location.as_ref().ends_with(".parquet") {
+            continue;
+        }
+        if let Some(d) = date_of(&m).filter(|d| with_facts.contains(d)) {
+            out.entry(d).or_insert_with(Vec::new).push(m);
+        }
+    }
+    Ok(out)
 }
 
 /// The stored facts of `dates`, fetched a few dates at a time (object stores answer faster in

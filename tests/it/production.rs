@@ -540,3 +540,89 @@ fn a_backfill_in_windows_equals_one_window_and_nightly_runs_and_resumes_after_a_
     );
     assert_eq!(reports(&resumed), reports(&one));
 }
+
+#[test]
+fn a_nightly_run_rebuilds_only_the_months_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run(
+        &[
+            "generate",
+            "--output",
+            data.to_str().unwrap(),
+            "--members",
+            "5",
+            "--days",
+            "50",
+            "--start",
+            "2026-08-20",
+            "--seed",
+            "4",
+            "--sessions-per-day",
+            "0.5",
+        ],
+        0,
+    );
+    let out = dir.path().join("out");
+    run_dates(
+        &data,
+        &out,
+        &[
+            "--from",
+            "2026-08-20",
+            "--to",
+            "2026-10-08",
+            "--window-days",
+            "60",
+        ],
+    );
+    let m = manifest(&out);
+    assert_eq!(
+        m["table_months"],
+        serde_json::json!({"rebuilt": 3, "reused": 0})
+    );
+    // A nightly run of a day of October: August and September are read as they were built.
+    run_dates(&data, &out, &["--date", "2026-10-05"]);
+    let m = manifest(&out);
+    assert_eq!(
+        m["table_months"],
+        serde_json::json!({"rebuilt": 1, "reused": 2})
+    );
+    let fresh = dir.path().join("fresh");
+    run_dates(
+        &data,
+        &fresh,
+        &[
+            "--from",
+            "2026-08-20",
+            "--to",
+            "2026-10-08",
+            "--window-days",
+            "60",
+        ],
+    );
+    assert_eq!(
+        reports(&out),
+        reports(&fresh),
+        "reused months = rebuilt months"
+    );
+    // Rows cut short (no fingerprint) are rebuilt, and so is every month after a roster change.
+    std::fs::remove_file(out.join("_tables/month=2026-08/_fingerprint")).unwrap();
+    run_dates(&data, &out, &["--date", "2026-10-05"]);
+    assert_eq!(
+        manifest(&out)["table_months"],
+        serde_json::json!({"rebuilt": 2, "reused": 1})
+    );
+    let roster = data.join("roster.csv");
+    let mut text = read(&roster);
+    text.push_str("new@example.com,user,admin,\n");
+    std::fs::write(&roster, text).unwrap();
+    run_dates(&data, &out, &["--date", "2026-10-05"]);
+    assert_eq!(
+        manifest(&out)["table_months"],
+        serde_json::json!({"rebuilt": 3, "reused": 0})
+    );
+    assert!(
+        read(out.join("reports/admin/member_monthly.csv")).contains("2026-08-01,new@example.com")
+    );
+}

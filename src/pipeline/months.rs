@@ -1,0 +1,106 @@
+//! The tables' rows of each month, kept under the state root (`_tables/month=YYYY-MM/`) with a
+//! fingerprint of what they were built from: the month's fact files (paths, sizes, etags), the
+//! roster and the layout of the tables. A run rebuilds only the months whose fingerprint
+//! changed (those it recomputed dates of, or all after a roster change) and reads the others'
+//! rows as they are, so that a nightly run's cost does not grow with the years stored.
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::roster::Roster;
+use crate::schema::table;
+use crate::sink::parquet_bytes;
+use crate::source::Location;
+
+/// Bumped whenever the tables' computation changes: older months are then rebuilt.
+const TABLES_LAYOUT: u32 = 1;
+
+fn dir(month: (i32, u32)) -> String {
+    format!("_tables/month={:04}-{:02}", month.0, month.1)
+}
+
+/// What a month's rows depend on.
+pub fn fingerprint(facts: &[object_store::ObjectMeta], roster: &Roster) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "layout {TABLES_LAYOUT} {}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let mut files: Vec<String> = facts
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {}",
+                m.location,
+                m.size,
+                m.e_tag.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        h.update(f.as_bytes());
+        h.update(b"\n");
+    }
+    for m in &roster.members {
+        h.update(format!("{}\t{}\t{}\n", m.member, m.member_type, m.role).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The month's stored rows, when they were built from what `fp` describes.
+pub async fn load(
+    state: &Location,
+    month: (i32, u32),
+    fp: &str,
+) -> Result<Option<Vec<(&'static str, DataFrame)>>> {
+    let Ok(stored) = state
+        .get(&state.child(&format!("{}/_fingerprint", dir(month))))
+        .await
+    else {
+        return Ok(None);
+    };
+    if stored.as_ref() != fp.as_bytes() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for name in table::ALL {
+        let bytes = state
+            .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
+            .await?;
+        out.push((
+            name,
+            ParquetReader::new(std::io::Cursor::new(bytes)).finish()?,
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// Keeps the month's rows; the fingerprint goes last, so that rows cut short by a stop are
+/// never taken for whole ones.
+pub async fn save(
+    state: &Location,
+    month: (i32, u32),
+    fp: &str,
+    tables: &[(&'static str, DataFrame)],
+) -> Result<()> {
+    if tables.iter().map(|(n, _)| *n).ne(table::ALL) {
+        return Err(Error::Other("tables out of order".into()));
+    }
+    for (name, df) in tables {
+        let bytes = parquet_bytes(&mut df.clone(), name)?;
+        state
+            .put(
+                &state.child(&format!("{}/{name}.parquet", dir(month))),
+                bytes,
+            )
+            .await?;
+    }
+    state
+        .put(
+            &state.child(&format!("{}/_fingerprint", dir(month))),
+            fp.as_bytes().to_vec(),
+        )
+        .await
+}
