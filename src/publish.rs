@@ -236,6 +236,36 @@ impl Publisher {
         Ok(())
     }
 
+    /// Starts a file to be published at `rel`, written in parts (a multipart upload to staging).
+    pub fn stage_file(&mut self, rel: &str) -> StagedFile {
+        let state = &self.roots.state;
+        self.journal.files.push(rel.to_string());
+        StagedFile {
+            writer: object_store::buffered::BufWriter::new(
+                state.store.clone(),
+                staged(state, &self.run_id, rel),
+            ),
+            rel: rel.to_string(),
+            bytes: 0,
+        }
+    }
+
+    /// Stages at `to` a copy of the file staged at `from`.
+    pub async fn stage_copy(&mut self, from: &str, to: &str) -> Result<()> {
+        let state = &self.roots.state;
+        let (a, b) = (
+            staged(state, &self.run_id, from),
+            staged(state, &self.run_id, to),
+        );
+        state
+            .store
+            .copy(&a, &b)
+            .await
+            .map_err(|e| Error::store(b.as_ref(), e))?;
+        self.journal.files.push(to.to_string());
+        Ok(())
+    }
+
     /// Backs up what the commit replaces, writes the journal (the commit point), then moves
     /// every file into place. On failure the previous files are restored.
     pub async fn commit(mut self) -> Result<()> {
@@ -266,6 +296,33 @@ impl Publisher {
                 Err(e)
             }
         }
+    }
+}
+
+/// A staged file being written in parts.
+pub struct StagedFile {
+    writer: object_store::buffered::BufWriter,
+    rel: String,
+    bytes: u64,
+}
+
+impl StagedFile {
+    pub async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.bytes += bytes.len() as u64;
+        self.writer
+            .put(bytes.into())
+            .await
+            .map_err(|e| Error::store(self.rel.as_str(), e))
+    }
+
+    /// Completes the upload; returns the file's size.
+    pub async fn finish(mut self) -> Result<u64> {
+        std::future::poll_fn(|cx| {
+            tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.writer), cx)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("staging {}: {e}", self.rel)))?;
+        Ok(self.bytes)
     }
 }
 

@@ -41,13 +41,71 @@ pub fn parquet_bytes(df: &mut DataFrame, table: &str) -> Result<Vec<u8>> {
 /// CSV: header line, RFC 4180 quoting, `.` decimals (at most 6), ISO dates, empty for null.
 /// Text cells a spreadsheet would run as a formula are neutralised (contract 5.2).
 pub fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
+    csv_part(df, true)
+}
+
+/// The CSV of `df`'s rows, with the header line or without (a later part of one file).
+pub fn csv_part(df: &mut DataFrame, header: bool) -> Result<Vec<u8>> {
     let mut safe = neutralised(df)?;
     let mut buf = Vec::new();
     CsvWriter::new(&mut buf)
-        .include_header(true)
+        .include_header(header)
         .with_float_precision(Some(6))
         .finish(safe.as_mut().unwrap_or(df))?;
     Ok(buf)
+}
+
+/// A buffer the Parquet writer writes into and its owner drains as parts are written.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One Parquet file written from parts (of the same schema) in order, the bytes taken as they
+/// are produced: a table of any length is encoded a part at a time.
+pub struct ParquetParts {
+    buf: Shared,
+    writer: polars::io::parquet::write::BatchedWriter<Shared>,
+}
+
+impl ParquetParts {
+    pub fn new(first: &DataFrame, table: &str) -> Result<ParquetParts> {
+        let buf = Shared::default();
+        let writer = ParquetWriter::new(buf.clone())
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_statistics(StatisticsOptions::full())
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
+                arrow_schema_entry(first),
+                ("cc_analytics.table".to_string(), table.to_string()),
+            ])))
+            .batched(first.schema())?;
+        Ok(ParquetParts { buf, writer })
+    }
+
+    /// Encodes `df`'s rows; returns the bytes produced so far.
+    pub fn write(&mut self, df: &mut DataFrame) -> Result<Vec<u8>> {
+        let chunked = polars::frame::chunk_df_for_writing(df, 512 * 512)?;
+        self.writer.write_batch(&chunked)?;
+        Ok(self.take())
+    }
+
+    /// Ends the file; returns its last bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        self.writer.finish()?;
+        Ok(self.take())
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.buf.0.lock().expect("not poisoned"))
+    }
 }
 
 /// Whether a text cell would be taken for a formula: it begins with `=`, `+`, `-`, `@`, a tab or

@@ -346,6 +346,7 @@ impl<'a> RunState<'a> {
             policy,
             roles,
             &tables,
+            state,
             &mut publisher,
             &mut self.manifest,
         )
@@ -385,10 +386,7 @@ impl<'a> RunState<'a> {
 async fn build_tables(
     state: &Location,
     roster: &Roster,
-) -> Result<(
-    Vec<(&'static str, polars::prelude::DataFrame)>,
-    (usize, usize),
-)> {
+) -> Result<(Vec<(&'static str, months::Rows)>, (usize, usize))> {
     use chrono::Datelike;
     let phase = Instant::now();
     let dates = store::stored_dates(state).await?;
@@ -423,20 +421,27 @@ async fn build_tables(
         if parts.is_empty() {
             parts = tables.iter().map(|(n, _)| (*n, Vec::new())).collect();
         }
-        for ((_, p), (_, df)) in parts.iter_mut().zip(tables) {
-            p.push(df);
+        for ((_, p), (name, df)) in parts.iter_mut().zip(tables) {
+            // Streamed tables are read back month by month when written.
+            if !months::STREAMED.contains(&name) {
+                p.push(df);
+            }
         }
     }
+    let month_list: Vec<(i32, u32)> = by_month.keys().copied().collect();
     let tables = parts
         .into_iter()
         .map(|(name, p)| {
+            if months::STREAMED.contains(&name) {
+                return Ok((name, months::Rows::Months(month_list.clone())));
+            }
             let mut it = p.into_iter();
             let mut df = it.next().expect("a month at least");
             for more in it {
                 df.vstack_mut_owned(more)?;
             }
             df.rechunk_mut();
-            Ok((name, df))
+            Ok((name, months::Rows::Whole(df)))
         })
         .collect::<Result<Vec<_>>>()?;
     tracing::info!(

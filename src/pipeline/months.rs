@@ -104,3 +104,21 @@ pub async fn save(
         )
         .await
 }
+
+/// Tables whose rows grow with members × dates: written month by month from the stored rows,
+/// never held whole.
+pub const STREAMED: [&str; 1] = [table::MEMBER_DAILY];
+
+/// A table's rows: whole in memory, or a streamed table's months (read when written).
+pub enum Rows {
+    Whole(DataFrame),
+    Months(Vec<(i32, u32)>),
+}
+
+/// One month's stored rows of table `name`.
+pub async fn part(state: &Location, month: (i32, u32), name: &str) -> Result<DataFrame> {
+    let bytes = state
+        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
+        .await?;
+    Ok(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?)
+}

@@ -3,14 +3,16 @@
 
 use polars::prelude::*;
 
+use super::months::{self, Rows};
 use crate::config::RunConfig;
 use crate::dashboard;
 use crate::error::Result;
 use crate::manifest::{Manifest, OutputFile};
-use crate::policy::Policy;
+use crate::policy::{Policy, RoleAccess};
 use crate::publish::Publisher;
 use crate::schema::col as c;
-use crate::sink::{csv_bytes, parquet_bytes};
+use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
+use crate::source::Location;
 
 /// Replaces `member` by its pseudonym in a table that has the column, and sorts the rows by the
 /// values written (contract 5.2): rows in the order of the real identities would let anyone who
@@ -76,49 +78,40 @@ pub async fn stage(
     cfg: &RunConfig,
     policy: &Policy,
     roles: &[String],
-    tables: &[(&'static str, DataFrame)],
+    tables: &[(&'static str, Rows)],
+    state: &Location,
     publisher: &mut Publisher,
     manifest: &mut Manifest,
 ) -> Result<()> {
     let built_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
-    // Each table is encoded once per form (as is, or pseudonymised) and the same bytes are
-    // staged for every role that sees that form: roles share most tables.
     let access: Vec<_> = roles
         .iter()
         .map(|r| policy.access(r).expect("selected roles may see something"))
         .collect();
     let mut visible: Vec<Vec<(&'static str, DataFrame)>> = vec![Vec::new(); roles.len()];
-    for (name, df) in tables {
-        let forms: Vec<Option<Form>> = access
-            .iter()
-            .map(|a| a.tables.contains(name).then(|| Form::of(a, df)))
-            .collect();
-        let mut done: Vec<&Form> = Vec::new();
-        for form in forms.iter().flatten() {
-            if done.contains(&form) {
-                continue;
-            }
-            done.push(form);
-            let who: Vec<usize> = (0..roles.len())
-                .filter(|&i| forms[i].as_ref() == Some(form))
-                .collect();
-            let mut df = form.apply(df, policy)?;
-            let rows = df.height() as u64;
-            let encoded = [
-                ("parquet", parquet_bytes(&mut df, name)?),
-                ("csv", csv_bytes(&mut df)?),
-            ];
-            for &i in &who {
-                for (ext, bytes) in &encoded {
-                    let rel = format!("reports/{}/{name}.{ext}", roles[i]);
-                    manifest.outputs.push(OutputFile {
-                        path: rel.clone(),
-                        rows,
-                        bytes: bytes.len() as u64,
-                    });
-                    publisher.stage(&rel, bytes.clone()).await?;
+    for (name, rows) in tables {
+        match rows {
+            Rows::Whole(df) => {
+                let out = Out {
+                    roles,
+                    access: &access,
+                    policy,
+                    publisher: &mut *publisher,
+                    manifest: &mut *manifest,
+                };
+                for (i, df) in stage_whole(name, df, out).await? {
+                    visible[i].push((name, df));
                 }
-                visible[i].push((name, df.clone()));
+            }
+            Rows::Months(months) => {
+                let out = Out {
+                    roles,
+                    access: &access,
+                    policy,
+                    publisher: &mut *publisher,
+                    manifest: &mut *manifest,
+                };
+                stage_months(name, months, state, out).await?
             }
         }
     }
@@ -133,6 +126,117 @@ pub async fn stage(
                 bytes: html.len() as u64,
             });
             publisher.stage(&rel, html.into_bytes()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a table's files go: the roles, what each may see, and the run's staging and manifest.
+struct Out<'a> {
+    roles: &'a [String],
+    access: &'a [&'a RoleAccess],
+    policy: &'a Policy,
+    publisher: &'a mut Publisher,
+    manifest: &'a mut Manifest,
+}
+
+/// The distinct forms of a table among the roles that see it, each with those roles.
+fn forms_of(name: &str, columns_of: &DataFrame, access: &[&RoleAccess]) -> Vec<(Form, Vec<usize>)> {
+    let mut out: Vec<(Form, Vec<usize>)> = Vec::new();
+    for (i, a) in access.iter().enumerate() {
+        if !a.tables.contains(&name) {
+            continue;
+        }
+        let form = Form::of(a, columns_of);
+        match out.iter_mut().find(|(f, _)| *f == form) {
+            Some((_, who)) => who.push(i),
+            None => out.push((form, vec![i])),
+        }
+    }
+    out
+}
+
+/// A table held whole: each form encoded once (roles share most tables), its bytes staged for
+/// every role of that form. Returns each role's form of it (for the dashboards).
+async fn stage_whole(
+    name: &'static str,
+    df: &DataFrame,
+    out: Out<'_>,
+) -> Result<Vec<(usize, DataFrame)>> {
+    let mut seen = Vec::new();
+    for (form, who) in forms_of(name, df, out.access) {
+        let mut df = form.apply(df, out.policy)?;
+        let rows = df.height() as u64;
+        let encoded = [
+            ("parquet", parquet_bytes(&mut df, name)?),
+            ("csv", csv_bytes(&mut df)?),
+        ];
+        for &i in &who {
+            for (ext, bytes) in &encoded {
+                let rel = format!("reports/{}/{name}.{ext}", out.roles[i]);
+                out.manifest.outputs.push(OutputFile {
+                    path: rel.clone(),
+                    rows,
+                    bytes: bytes.len() as u64,
+                });
+                out.publisher.stage(&rel, bytes.clone()).await?;
+            }
+            seen.push((i, df.clone()));
+        }
+    }
+    Ok(seen)
+}
+
+/// A streamed table: for each form, its months read back one at a time, put in that form and
+/// appended to one Parquet and one CSV file (uploaded in parts), staged once and copied in
+/// staging for the form's other roles.
+async fn stage_months(
+    name: &'static str,
+    months: &[(i32, u32)],
+    state: &Location,
+    out: Out<'_>,
+) -> Result<()> {
+    let Some(first) = months.first() else {
+        return Ok(());
+    };
+    let columns_of = months::part(state, *first, name).await?;
+    for (form, who) in forms_of(name, &columns_of, out.access) {
+        let rel = |i: usize, ext: &str| format!("reports/{}/{name}.{ext}", out.roles[i]);
+        let mut pq_file = out.publisher.stage_file(&rel(who[0], "parquet"));
+        let mut csv_file = out.publisher.stage_file(&rel(who[0], "csv"));
+        let mut pq: Option<ParquetParts> = None;
+        let mut rows = 0u64;
+        for (k, month) in months.iter().enumerate() {
+            let part = months::part(state, *month, name).await?;
+            let mut df = form.apply(&part, out.policy)?;
+            drop(part);
+            let writer = match &mut pq {
+                Some(w) => w,
+                None => pq.insert(ParquetParts::new(&df, name)?),
+            };
+            pq_file.write(writer.write(&mut df)?).await?;
+            csv_file.write(csv_part(&mut df, k == 0)?).await?;
+            rows += df.height() as u64;
+        }
+        pq_file
+            .write(pq.expect("a month at least").finish()?)
+            .await?;
+        let sizes = [
+            ("parquet", pq_file.finish().await?),
+            ("csv", csv_file.finish().await?),
+        ];
+        for &i in &who {
+            for (ext, bytes) in sizes {
+                let to = rel(i, ext);
+                if i != who[0] {
+                    out.publisher.stage_copy(&rel(who[0], ext), &to).await?;
+                }
+                out.manifest.outputs.push(OutputFile {
+                    path: to,
+                    rows,
+                    bytes,
+                });
+            }
         }
     }
     Ok(())
