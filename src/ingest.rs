@@ -67,6 +67,27 @@ struct ObjectOutput {
     /// Bad lines (quarantined, or holding rejected records) by input prefix and by arrival day.
     bad_by_input: BTreeMap<String, u64>,
     bad_by_arrival_day: BTreeMap<String, u64>,
+    ctx: DecodeContext,
+    /// The object being decoded: its input prefix, arrival day, and its lines and bad lines so
+    /// far (for the bad-input watch; carried over when a part is handed on mid-object).
+    input: String,
+    arrival: Option<chrono::NaiveDate>,
+    object_lines: u64,
+    object_bad: u64,
+}
+
+/// Decoded records handed on to the merger at a time: a large object is merged in parts as it
+/// is decoded, so that its records are never all held. `CC_ANALYTICS_PART_RECORDS` changes it
+/// (tests of objects merged in many parts).
+fn part_records() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("CC_ANALYTICS_PART_RECORDS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(200_000)
+    })
 }
 
 impl ObjectOutput {
@@ -80,30 +101,50 @@ impl ObjectOutput {
             bad_lines: Vec::new(),
             bad_by_input: BTreeMap::new(),
             bad_by_arrival_day: BTreeMap::new(),
+            ctx,
+            input: String::new(),
+            arrival: None,
+            object_lines: 0,
+            object_bad: 0,
         }
     }
 
-    /// Decodes one task's object and counts its bad lines by input prefix and arrival day.
-    fn decode_task(&mut self, task: &Task, bytes: &[u8]) {
-        let key = task.meta.location.as_ref();
-        let before = self.bad_lines.len();
-        decode_into(self, key, bytes);
-        let bad = (self.bad_lines.len() - before) as u64;
-        if bad > 0 {
-            *self
-                .bad_by_input
-                .entry(task.location.url.clone())
-                .or_default() += bad;
-            let day = arrival_day(key).map_or_else(|| "(none)".to_string(), |d| d.to_string());
-            *self.bad_by_arrival_day.entry(day).or_default() += bad;
-        }
+    /// A new part for the rest of the same object.
+    fn next_part(&self) -> ObjectOutput {
+        let mut next = ObjectOutput::new(self.ctx);
+        next.decoder
+            .set_arrival_day(self.arrival.map(days_since_epoch));
+        next.input = self.input.clone();
+        next.arrival = self.arrival;
+        next.object_lines = self.object_lines;
+        next.object_bad = self.object_bad;
+        next
+    }
+
+    /// Quarantines a line, counted by input prefix and arrival day.
+    fn push_bad(&mut self, b: BadLine) {
+        self.bad_lines.push(b);
+        self.object_bad += 1;
+        *self.bad_by_input.entry(self.input.clone()).or_default() += 1;
+        let day = self
+            .arrival
+            .map_or_else(|| "(none)".to_string(), |d| d.to_string());
+        *self.bad_by_arrival_day.entry(day).or_default() += 1;
+    }
+
+    /// Decodes one task's object; `hand_on` takes the parts that grow past `part_records()`.
+    fn decode_task(&mut self, task: &Task, bytes: &[u8], hand_on: &mut dyn FnMut(&mut Self)) {
+        self.input = task.location.url.clone();
+        self.object_lines = 0;
+        self.object_bad = 0;
+        decode_into(self, task.meta.location.as_ref(), bytes, hand_on);
     }
 }
 
 #[cfg(test)]
 fn decode_object(key: &str, bytes: &[u8], ctx: DecodeContext) -> ObjectOutput {
     let mut out = ObjectOutput::new(ctx);
-    decode_into(&mut out, key, bytes);
+    decode_into(&mut out, key, bytes, &mut |_| {});
     out
 }
 
@@ -147,15 +188,24 @@ impl Lines {
 
 /// Decodes one object's lines into `out`, in order, as it is decompressed: an object of any
 /// size is read in bounded memory.
-fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
+fn decode_into(
+    out: &mut ObjectOutput,
+    key: &str,
+    bytes: &[u8],
+    hand_on: &mut dyn FnMut(&mut ObjectOutput),
+) {
+    out.arrival = arrival_day(key);
     out.decoder
-        .set_arrival_day(arrival_day(key).map(days_since_epoch));
+        .set_arrival_day(out.arrival.map(days_since_epoch));
     let mut decompressor = std::mem::take(&mut out.decompressor);
     let mut lines = Lines::default();
     let end = decompressor.stream(bytes, &mut |chunk| {
         lines.feed(chunk, &mut |i, text, len| {
             decode_one(out, key, i, text, len)
-        })
+        });
+        if out.decoder.records.len() >= part_records() {
+            hand_on(out);
+        }
     });
     out.decompressor = decompressor;
     match end.truncated {
@@ -163,6 +213,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
         // are used, and the cut is quarantined.
         Some(err) => {
             out.lines_read += 1;
+            out.object_lines += 1;
             let (reason, detail) = if end.too_large {
                 // The cut line of a bomb can be as long as the limit: its start is enough.
                 (Reason::TooLarge, err)
@@ -173,7 +224,7 @@ fn decode_into(out: &mut ObjectOutput, key: &str, bytes: &[u8]) {
                 )
             };
             let text = &lines.tail[..lines.tail.len().min(MAX_LINE_BYTES)];
-            out.bad_lines.push(BadLine {
+            out.push_bad(BadLine {
                 object: key.to_string(),
                 line_no: lines.count + 1,
                 reasons: vec![reason],
@@ -202,6 +253,7 @@ fn decode_one(out: &mut ObjectOutput, key: &str, i: usize, raw: &[u8], len: usiz
         return;
     }
     out.lines_read += 1;
+    out.object_lines += 1;
     let rejected_before = out.decoder.rejected.len();
     let result = if len > MAX_LINE_BYTES {
         Err((Reason::LineTooLong, format!("{len} bytes")))
@@ -217,17 +269,18 @@ fn decode_one(out: &mut ObjectOutput, key: &str, i: usize, raw: &[u8], len: usiz
             out.lines_parsed += 1;
             let rejected = &out.decoder.rejected[rejected_before..];
             if !rejected.is_empty() {
-                out.bad_lines.push(BadLine {
+                let b = BadLine {
                     object: key.to_string(),
                     line_no: i + 1,
                     reasons: rejected.iter().map(|r| r.1).collect(),
                     detail: format!("{} record(s) rejected", rejected.len()),
                     text: text.to_vec(),
                     records: out.decoder.rejected_positions[rejected_before..].to_vec(),
-                });
+                };
+                out.push_bad(b);
             }
         }
-        Err((reason, detail)) => out.bad_lines.push(BadLine {
+        Err((reason, detail)) => out.push_bad(BadLine {
             object: key.to_string(),
             line_no: i + 1,
             reasons: vec![reason],
@@ -303,7 +356,6 @@ pub async fn ingest(
     } else {
         None
     };
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let watch = Arc::new(BadWatch {
         lines: Default::default(),
         bad: Default::default(),
@@ -336,10 +388,12 @@ pub async fn ingest(
         size += t.meta.size;
     }
     let requests = Arc::new(tokio::sync::Semaphore::new(max_requests()));
+    // Each batch decodes on a blocking thread and hands its decoded parts on through a channel
+    // of its own (at most two waiting), so that a large object's records are merged as they
+    // are decoded; batches are taken in task order.
+    type Part = Result<ObjectOutput>;
     let mut outputs = futures::stream::iter(batches)
         .map(|batch| {
-            let done = done.clone();
-            let bar = bar.clone();
             let tasks = tasks.clone();
             let watch = watch.clone();
             let requests = requests.clone();
@@ -364,49 +418,47 @@ pub async fn ingest(
                         .await?,
                     )
                 };
-                let outs = tokio::task::spawn_blocking(move || {
+                let (part_tx, part_rx) = tokio::sync::mpsc::channel::<Part>(2);
+                let decoding = tokio::task::spawn_blocking(move || {
+                    let send = |part: Part| part_tx.blocking_send(part).is_ok();
                     let mut out = ObjectOutput::new(ctx);
                     let first = batch.start;
+                    let mut hand_on = |out: &mut ObjectOutput| {
+                        let next = out.next_part();
+                        let mut full = std::mem::replace(out, next);
+                        out.decompressor = std::mem::take(&mut full.decompressor);
+                        send(Ok(full));
+                    };
                     for (k, task) in tasks[batch].iter().enumerate() {
                         if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
                             break;
                         }
-                        let (lines, bad) = (out.lines_read, out.bad_lines.len());
                         match &fetched {
-                            Some(f) => out.decode_task(task, &f[k]),
-                            None => {
-                                let (bytes, meta) =
-                                    task.location.read_local(&task.meta.location)?;
-                                out.decode_task(task, &bytes);
-                                out.metas.push((first + k, meta));
-                            }
+                            Some(f) => out.decode_task(task, &f[k], &mut hand_on),
+                            None => match task.location.read_local(&task.meta.location) {
+                                Ok((bytes, meta)) => {
+                                    out.decode_task(task, &bytes, &mut hand_on);
+                                    out.metas.push((first + k, meta));
+                                }
+                                Err(e) => {
+                                    send(Err(e));
+                                    return;
+                                }
+                            },
                         }
-                        watch.object(
-                            out.lines_read - lines,
-                            (out.bad_lines.len() - bad) as u64,
-                            task.meta.size,
-                        );
+                        watch.object(out.object_lines, out.object_bad, task.meta.size);
+                        if out.decoder.records.len() >= part_records() {
+                            hand_on(&mut out);
+                        }
                     }
-                    Ok::<_, Error>(out)
-                })
-                .await
-                .map_err(|e| Error::Other(format!("decoding failed: {e}")))??;
-                let before = done.fetch_add(n_objects, std::sync::atomic::Ordering::Relaxed);
-                let n = before + n_objects;
-                let step = (total / 10).max(1);
-                match &bar {
-                    Some(b) => b.inc(n_objects as u64),
-                    None if n == total || before / step != n / step => {
-                        tracing::info!("read {n}/{total} objects")
-                    }
-                    None => {}
-                }
-                Ok::<_, Error>(Some(outs))
+                    send(Ok(out));
+                });
+                Ok::<_, Error>(Some((part_rx, decoding, n_objects)))
             }
         })
         .buffered(concurrency);
 
-    // Batches are folded in task order on a thread of their own, while the next ones are read
+    // Parts are folded in task order on a thread of their own, while the next ones are read
     // and decoded; at most two wait for it.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ObjectDecoder>(2);
     let merger = std::thread::spawn(move || {
@@ -418,52 +470,35 @@ pub async fn ingest(
     let mut counts = Counts::default();
     let mut metas = Vec::new();
     let mut late = BTreeMap::new();
-    while let Some(o) = outputs.next().await {
-        let Some(mut o) = o? else { break };
-        metas.append(&mut o.metas);
-        counts.lines_read += o.lines_read;
-        counts.lines_parsed += o.lines_parsed;
-        counts.records_parsed += o.decoder.counts.records_parsed;
-        counts.records_ignored += o.decoder.counts.records_ignored;
-        counts.records_rejected += o.decoder.counts.records_rejected;
-        for (_, reason) in &o.decoder.rejected {
-            *counts
-                .rejected_by_reason
-                .entry(reason.to_string())
-                .or_default() += 1;
-        }
-        let day = |d: &i32| crate::facts::date_of_days(*d).to_string();
-        for (d, n) in &o.decoder.rejected_dates {
-            *counts.rejected_by_date.entry(day(d)).or_default() += n;
-        }
-        for ((d, a), n) in &o.decoder.late {
-            counts.records_late += n;
-            *counts.late_by_date.entry(day(d)).or_default() += n;
-            *late.entry((*d, *a)).or_default() += n;
-        }
-        for (k, n) in std::mem::take(&mut o.bad_by_input) {
-            *counts.bad_lines_by_input.entry(k).or_default() += n;
-        }
-        for (k, n) in std::mem::take(&mut o.bad_by_arrival_day) {
-            *counts.bad_lines_by_arrival_day.entry(k).or_default() += n;
-        }
-        for b in &o.bad_lines {
-            if b.reasons.iter().all(Reason::is_line_level) {
-                counts.lines_quarantined += 1;
-                *counts
-                    .quarantined_by_reason
-                    .entry(b.reasons[0].to_string())
-                    .or_default() += 1;
-            } else {
-                counts.lines_with_rejected_records += 1;
+    let mut done = 0usize;
+    'batches: while let Some(batch) = outputs.next().await {
+        let Some((mut parts, decoding, n_objects)) = batch? else {
+            break;
+        };
+        while let Some(part) = parts.recv().await {
+            let mut o = part?;
+            metas.append(&mut o.metas);
+            add_counts(&mut counts, &mut late, &mut o);
+            quarantine.add(std::mem::take(&mut o.bad_lines)).await?;
+            if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'batches;
+            }
+            if tx.send(o.decoder).await.is_err() {
+                break 'batches; // the merger is gone: its panic is reported below
             }
         }
-        quarantine.add(std::mem::take(&mut o.bad_lines)).await?;
-        if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-        if tx.send(o.decoder).await.is_err() {
-            break; // the merger is gone: its panic is reported below
+        decoding
+            .await
+            .map_err(|e| Error::Other(format!("decoding failed: {e}")))?;
+        let before = done;
+        done += n_objects;
+        let step = (total / 10).max(1);
+        match &bar {
+            Some(b) => b.inc(n_objects as u64),
+            None if done == total || before / step != done / step => {
+                tracing::info!("read {done}/{total} objects")
+            }
+            None => {}
         }
     }
     let stopped_early = watch.why.lock().expect("not poisoned").take();
@@ -484,6 +519,47 @@ pub async fn ingest(
         stopped_early,
         late,
     })
+}
+
+/// Adds a decoded part's line and record counts to the run's.
+fn add_counts(counts: &mut Counts, late: &mut BTreeMap<(i32, i32), u64>, o: &mut ObjectOutput) {
+    counts.lines_read += o.lines_read;
+    counts.lines_parsed += o.lines_parsed;
+    counts.records_parsed += o.decoder.counts.records_parsed;
+    counts.records_ignored += o.decoder.counts.records_ignored;
+    counts.records_rejected += o.decoder.counts.records_rejected;
+    for (_, reason) in &o.decoder.rejected {
+        *counts
+            .rejected_by_reason
+            .entry(reason.to_string())
+            .or_default() += 1;
+    }
+    let day = |d: &i32| crate::facts::date_of_days(*d).to_string();
+    for (d, n) in &o.decoder.rejected_dates {
+        *counts.rejected_by_date.entry(day(d)).or_default() += n;
+    }
+    for ((d, a), n) in &o.decoder.late {
+        counts.records_late += n;
+        *counts.late_by_date.entry(day(d)).or_default() += n;
+        *late.entry((*d, *a)).or_default() += n;
+    }
+    for (k, n) in std::mem::take(&mut o.bad_by_input) {
+        *counts.bad_lines_by_input.entry(k).or_default() += n;
+    }
+    for (k, n) in std::mem::take(&mut o.bad_by_arrival_day) {
+        *counts.bad_lines_by_arrival_day.entry(k).or_default() += n;
+    }
+    for b in &o.bad_lines {
+        if b.reasons.iter().all(Reason::is_line_level) {
+            counts.lines_quarantined += 1;
+            *counts
+                .quarantined_by_reason
+                .entry(b.reasons[0].to_string())
+                .or_default() += 1;
+        } else {
+            counts.lines_with_rejected_records += 1;
+        }
+    }
 }
 
 /// Whether the run can no longer stay within `max_ratio`, with `done` (0..=1) of its input read:
@@ -552,7 +628,7 @@ mod tests {
         let gz = gz.finish().unwrap();
         let mut o = ObjectOutput::new(ctx());
         o.decompressor = Decompressor::with_limit(line.len() * 100 + line.len() / 2);
-        decode_into(&mut o, "k", &gz);
+        decode_into(&mut o, "k", &gz, &mut |_| {});
         assert_eq!(o.lines_parsed, 100);
         assert_eq!(o.lines_read, 101);
         let cut = o.bad_lines.last().unwrap();
@@ -591,7 +667,7 @@ mod streaming {
         let gz = gz.finish().unwrap();
         let whole = {
             let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
-            decode_into(&mut o, "k", &gz);
+            decode_into(&mut o, "k", &gz, &mut |_| {});
             o
         };
         assert_eq!(whole.lines_parsed, 51);
@@ -601,7 +677,7 @@ mod streaming {
             for bytes in [&gz[..], &zst[..], text.as_bytes()] {
                 let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
                 o.decompressor = Decompressor::with_limit(usize::MAX).with_chunk(chunk);
-                decode_into(&mut o, "k", bytes);
+                decode_into(&mut o, "k", bytes, &mut |_| {});
                 assert_eq!(o.lines_read, whole.lines_read, "chunk {chunk}");
                 assert_eq!(o.lines_parsed, whole.lines_parsed, "chunk {chunk}");
                 assert_eq!(o.decoder.records.len(), whole.decoder.records.len());
