@@ -453,7 +453,11 @@ pub async fn ingest(
                     }
                     send(Ok(out));
                 });
-                Ok::<_, Error>(Some((part_rx, decoding, n_objects)))
+                // Waiting for the first part keeps this future pending while the batch decodes,
+                // so that the stream polls (and starts) the next batches meanwhile.
+                let mut part_rx = part_rx;
+                let first = part_rx.recv().await;
+                Ok::<_, Error>(Some((first, part_rx, decoding, n_objects)))
             }
         })
         .buffered(concurrency);
@@ -472,10 +476,11 @@ pub async fn ingest(
     let mut late = BTreeMap::new();
     let mut done = 0usize;
     'batches: while let Some(batch) = outputs.next().await {
-        let Some((mut parts, decoding, n_objects)) = batch? else {
+        let Some((first, mut parts, decoding, n_objects)) = batch? else {
             break;
         };
-        while let Some(part) = parts.recv().await {
+        let mut next = first;
+        while let Some(part) = next.take() {
             let mut o = part?;
             metas.append(&mut o.metas);
             add_counts(&mut counts, &mut late, &mut o);
@@ -486,6 +491,7 @@ pub async fn ingest(
             if tx.send(o.decoder).await.is_err() {
                 break 'batches; // the merger is gone: its panic is reported below
             }
+            next = parts.recv().await;
         }
         decoding
             .await
