@@ -187,9 +187,31 @@ impl Roots {
                 .await
                 .map_err(|e| Error::store(to.as_ref(), e));
         }
-        let bytes = self.state.get(from).await?;
-        loc.put(&to, bytes.to_vec()).await
+        let r = self
+            .state
+            .store
+            .get(from)
+            .await
+            .map_err(|e| Error::store(from.as_ref(), e))?;
+        write_stream(r, loc, &to).await
     }
+}
+
+/// Writes the object being read in `r` to `to`, a part at a time (a multipart upload; a put
+/// at the end on local disks): a report file of gigabytes is never held in memory.
+async fn write_stream(r: object_store::GetResult, loc: &Location, to: &Path) -> Result<()> {
+    use futures::StreamExt;
+    let mut w = object_store::buffered::BufWriter::new(loc.store.clone(), to.clone());
+    let mut stream = r.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::store(to.as_ref(), e))?;
+        w.put(chunk)
+            .await
+            .map_err(|e| Error::store(to.as_ref(), e))?;
+    }
+    std::future::poll_fn(|cx| tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut w), cx))
+        .await
+        .map_err(|e| Error::Other(format!("writing {to}: {e}")))
 }
 
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -277,8 +299,7 @@ impl Publisher {
             let (loc, at) = roots.place(rel);
             match loc.store.get(&at).await {
                 Ok(r) => {
-                    let bytes = r.bytes().await.map_err(|e| Error::store(rel, e))?;
-                    out.put(&backup(out, run, rel), bytes.to_vec()).await?;
+                    write_stream(r, out, &backup(out, run, rel)).await?;
                     self.journal.backups.push(rel.clone());
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
