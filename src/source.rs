@@ -422,17 +422,23 @@ fn list_local(
                 }
                 stack.push((e.path(), dir.clone().join(name.as_str())));
             } else if t.is_file() {
-                out.push(ObjectMeta {
-                    location: dir.clone().join(name.as_str()),
-                    last_modified: chrono::DateTime::UNIX_EPOCH,
-                    size: 0,
-                    e_tag: None,
-                    version: None,
-                });
+                out.push(unsized_object(dir.clone().join(name.as_str())));
             }
         }
     }
     Ok((out, links_skipped))
+}
+
+/// A local file as a listing from directory entries gives it: no size, time or etag yet (the
+/// read fills them in).
+fn unsized_object(location: Path) -> ObjectMeta {
+    ObjectMeta {
+        location,
+        last_modified: chrono::DateTime::UNIX_EPOCH,
+        size: 0,
+        e_tag: None,
+        version: None,
+    }
 }
 
 /// The local path of `dir` (the store's own directory for the empty path, which
@@ -509,13 +515,8 @@ fn list_local_level(
             }
             r.common_prefixes.push(dir.clone().join(name.as_str()));
         } else if t.is_file() {
-            r.objects.push(ObjectMeta {
-                location: dir.clone().join(name.as_str()),
-                last_modified: chrono::DateTime::UNIX_EPOCH,
-                size: 0,
-                e_tag: None,
-                version: None,
-            });
+            r.objects
+                .push(unsized_object(dir.clone().join(name.as_str())));
         }
     }
     Ok((r, links))

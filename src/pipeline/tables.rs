@@ -90,29 +90,20 @@ pub async fn stage(
         .collect();
     let mut visible: Vec<Vec<(&'static str, DataFrame)>> = vec![Vec::new(); roles.len()];
     for (name, rows) in tables {
+        let out = Out {
+            roles,
+            access: &access,
+            policy,
+            publisher: &mut *publisher,
+            manifest: &mut *manifest,
+        };
         match rows {
             Rows::Whole(df) => {
-                let out = Out {
-                    roles,
-                    access: &access,
-                    policy,
-                    publisher: &mut *publisher,
-                    manifest: &mut *manifest,
-                };
                 for (i, df) in stage_whole(name, df, out).await? {
                     visible[i].push((name, df));
                 }
             }
-            Rows::Months(months) => {
-                let out = Out {
-                    roles,
-                    access: &access,
-                    policy,
-                    publisher: &mut *publisher,
-                    manifest: &mut *manifest,
-                };
-                stage_months(name, months, state, out).await?
-            }
+            Rows::Months(months) => stage_months(name, months, state, out).await?,
         }
     }
     if cfg.dashboard {
