@@ -35,8 +35,39 @@ pub struct Cli {
 pub enum Command {
     /// Read telemetry, compute the analytics tables, write them per role.
     Run(RunArgs),
+    /// Rebuild every role's tables and dashboard from the stored facts (no telemetry read).
+    Reports(ReportsArgs),
     /// Write deterministic synthetic telemetry (and a roster) for tests, demos and benchmarks.
     Generate(crate::generate::GenerateArgs),
+}
+
+/// `reports`: the flags of `run` that the tables depend on.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ReportsArgs {
+    /// Pipeline file (TOML). Without it the embedded default `pipelines/local.toml` is used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output root (a path or URL).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Root of the internal state, when apart from the reports.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// Roster CSV (member,member_type,role,aliases).
+    #[arg(long, value_name = "URL")]
+    pub roster: Option<String>,
+    /// Role policy (TOML). Without it the built-in policy applies.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<String>,
+    /// IANA time zone the stored facts were computed in (default UTC).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Roles to write reports for, comma-separated (default: every role that may see something).
+    #[arg(long, value_name = "ROLE,...", value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// Do not write `dashboard.html` next to each role's tables.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -169,6 +200,36 @@ pub struct RunConfig {
 impl RunConfig {
     /// Merges flags over the config file; `now` resolves `today` and `yesterday`.
     pub fn resolve(args: &RunArgs, now: chrono::DateTime<chrono::Utc>) -> Result<RunConfig> {
+        Self::resolve_with(args, now, true)
+    }
+
+    /// The configuration of `reports`: no input, no dates (the stored facts are the input).
+    pub fn resolve_reports(
+        args: &ReportsArgs,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RunConfig> {
+        let run = RunArgs {
+            config: args.config.clone(),
+            output: args.output.clone(),
+            state: args.state.clone(),
+            roster: args.roster.clone(),
+            policy: args.policy.clone(),
+            timezone: args.timezone.clone(),
+            roles: args.roles.clone(),
+            no_dashboard: args.no_dashboard,
+            ..Default::default()
+        };
+        let mut cfg = Self::resolve_with(&run, now, false)?;
+        cfg.inputs.clear();
+        cfg.range = None;
+        Ok(cfg)
+    }
+
+    fn resolve_with(
+        args: &RunArgs,
+        now: chrono::DateTime<chrono::Utc>,
+        need_inputs: bool,
+    ) -> Result<RunConfig> {
         let file = match &args.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
@@ -193,7 +254,7 @@ impl RunConfig {
         } else {
             args.input.clone()
         };
-        if inputs.is_empty() {
+        if inputs.is_empty() && need_inputs {
             return Err(Error::usage("no --input given and none in the config"));
         }
         let output = args

@@ -50,6 +50,21 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Reports(args) => {
+                let clock = std::time::Instant::now();
+                let cfg = RunConfig::resolve_reports(args, chrono::Utc::now())?;
+                let outcome = pipeline::reports(&cfg, std::env::args().collect()).await?;
+                if !cli.quiet {
+                    eprintln!(
+                        "cc-analytics: reports {} rebuilt from the stored facts in {:.1}s: {} files under {}",
+                        outcome.manifest.run_id,
+                        clock.elapsed().as_secs_f64(),
+                        outcome.manifest.outputs.len(),
+                        cc_analytics::redact::url(&cfg.output)
+                    );
+                }
+                Ok(())
+            }
             Command::Generate(args) => {
                 let s = generate::generate(args).await?;
                 if !cli.quiet {

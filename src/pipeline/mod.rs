@@ -168,7 +168,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         };
         let mut run = RunState::new(&setup, &argv, &roles);
         run.windows(&windows, first_listing).await?;
-        run.publish(&policy, &roles).await
+        run.publish(&policy, &roles, false).await
     }
     .await;
     let released = lock.release().await;
@@ -184,6 +184,55 @@ fn abort_after() -> Option<usize> {
     std::env::var("CC_ANALYTICS_ABORT_AFTER_WINDOWS")
         .ok()
         .and_then(|v| v.parse().ok())
+}
+
+/// `reports`: every role's tables and dashboards rebuilt from the stored facts, with the
+/// roster, policy and roles given, under the lock; no telemetry is read.
+pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
+    let started = Utc::now();
+    let run_id = new_run_id(started);
+    let policy = match &cfg.policy {
+        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
+        None => Policy::builtin(),
+    };
+    let roles = policy.select_roles(cfg.roles.as_deref())?;
+    let roster = match &cfg.roster {
+        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
+        None => Roster::default(),
+    };
+    let roots = open_roots(cfg)?;
+    let state = &roots.state;
+    if store::stored_dates(state).await?.is_empty() {
+        return Err(Error::usage(format!(
+            "{} holds no stored facts: run `cc-analytics run` first",
+            redact::url(&state.url)
+        )));
+    }
+    store::check_meta(state, cfg).await?;
+    let lock = Lock::acquire(state, &run_id).await?;
+    let result: Result<RunOutcome> = async {
+        publish::recover(&roots).await?;
+        let setup = Setup {
+            cfg,
+            roster: &roster,
+            inputs: &[],
+            ctx: DecodeContext::new(cfg.tz, i64::MAX),
+            roots: &roots,
+            state,
+            run_id: &run_id,
+            progress: false,
+            started,
+            today: started.date_naive(),
+        };
+        RunState::new(&setup, &argv, &roles)
+            .publish(&policy, &roles, true)
+            .await
+    }
+    .await;
+    let released = lock.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
 }
 
 /// A run in progress: its manifest, the objects file, what its windows left to tell.
@@ -322,11 +371,16 @@ impl<'a> RunState<'a> {
 
     /// Rebuilds every table from the stored facts and publishes them per role, with the
     /// manifest.
-    async fn publish(mut self, policy: &Policy, roles: &[String]) -> Result<RunOutcome> {
+    async fn publish(
+        mut self,
+        policy: &Policy,
+        roles: &[String],
+        always: bool,
+    ) -> Result<RunOutcome> {
         let s = self.s;
         let (cfg, state) = (s.cfg, s.state);
         let warning = window::late_warning(cfg, self.argv, &self.unhealed);
-        if self.manifest.counts.records_used == 0 && self.skipped == 0 {
+        if !always && self.manifest.counts.records_used == 0 && self.skipped == 0 {
             tracing::warn!(
                 "the input holds no Claude Code telemetry for the requested dates: nothing written"
             );

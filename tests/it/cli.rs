@@ -91,3 +91,45 @@ fn roles_flag_limits_the_folders() {
         .collect();
     assert_eq!(roles, vec!["billing"]);
 }
+
+#[test]
+fn reports_rebuilds_the_tables_from_the_stored_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = repo().join("tests/fixtures/small");
+    let out = dir.path().join("out");
+    let (input, roster) = (fx.join("input"), fx.join("roster.csv"));
+    let (input, roster) = (input.to_str().unwrap(), roster.to_str().unwrap());
+    let o = out.to_str().unwrap();
+    // Nothing stored yet: a usage error, nothing written.
+    let r = run(&["reports", "--output", o, "--roster", roster], 2);
+    assert!(stderr(&r).contains("no stored facts"), "{}", stderr(&r));
+    run(
+        &[
+            "run", "--input", input, "--roster", roster, "--output", o, "--roles", "admin",
+        ],
+        0,
+    );
+    let before = read(out.join("reports/admin/member_monthly.csv"));
+    std::fs::remove_dir_all(out.join("reports")).unwrap();
+    // The same tables from the stored facts alone, and other roles on demand.
+    run(
+        &[
+            "reports",
+            "--output",
+            o,
+            "--roster",
+            roster,
+            "--roles",
+            "admin,billing",
+        ],
+        0,
+    );
+    assert_eq!(read(out.join("reports/admin/member_monthly.csv")), before);
+    assert_eq!(read(out.join("reports/billing/member_monthly.csv")), before);
+    // Another time zone than the facts' is refused.
+    let r = run(
+        &["reports", "--output", o, "--timezone", "Europe/Berlin"],
+        2,
+    );
+    assert!(stderr(&r).contains("time zone"), "{}", stderr(&r));
+}
