@@ -114,7 +114,6 @@ pub struct ObjectsFile {
     gz: flate2::write::GzEncoder<Vec<u8>>,
     writer: object_store::buffered::BufWriter,
     pub path: String,
-    pub count: u64,
 }
 
 impl ObjectsFile {
@@ -124,7 +123,6 @@ impl ObjectsFile {
             gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
             writer: object_store::buffered::BufWriter::new(state.store.clone(), state.child(&path)),
             path,
-            count: 0,
         }
     }
 
@@ -138,7 +136,6 @@ impl ObjectsFile {
                 .write_all(b"\n")
                 .map_err(|e| Error::Other(e.to_string()))?;
         }
-        self.count += tasks.len() as u64;
         let done = std::mem::take(self.gz.get_mut());
         if !done.is_empty() {
             self.put(done).await?;
@@ -162,12 +159,7 @@ impl ObjectsFile {
         );
         let rest = gz.finish().map_err(|e| Error::Other(e.to_string()))?;
         self.put(rest).await?;
-        let path = self.path.clone();
-        std::future::poll_fn(|cx| {
-            tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.writer), cx)
-        })
-        .await
-        .map_err(|e| Error::Other(format!("writing {path}: {e}")))
+        crate::source::finish_upload(&mut self.writer, &self.path).await
     }
 }
 

@@ -209,9 +209,7 @@ async fn write_stream(r: object_store::GetResult, loc: &Location, to: &Path) -> 
             .await
             .map_err(|e| Error::store(to.as_ref(), e))?;
     }
-    std::future::poll_fn(|cx| tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut w), cx))
-        .await
-        .map_err(|e| Error::Other(format!("writing {to}: {e}")))
+    crate::source::finish_upload(&mut w, to.as_ref()).await
 }
 
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -338,11 +336,7 @@ impl StagedFile {
 
     /// Completes the upload; returns the file's size.
     pub async fn finish(mut self) -> Result<u64> {
-        std::future::poll_fn(|cx| {
-            tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.writer), cx)
-        })
-        .await
-        .map_err(|e| Error::Other(format!("staging {}: {e}", self.rel)))?;
+        crate::source::finish_upload(&mut self.writer, &self.rel).await?;
         Ok(self.bytes)
     }
 }

@@ -316,6 +316,14 @@ impl Location {
     }
 }
 
+/// Completes an upload written through `object_store`'s buffered writer (`what` names it in
+/// the error).
+pub async fn finish_upload(w: &mut object_store::buffered::BufWriter, what: &str) -> Result<()> {
+    std::future::poll_fn(|cx| tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut *w), cx))
+        .await
+        .map_err(|e| Error::Other(format!("writing {what}: {e}")))
+}
+
 /// Turns listing failures that mean "wrong configuration" (missing bucket or prefix, refused
 /// credentials) into one-line usage errors; other failures stay store errors.
 pub fn classify(url: &str, e: object_store::Error) -> Error {

@@ -58,6 +58,20 @@ fn new_run_id(now: chrono::DateTime<Utc>) -> String {
     )
 }
 
+/// The policy, the roles to write (refused when one may see nothing) and the roster.
+async fn who_sees_what(cfg: &RunConfig) -> Result<(Policy, Vec<String>, Roster)> {
+    let policy = match &cfg.policy {
+        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
+        None => Policy::builtin(),
+    };
+    let roles = policy.select_roles(cfg.roles.as_deref())?;
+    let roster = match &cfg.roster {
+        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
+        None => Roster::default(),
+    };
+    Ok((policy, roles, roster))
+}
+
 /// The outcome of a run, for the exit status and the summary.
 pub struct RunOutcome {
     pub manifest: Manifest,
@@ -115,15 +129,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let run_id = new_run_id(started);
 
     // Everything that can be refused is checked before anything is written.
-    let policy = match &cfg.policy {
-        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
-        None => Policy::builtin(),
-    };
-    let roles = policy.select_roles(cfg.roles.as_deref())?;
-    let roster = match &cfg.roster {
-        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
-        None => Roster::default(),
-    };
+    let (policy, roles, roster) = who_sees_what(cfg).await?;
     let inputs = cfg
         .inputs
         .iter()
@@ -191,15 +197,7 @@ fn abort_after() -> Option<usize> {
 pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     let started = Utc::now();
     let run_id = new_run_id(started);
-    let policy = match &cfg.policy {
-        Some(p) => Policy::parse(&read_text(p, "policy").await?, p, |k| std::env::var(k).ok())?,
-        None => Policy::builtin(),
-    };
-    let roles = policy.select_roles(cfg.roles.as_deref())?;
-    let roster = match &cfg.roster {
-        Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
-        None => Roster::default(),
-    };
+    let (policy, roles, roster) = who_sees_what(cfg).await?;
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     if store::stored_dates(state).await?.is_empty() {
@@ -365,7 +363,6 @@ impl<'a> RunState<'a> {
         if let Some(f) = self.objects_file.take() {
             f.finish().await?;
         }
-        self.manifest.input_objects_file = format!("_runs/{}.objects.jsonl.gz", self.s.run_id);
         write_manifest(self.s.state, &mut self.manifest).await
     }
 

@@ -66,13 +66,7 @@ pub async fn load(
     }
     let mut out = Vec::new();
     for name in table::ALL {
-        let bytes = state
-            .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
-            .await?;
-        out.push((
-            name,
-            ParquetReader::new(std::io::Cursor::new(bytes)).finish()?,
-        ));
+        out.push((name, part(state, month, name).await?));
     }
     Ok(Some(out))
 }

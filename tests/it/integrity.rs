@@ -1,24 +1,11 @@
 //! Nothing lost without a word: late arrivals and healing, the shrink guard, implausible values
 //! and overflow, broken input at scale, an output inside an input, symbolic link loops.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
 use crate::util::*;
-
-/// Every table file under `reports/`, by relative path (dashboards state their build time).
-fn reports(out: &Path) -> BTreeMap<String, Vec<u8>> {
-    walk(&out.join("reports"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e != "html"))
-        .map(|p| {
-            let rel = p.strip_prefix(out).unwrap().display().to_string();
-            (rel, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     for f in walk(from) {

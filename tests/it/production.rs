@@ -43,19 +43,6 @@ fn run_dates(data: &Path, out: &Path, dates: &[&str]) -> std::process::Output {
     run(&args, 0)
 }
 
-/// Every table file under `reports/`, by relative path (the dashboard states when it was built,
-/// so it differs between runs by that line).
-fn reports(out: &Path) -> BTreeMap<String, Vec<u8>> {
-    walk(&out.join("reports"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e != "html"))
-        .map(|p| {
-            let rel = p.strip_prefix(out).unwrap().display().to_string();
-            (rel, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn backfill_equals_nightly_runs_and_reruns_are_identical() {
     let dir = tempfile::tempdir().unwrap();

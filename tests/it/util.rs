@@ -127,3 +127,16 @@ pub fn objects_of(gz: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Every table file under `reports/`, by relative path (the dashboard states when it was built,
+/// so it differs between runs by that line).
+pub fn reports(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    walk(&out.join("reports"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e != "html"))
+        .map(|p| {
+            let rel = p.strip_prefix(out).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
