@@ -403,6 +403,85 @@ struct CumulativePoint {
     value: f64,
 }
 
+/// Priority of the first raw identity kind (`user.email`); roster hits rank 0..=3 before it.
+const RAW: u8 = 4;
+
+/// 3.5 step 2 for one record. Candidates order by priority (roster alias by the rank of the
+/// attribute, then e-mail, API key name, install id, nothing); between two of one priority, a
+/// roster hit by the roster's order, a raw value by its earliest record and then the smaller
+/// value. That order does not depend on the order objects are read in, or on which window
+/// reads them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    prio: u8,
+    /// The roster index (roster hits) or the record's time (raw values).
+    at: i64,
+    name: Box<str>,
+}
+
+/// A candidate borrowing its identity from a batch's dictionary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CandidateRef<'a> {
+    prio: u8,
+    at: i64,
+    name: &'a str,
+}
+
+impl Candidate {
+    fn as_ref(&self) -> CandidateRef<'_> {
+        CandidateRef {
+            prio: self.prio,
+            at: self.at,
+            name: &self.name,
+        }
+    }
+}
+
+impl CandidateRef<'_> {
+    fn to_owned(self) -> Candidate {
+        Candidate {
+            prio: self.prio,
+            at: self.at,
+            name: self.name.into(),
+        }
+    }
+}
+
+/// The candidate of one record from its four identity values (`user.email`, `api_key.name`,
+/// `user.account_uuid`, `user.id`, as ids of `from`).
+fn candidate<'a>(
+    ids: [u32; 4],
+    time_ns: i64,
+    from: &'a Dict,
+    roster_of: &[Option<u32>],
+) -> CandidateRef<'a> {
+    if let Some((p, m)) = ids
+        .iter()
+        .enumerate()
+        .find_map(|(p, &id)| roster_of[id as usize].map(|m| (p as u8, m)))
+    {
+        return CandidateRef {
+            prio: p,
+            at: m as i64,
+            name: "",
+        };
+    }
+    let (kind, name) = if ids[0] != sym::NONE {
+        (0, from.resolve(ids[0]))
+    } else if ids[1] != sym::NONE {
+        (1, from.resolve(ids[1]))
+    } else if ids[3] != sym::NONE {
+        (2, from.resolve(ids[3]))
+    } else {
+        (3, UNATTRIBUTED_MEMBER)
+    };
+    CandidateRef {
+        prio: RAW + kind,
+        at: if kind == 3 { 0 } else { time_ns },
+        name,
+    }
+}
+
 /// Folds decoded records into partial sums per (date, session, model or tool) as they arrive,
 /// so that memory grows with sessions and days, not with records. Only what needs a whole
 /// session or series waits for the end: a session's best identity candidate, its agents_view
@@ -413,12 +492,14 @@ pub struct Accumulator {
     seen: Seen,
     range: Option<(i32, i32)>,
     roster: Roster,
-    /// Roster member of each dictionary id, filled as the dictionary grows.
-    roster_of: Vec<Option<u32>>,
+    /// The roster's members, then members from raw identities (sessionless records and, at
+    /// the end, each session's choice): only chosen identities become members.
     members: Vec<Member>,
-    raw_members: Map<(u8, u32), u32>,
-    /// 3.5: each session's best candidate, `priority << 32 | member`.
-    best: Map<u32, u64>,
+    /// Member index of a raw identity, per kind (`user`, `api_key`, `install`, none).
+    raw_members: [Map<Box<str>, u32>; 4],
+    /// 3.5: each session's best candidate so far. Identity strings are kept here, per session,
+    /// not in the dictionary: a different `user.id` on every record costs nothing.
+    best: Map<u32, Candidate>,
     agents: Set<u32>,
     models: Table<(Group, u32), { by_model::N }>,
     tools: Table<(Group, u32), { by_tool::N }>,
@@ -456,9 +537,8 @@ impl Accumulator {
             seen: Seen::default(),
             range: range.map(|(a, b)| (days_since_epoch(a), days_since_epoch(b))),
             roster: roster.clone(),
-            roster_of: Vec::new(),
             members,
-            raw_members: Map::default(),
+            raw_members: Default::default(),
             best: Map::default(),
             agents: Set::default(),
             models: Table::new(),
@@ -498,57 +578,73 @@ impl Accumulator {
         self.duplicates
     }
 
-    /// 3.5 step 2 for one record: `priority << 32 | member index`; the smallest over a session
-    /// is its member.
-    fn candidate(&mut self, ids: [u32; 4]) -> u64 {
-        if let Some((p, m)) = ids
-            .iter()
-            .enumerate()
-            .find_map(|(p, &id)| self.roster_of[id as usize].map(|m| (p as u64, m)))
-        {
-            return p << 32 | m as u64;
+    /// The member index of a candidate, creating the member of a raw identity on first use.
+    fn member_of(&mut self, c: CandidateRef) -> u32 {
+        if c.prio < RAW {
+            return c.at as u32;
         }
-        let (kind, id) = if ids[0] != sym::NONE {
-            (4u8, ids[0])
-        } else if ids[1] != sym::NONE {
-            (5, ids[1])
-        } else if ids[3] != sym::NONE {
-            (6, ids[3])
-        } else {
-            (7, sym::NONE)
-        };
-        let members = &mut self.members;
-        let dict = &self.dict;
-        let m = *self.raw_members.entry((kind, id)).or_insert_with(|| {
-            let (name, t) = match kind {
-                4 => (dict.resolve(id).to_string(), member_type::USER),
-                5 => (dict.resolve(id).to_string(), member_type::API_KEY),
-                6 => (dict.resolve(id).to_string(), member_type::INSTALL),
-                _ => (UNATTRIBUTED_MEMBER.to_string(), member_type::UNATTRIBUTED),
-            };
-            members.push(Member {
-                name,
-                member_type: t.to_string(),
-                role: None,
-            });
-            (members.len() - 1) as u32
+        let kind = (c.prio - RAW) as usize;
+        if let Some(&m) = self.raw_members[kind].get(c.name) {
+            return m;
+        }
+        let t = [
+            member_type::USER,
+            member_type::API_KEY,
+            member_type::INSTALL,
+            member_type::UNATTRIBUTED,
+        ][kind];
+        self.members.push(Member {
+            name: c.name.to_string(),
+            member_type: t.to_string(),
+            role: None,
         });
-        (kind as u64) << 32 | m as u64
+        let m = (self.members.len() - 1) as u32;
+        self.raw_members[kind].insert(c.name.into(), m);
+        m
+    }
+
+    /// The run's dictionary id of each string of `from` that the facts keep (names, sessions,
+    /// models, tools and the like); identity strings are left out (`u32::MAX`): they are
+    /// compared per session, and only the chosen ones become members.
+    fn remap(&mut self, rec: &Records, from: &Dict) -> Vec<u32> {
+        let mut used = vec![false; from.len()];
+        used[sym::NONE as usize] = true;
+        for column in [
+            &rec.name,
+            &rec.session,
+            &rec.model,
+            &rec.tool,
+            &rec.typ,
+            &rec.decision,
+            &rec.start_type,
+        ] {
+            for &id in column {
+                used[id as usize] = true;
+            }
+        }
+        from.strings()
+            .iter()
+            .zip(used)
+            .map(|(s, u)| if u { self.dict.intern(s) } else { u32::MAX })
+            .collect()
     }
 
     /// Adds the records of one object or batch (string ids from `from`), in order, leaving out
     /// those already seen (3.3: the first one is kept).
     #[allow(clippy::needless_range_loop)] // one index walks many parallel columns
     pub fn add(&mut self, rec: &Records, from: &Dict) {
-        let remap: Vec<u32> = from.strings().iter().map(|s| self.dict.intern(s)).collect();
-        for id in self.roster_of.len()..self.dict.len() {
-            let hit = if id == sym::NONE as usize {
-                None
-            } else {
-                self.roster.lookup(self.dict.resolve(id as u32))
-            };
-            self.roster_of.push(hit.map(|m| m as u32));
-        }
+        let remap = self.remap(rec, from);
+        // Roster member of each string of the batch (identities are looked up, not interned).
+        let roster_of: Vec<Option<u32>> = from
+            .strings()
+            .iter()
+            .enumerate()
+            .map(|(id, s)| {
+                (id != sym::NONE as usize)
+                    .then(|| self.roster.lookup(s).map(|m| m as u32))
+                    .flatten()
+            })
+            .collect();
         let edit_tool = |t: u32| sym::EDIT_TOOLS.contains(&t);
         let or_unknown = |m: u32| {
             if m == sym::NONE {
@@ -576,17 +672,20 @@ impl Accumulator {
                 }
                 self.kept += 1;
             }
-            let cand = self.candidate([
-                remap[rec.email[i] as usize],
-                remap[rec.api_key[i] as usize],
-                remap[rec.account[i] as usize],
-                remap[rec.user_id[i] as usize],
-            ]);
+            let cand = candidate(
+                [rec.email[i], rec.api_key[i], rec.account[i], rec.user_id[i]],
+                time_ns,
+                from,
+                &roster_of,
+            );
             if session != sym::NONE {
-                self.best
-                    .entry(session)
-                    .and_modify(|c| *c = (*c).min(cand))
-                    .or_insert(cand);
+                match self.best.get_mut(&session) {
+                    Some(b) if b.as_ref() <= cand => {}
+                    Some(b) => *b = cand.to_owned(),
+                    None => {
+                        self.best.insert(session, cand.to_owned());
+                    }
+                }
                 if name == sym::M_SESSION && remap[rec.start_type[i] as usize] == sym::AGENTS_VIEW {
                     self.agents.insert(session);
                 }
@@ -601,7 +700,7 @@ impl Accumulator {
                 date,
                 session,
                 own: if session == sym::NONE {
-                    (cand & 0xffff_ffff) as u32
+                    self.member_of(cand)
                 } else {
                     BY_SESSION
                 },
@@ -835,9 +934,15 @@ impl Accumulator {
         // Partial rows → fact rows (date, member, session, model, tool): the member of the
         // session; metric points that events override count as records only, under no model or
         // tool.
+        let best = std::mem::take(&mut self.best);
+        let chosen: Map<u32, u32> = best
+            .iter()
+            .map(|(s, c)| (*s, self.member_of(c.as_ref())))
+            .collect();
+        drop(best);
         let member_of = |g: &Group| {
             if g.own == BY_SESSION {
-                (self.best[&g.session] & 0xffff_ffff) as u32
+                chosen[&g.session]
             } else {
                 g.own
             }
@@ -1277,6 +1382,70 @@ pub(crate) mod tests {
         );
         assert_eq!(i64s(md, "lines_accepted"), vec![7, 3]);
         assert_eq!(i64s(table(&t, "daily_activity"), "active_users"), vec![2]);
+    }
+
+    #[test]
+    fn two_values_of_one_rank_in_a_session_go_to_the_earliest_record_whatever_the_order() {
+        let commit = |t: i64, s: &str, k: &str, v: &str| {
+            metric(
+                "commit.count",
+                1,
+                DAY0,
+                t,
+                1.0,
+                &[("session.id", s), (k, v)],
+            )
+        };
+        // s1: zed@ at +90 (read first), amy@ at +30; s2: two e-mails at one time: the smaller.
+        let a = vec![
+            commit(DAY0 + 90, "s1", "user.email", "zed@x.com"),
+            commit(DAY0 + 50, "s2", "user.email", "yan@x.com"),
+        ];
+        let b = vec![
+            commit(DAY0 + 30, "s1", "user.email", "amy@x.com"),
+            commit(DAY0 + 50, "s2", "user.email", "bob@x.com"),
+        ];
+        for objects in [[a.clone(), b.clone()], [b, a]] {
+            let (_, _, t) = tables(&objects, "", "UTC");
+            let md = table(&t, "member_daily");
+            assert_eq!(
+                strs(md, "member"),
+                vec![Some("amy@x.com".into()), Some("bob@x.com".into())]
+            );
+            assert_eq!(i64s(md, "commits"), vec![2, 2]);
+        }
+    }
+
+    #[test]
+    fn a_different_user_id_on_every_record_makes_one_member_per_session() {
+        let lines: Vec<String> = (0..500)
+            .map(|i| {
+                metric(
+                    "commit.count",
+                    1,
+                    DAY0,
+                    DAY0 + 100 + i,
+                    1.0,
+                    &[("session.id", "s1"), ("user.id", &format!("inst-{i:03}"))],
+                )
+            })
+            .rev()
+            .collect();
+        let ctx = DecodeContext::new("UTC".parse().unwrap(), i64::MAX);
+        let mut acc = Accumulator::new(&Roster::default(), None);
+        let mut d = ObjectDecoder::new(ctx);
+        for (i, l) in lines.iter().enumerate() {
+            d.decode_line(i, l).unwrap();
+        }
+        acc.add(&d.records, &d.dict);
+        // No identity string reaches the run's dictionary or its members before the end.
+        assert!(acc.dict.strings().iter().all(|s| !s.starts_with("inst-")));
+        assert!(acc.members.is_empty());
+        let facts = acc.finish().unwrap();
+        let reports = crate::reports::build(&facts.set, &Roster::default()).unwrap();
+        let md = table(&reports, "member_daily");
+        assert_eq!(strs(md, "member"), vec![Some("inst-000".into())]);
+        assert_eq!(i64s(md, "commits"), vec![500]);
     }
 
     #[test]

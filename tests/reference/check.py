@@ -209,32 +209,42 @@ def compute(input_dir, roster_path, tz):
             member_ids[k] = len(members) + len(member_ids)
         return member_ids[k]
 
-    def candidate(a):
+    # A candidate: (priority, roster index) for a roster alias; (priority, record time, value)
+    # for a raw identity, so that between two values of one priority the earliest record wins,
+    # then the smaller value (never the order the files are read in).
+    def candidate(a, time):
         vals = [text(a.get(k)) for k in ("user.email", "api_key.name", "user.account_uuid", "user.id")]
         for p, v in enumerate(vals):
             if v is not None and v in alias:
-                return (p, alias[v])
+                return (p, alias[v], "")
         if vals[0]:
-            return (4, member_of("user", vals[0]))
+            return (4, time, vals[0])
         if vals[1]:
-            return (5, member_of("api_key", vals[1]))
+            return (5, time, vals[1])
         if vals[3]:
-            return (6, member_of("install", vals[3]))
-        return (7, member_of("unattributed", "(unattributed)"))
+            return (6, time, vals[3])
+        return (7, 0, "(unattributed)")
+
+    def member_index(cand):
+        p, at, value = cand
+        if p < 4:
+            return at
+        return member_of(["user", "api_key", "install", "unattributed"][p - 4], value)
 
     best, agents = {}, set()
     for r in recs:
-        r["cand"] = candidate(r["attrs"])
+        r["cand"] = candidate(r["attrs"], r["time"])
         s = r["session"]
         if s:
             best[s] = min(best.get(s, r["cand"]), r["cand"])
             if r["name"] == "claude_code.session.count" and text(r["attrs"].get("start_type")) == "agents_view":
                 agents.add(s)
+    for r in recs:
+        r["member"] = member_index(best[r["session"]] if r["session"] else r["cand"])
     names = {i: m for i, m in enumerate(members)}
     for (kind, value), i in member_ids.items():
         names[i] = (value, kind, None)
     for r in recs:
-        r["member"] = best[r["session"]][1] if r["session"] else r["cand"][1]
         r["date"] = dt.datetime.fromtimestamp(r["time"] / 1e9, dt.timezone.utc).astimezone(zone).date()
     # Per (date, member, session) rules.
     groups = defaultdict(list)
