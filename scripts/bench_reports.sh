@@ -9,6 +9,8 @@
 #
 #   scripts/bench_reports.sh                                  # 5000 members, 365 days
 #   BENCH_MEMBERS=50 BENCH_FACT_DAYS=40 scripts/bench_reports.sh
+#   BENCH_RECORDS_PER_OBJECT=10000 ...   # the telemetry in Collector-sized objects (default: the
+#                                        # generator's small objects, a few records each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${BENCH_MEMBERS:-5000}
@@ -26,7 +28,10 @@ rm -rf "$WORK/data" "$WORK/out"
 mkdir -p "$WORK"
 
 echo "generating $MEMBERS members x 2 days, storing the facts of $FIRST ..." >&2
-"$BIN" -q generate --output "$WORK/data" --members "$MEMBERS" --days 2 --start "$FIRST" --compression gz --seed 7
+per_object=()
+[ -n "${BENCH_RECORDS_PER_OBJECT:-}" ] && per_object=(--records-per-object "$BENCH_RECORDS_PER_OBJECT")
+"$BIN" -q generate --output "$WORK/data" --members "$MEMBERS" --days 2 --start "$FIRST" --compression gz --seed 7 \
+  "${per_object[@]}"
 "$BIN" -q run --input "$WORK/data/telemetry" --output "$WORK/out" --date "$FIRST" --no-dashboard
 
 echo "copying them to the $((DAYS - 2)) days before ..." >&2

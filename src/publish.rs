@@ -197,6 +197,39 @@ impl Roots {
     }
 }
 
+impl Roots {
+    /// Keeps the published file `rel` (if there is one) under the run's `_previous/`, to roll
+    /// back to; false when there is none. Within one store a server-side copy (a hard link on
+    /// local disks: no bytes move, and installing the new file replaces the name, not the
+    /// backup's data); across two stores the bytes are streamed.
+    async fn back_up(&self, run: &str, rel: &str) -> Result<bool> {
+        let (loc, at) = self.place(rel);
+        let to = backup(&self.state, run, rel);
+        let done = if !self.split() || std::ptr::eq(loc, &self.state) {
+            loc.store.copy(&at, &to).await.map(drop)
+        } else {
+            match loc.store.get(&at).await {
+                Ok(r) => return write_stream(r, &self.state, &to).await.map(|()| true),
+                Err(e) => Err(e),
+            }
+        };
+        match done {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// Whether the published file `rel` is still its backup `from` (never replaced): the same
+    /// entity tag. Installing it again would then be a rename between two links of one file on
+    /// local disks, which does nothing and leaves the temporary name behind.
+    async fn unchanged(&self, from: &Path, rel: &str) -> bool {
+        let (loc, at) = self.place(rel);
+        let (a, b) = (self.state.store.head(from).await, loc.store.head(&at).await);
+        matches!((a, b), (Ok(a), Ok(b)) if a.e_tag.is_some() && a.e_tag == b.e_tag && a.size == b.size)
+    }
+}
+
 /// Writes the object being read in `r` to `to`, a part at a time (a multipart upload; a put
 /// at the end on local disks): a report file of gigabytes is never held in memory.
 async fn write_stream(r: object_store::GetResult, loc: &Location, to: &Path) -> Result<()> {
@@ -292,16 +325,8 @@ impl Publisher {
         let (roots, run) = (&self.roots, &self.run_id);
         let out = &roots.state;
         for rel in &self.journal.files {
-            // A real copy of the bytes, not `copy`: on local disks that is a hard link, and a
-            // rename between two links of one file does nothing, which would break the restore.
-            let (loc, at) = roots.place(rel);
-            match loc.store.get(&at).await {
-                Ok(r) => {
-                    write_stream(r, out, &backup(out, run, rel)).await?;
-                    self.journal.backups.push(rel.clone());
-                }
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::store(rel, e)),
+            if roots.back_up(run, rel).await? {
+                self.journal.backups.push(rel.clone());
             }
         }
         let body = serde_json::to_vec_pretty(&self.journal).expect("journal serialises");
@@ -362,7 +387,10 @@ async fn rollback(roots: &Roots, run_id: &str, j: &Journal) -> Result<()> {
     let out = &roots.state;
     for rel in &j.files {
         if j.backups.contains(rel) {
-            roots.install(&backup(out, run_id, rel), rel).await?;
+            let from = backup(out, run_id, rel);
+            if !roots.unchanged(&from, rel).await {
+                roots.install(&from, rel).await?;
+            }
         } else {
             let (loc, to) = roots.place(rel);
             match loc.store.delete(&to).await {

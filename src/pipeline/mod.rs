@@ -316,6 +316,7 @@ impl<'a> RunState<'a> {
             match window::run(s, k, *w, listed).await? {
                 Ok(done) => {
                     self.absorb(done).await?;
+                    tracing::debug!("peak RSS after window {}: {}", k + 1, peak_rss());
                     if let (Some(b), Some(w)) = (&mut self.backfill, w) {
                         b.record(*w, s.run_id).await?;
                     }
@@ -404,6 +405,7 @@ impl<'a> RunState<'a> {
         .await?;
         self.manifest.outputs.sort_by(|a, b| a.path.cmp(&b.path));
         tracing::info!("wrote the tables in {:.2}s", phase.elapsed().as_secs_f64());
+        tracing::debug!("peak RSS after the tables: {}", peak_rss());
         // The tables are written: their memory goes before the manifest's is needed.
         drop(tables);
         publisher.commit().await?;
@@ -508,4 +510,16 @@ async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {
     output
         .put(&output.child(&format!("_runs/{}.json", m.run_id)), json)
         .await
+}
+
+/// The process's peak resident memory so far (Linux), for the debug log.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
