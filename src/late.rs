@@ -1,6 +1,6 @@
 //! Late arrivals and shrinking input (contract 4.4), and each stored date's status.
 //!
-//! Every date a run recomputes gets `_facts/date=D/_status.json` beside its facts: when and by
+//! Every date a run recomputes gets a status in its commit record (see `pipeline::store`): when and by
 //! which run it was recomputed, the last arrival day read for it (`arrival_through`) and how
 //! many records it used. A record is late when its object's arrival day is more than
 //! `max_arrival_delay_days` after its event date; one that arrived after `arrival_through` is
@@ -14,9 +14,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::facts::{date_of_days, days_since_epoch, fcol};
-use crate::source::Location;
 
 /// The status of one stored date.
 #[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
@@ -32,43 +31,6 @@ pub struct DateStatus {
     /// the latest run that met them without recomputing the date.
     pub late_since: u64,
     pub late_seen_by: Option<String>,
-}
-
-pub fn status_path(d: NaiveDate) -> String {
-    format!("_facts/date={d}/_status.json")
-}
-
-/// The stored status of `d`, if any.
-pub async fn read_status(state: &Location, d: NaiveDate) -> Result<Option<DateStatus>> {
-    match state.get(&state.child(&status_path(d))).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Other(format!("bad {}: {e}", status_path(d)))),
-        Err(Error::Store {
-            source: object_store::Error::NotFound { .. },
-            ..
-        }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The records each date's stored facts use (`None` when the date has no stored facts).
-pub async fn stored_records(state: &Location, d: NaiveDate) -> Result<Option<u64>> {
-    let path = state.child(&format!("_facts/date={d}/sessions.parquet"));
-    match state.get(&path).await {
-        Ok(bytes) => {
-            let df = ParquetReader::new(std::io::Cursor::new(bytes))
-                .with_columns(Some(vec![fcol::RECORDS.into()]))
-                .finish()?;
-            let n: i64 = df.column(fcol::RECORDS)?.i64()?.sum().unwrap_or(0);
-            Ok(Some(n as u64))
-        }
-        Err(Error::Store {
-            source: object_store::Error::NotFound { .. },
-            ..
-        }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Records used per date in a frame of session facts.

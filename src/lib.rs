@@ -13,6 +13,7 @@ pub mod facts;
 pub mod generate;
 pub mod ingest;
 pub mod late;
+pub mod lease;
 pub mod manifest;
 pub mod model;
 pub mod otlp;

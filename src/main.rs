@@ -45,7 +45,7 @@ fn main() -> ExitCode {
                 if !cli.quiet {
                     eprint!(
                         "{}",
-                        summary(&outcome, &cc_analytics::redact::url(&cfg.output), clock.elapsed())
+                        summary(&outcome, &cfg, clock.elapsed())
                     );
                 }
                 Ok(())
@@ -90,7 +90,8 @@ fn main() -> ExitCode {
 }
 
 /// The end-of-run summary for the operator (stderr).
-fn summary(o: &RunOutcome, output: &str, took: std::time::Duration) -> String {
+fn summary(o: &RunOutcome, cfg: &RunConfig, took: std::time::Duration) -> String {
+    let output = &cc_analytics::redact::url(&cfg.output);
     let m = &o.manifest;
     let c = &m.counts;
     let by_reason = |r: &std::collections::BTreeMap<String, u64>| {
@@ -134,7 +135,12 @@ fn summary(o: &RunOutcome, output: &str, took: std::time::Duration) -> String {
     if let Some(w) = &o.late_warning {
         s += &format!("  late:    {w}\n");
     }
-    s += &if o.wrote {
+    s += &if let Some(sh) = cfg.shard {
+        format!(
+            "  shard:   {} of {}: its dates' facts are committed; `cc-analytics reports` publishes the tables once every shard is done\n",
+            sh.index, sh.count
+        )
+    } else if o.wrote {
         format!("  wrote:   {} files under {output}\n", m.outputs.len())
     } else {
         "  nothing written: no Claude Code telemetry for the requested dates\n".to_string()

@@ -1,4 +1,4 @@
-//! Safe publishing under the output root: a lock against concurrent runs, and a two-phase
+//! Safe publishing under the output root (under the lease, see `lease`): a two-phase
 //! publish (stage every file, back up what it replaces, then commit from a journal) so that a
 //! run's outputs are published only if it completes: a run that fails while publishing restores
 //! the previous files itself, and one killed while publishing has them restored by the next run
@@ -7,11 +7,10 @@
 //!
 //! Files go to two roots ([`Roots`]): `reports/…` to the output root that analysts read, the
 //! rest (facts) to the state root; both are one and the same unless `state` is set. Staging,
-//! backups, journal and lock always live in the state root, so that nothing but the published
+//! backups and journal always live in the state root, so that nothing but the published
 //! report files ever appears under the output root.
 //!
 //! ```text
-//! _lock                          held by the running job (run id, host, pid, start)
 //! _staging/<run_id>/<path>       new files of a run, before commit
 //! _staging/<run_id>/_previous/   the files the commit replaces, to roll back to
 //! _staging/<run_id>/_commit.json the journal: present once every file is staged and backed up
@@ -22,17 +21,14 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::source::Location;
 
-const LOCK: &str = "_lock";
 const STAGING: &str = "_staging";
 const JOURNAL: &str = "_commit.json";
-/// A lock older than this is taken to be left by a dead run.
-const STALE_LOCK_HOURS: i64 = 12;
 
 /// Test hook: `CC_ANALYTICS_FAIL_AFTER_COMMITS=N` fails the commit after N files, to prove
 /// that a failure while publishing leaves consistent outputs.
@@ -41,106 +37,6 @@ const FAIL_HOOK: &str = "CC_ANALYTICS_FAIL_AFTER_COMMITS";
 /// while a run's staging is removed, when N deletes are left, to prove that a run stopped there
 /// leaves outputs the next run can recover from.
 const ABORT_HOOK: &str = "CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT";
-
-#[derive(Serialize, Deserialize, Debug)]
-struct LockInfo {
-    run_id: String,
-    host: String,
-    pid: u32,
-    started_at: chrono::DateTime<Utc>,
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn pid_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The output lock: two runs on one output never publish at once. The second refuses clearly.
-pub struct Lock {
-    out: Location,
-    path: Path,
-}
-
-impl Lock {
-    pub async fn acquire(out: &Location, run_id: &str) -> Result<Lock> {
-        let path = out.child(LOCK);
-        let info = LockInfo {
-            run_id: run_id.into(),
-            host: hostname(),
-            pid: std::process::id(),
-            started_at: Utc::now(),
-        };
-        let body = serde_json::to_vec(&info).expect("lock info serialises");
-        for _ in 0..2 {
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match out.store.put_opts(&path, body.clone().into(), opts).await {
-                Ok(_) => {
-                    return Ok(Lock {
-                        out: out.clone(),
-                        path,
-                    })
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    let holder: Option<LockInfo> = out
-                        .get(&path)
-                        .await
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok());
-                    let stale = match &holder {
-                        None => true,
-                        Some(h) => {
-                            (h.host == info.host && !pid_alive(h.pid))
-                                || Utc::now() - h.started_at
-                                    > chrono::Duration::hours(STALE_LOCK_HOURS)
-                        }
-                    };
-                    if !stale {
-                        let h = holder.unwrap();
-                        return Err(Error::Locked(format!(
-                            "another run ({}, pid {} on {}, started {}) is writing to {}; if it is dead, delete {}/{LOCK}",
-                            h.run_id, h.pid, h.host, h.started_at.to_rfc3339(), out.url, out.url
-                        )));
-                    }
-                    tracing::warn!(
-                        "removing a stale lock left by {:?}",
-                        holder.map(|h| h.run_id)
-                    );
-                    let _ = out.store.delete(&path).await;
-                }
-                Err(object_store::Error::NotImplemented { .. }) => {
-                    // A store without conditional writes: best effort, documented.
-                    out.put(&path, body.clone()).await?;
-                    return Ok(Lock {
-                        out: out.clone(),
-                        path,
-                    });
-                }
-                Err(e) => return Err(Error::store(path.as_ref(), e)),
-            }
-        }
-        Err(Error::Locked(format!(
-            "could not take the lock {}/{LOCK}",
-            out.url
-        )))
-    }
-
-    pub async fn release(self) -> Result<()> {
-        self.out
-            .store
-            .delete(&self.path)
-            .await
-            .map_err(|e| Error::store(self.path.as_ref(), e))
-    }
-}
 
 /// Where published files go: report files to `reports`, everything else (and the staging) to
 /// `state`.
@@ -270,6 +166,11 @@ fn backup(out: &Location, run_id: &str, rel: &str) -> Path {
 }
 
 impl Publisher {
+    /// The run whose files these are.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
     pub fn new(roots: &Roots, run_id: &str) -> Publisher {
         Publisher {
             roots: roots.clone(),
@@ -329,11 +230,25 @@ impl Publisher {
                 self.journal.backups.push(rel.clone());
             }
         }
+        // Each role folder's record of what was published: backed up too (not in `files`: it
+        // is written after every file is in place, not staged).
+        for dir in role_dirs(&self.journal.files) {
+            let rel = format!("{dir}/{PUBLISHED}");
+            if roots.back_up(run, &rel).await? {
+                self.journal.backups.push(rel);
+            }
+        }
         let body = serde_json::to_vec_pretty(&self.journal).expect("journal serialises");
         out.put(&staged(out, run, JOURNAL), body).await?;
         let fail_after: Option<usize> = std::env::var(FAIL_HOOK).ok().and_then(|v| v.parse().ok());
         match apply(roots, run, &self.journal, fail_after).await {
-            Ok(()) => remove_prefix(out, &format!("{STAGING}/{run}")).await,
+            Ok(()) => {
+                let files: Vec<&String> = self.journal.files.iter().collect();
+                roots
+                    .record_published(run, &Utc::now().to_rfc3339(), &files)
+                    .await?;
+                remove_prefix(out, &format!("{STAGING}/{run}")).await
+            }
             Err(e) => {
                 tracing::error!("publishing failed ({e}); restoring the previous outputs");
                 rollback(roots, run, &self.journal).await?;
@@ -399,7 +314,96 @@ async fn rollback(roots: &Roots, run_id: &str, j: &Journal) -> Result<()> {
             }
         }
     }
+    // The role folders' records: the previous one again (with the entity tags of the files as
+    // restored), or none if there was none.
+    for dir in role_dirs(&j.files) {
+        let rel = format!("{dir}/{PUBLISHED}");
+        let (loc, to) = roots.place(&rel);
+        if j.backups.contains(&rel) {
+            let old = out.get(&backup(out, run_id, &rel)).await?;
+            if let Ok(old) = serde_json::from_slice::<Published>(&old) {
+                let files: Vec<String> = old
+                    .files
+                    .iter()
+                    .map(|f| format!("{dir}/{}", f.name))
+                    .collect();
+                let files: Vec<&String> = files.iter().collect();
+                roots
+                    .record_published(&old.run_id, &old.published_at, &files)
+                    .await?;
+            }
+        } else {
+            match loc.store.delete(&to).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(to.as_ref(), e)),
+            }
+        }
+    }
     remove_prefix(out, &format!("{STAGING}/{run_id}")).await
+}
+
+/// The record written last in each role folder: which run published it, when, and every file
+/// with its size and entity tag, so that a reader or loader can check that what it read is one
+/// run's tables (every Parquet file also carries the run id in its metadata).
+pub const PUBLISHED: &str = "_published.json";
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Published {
+    pub run_id: String,
+    pub published_at: String,
+    pub files: Vec<PublishedFile>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PublishedFile {
+    pub name: String,
+    pub bytes: u64,
+    pub e_tag: Option<String>,
+}
+
+/// The role folders (`reports/<role>`) that files go to, in order.
+fn role_dirs(files: &[String]) -> BTreeSet<String> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let rest = f.strip_prefix(&format!("{REPORTS_DIR}/"))?;
+            let (role, _) = rest.split_once('/')?;
+            Some(format!("{REPORTS_DIR}/{role}"))
+        })
+        .collect()
+}
+
+impl Roots {
+    /// Writes each role folder's `_published.json` for `files` as they now are in place.
+    async fn record_published(&self, run_id: &str, at: &str, files: &[&String]) -> Result<()> {
+        for dir in role_dirs(&files.iter().map(|f| f.to_string()).collect::<Vec<_>>()) {
+            let mut entries = Vec::new();
+            for f in files.iter().filter(|f| f.starts_with(&format!("{dir}/"))) {
+                let (loc, at_path) = self.place(f);
+                let m = loc
+                    .store
+                    .head(&at_path)
+                    .await
+                    .map_err(|e| Error::store(at_path.as_ref(), e))?;
+                entries.push(PublishedFile {
+                    name: f[dir.len() + 1..].to_string(),
+                    bytes: m.size,
+                    e_tag: m.e_tag,
+                });
+            }
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let rec = Published {
+                run_id: run_id.to_string(),
+                published_at: at.to_string(),
+                files: entries,
+            };
+            let rel = format!("{dir}/{PUBLISHED}");
+            let (loc, to) = self.place(&rel);
+            loc.put(&to, serde_json::to_vec_pretty(&rec).expect("serialises"))
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Every object below `prefix`.

@@ -24,16 +24,30 @@ fn arrow_schema_entry(df: &DataFrame) -> (String, String) {
     (kv.key, kv.value.unwrap_or_default())
 }
 
+/// The key-value metadata of a file: the Arrow schema, the table's name and, for published
+/// tables, the run that wrote it (`cc_analytics.run_id`: a reader can check that every file it
+/// read comes from one run).
+fn metadata(df: &DataFrame, table: &str, run_id: Option<&str>) -> KeyValueMetadata {
+    let mut kv = vec![
+        arrow_schema_entry(df),
+        ("cc_analytics.table".to_string(), table.to_string()),
+    ];
+    if let Some(r) = run_id {
+        kv.push((RUN_ID_KEY.to_string(), r.to_string()));
+    }
+    KeyValueMetadata::from_static(kv)
+}
+
+/// The Parquet metadata key that holds the run id of a published table.
+pub const RUN_ID_KEY: &str = "cc_analytics.run_id";
+
 /// Parquet with zstd and full column statistics.
-pub fn parquet_bytes(df: &mut DataFrame, table: &str) -> Result<Vec<u8>> {
+pub fn parquet_bytes(df: &mut DataFrame, table: &str, run_id: Option<&str>) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::full())
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
-            arrow_schema_entry(df),
-            ("cc_analytics.table".to_string(), table.to_string()),
-        ])))
+        .with_key_value_metadata(Some(metadata(df, table, run_id)))
         .finish(df)?;
     Ok(buf)
 }
@@ -77,15 +91,12 @@ pub struct ParquetParts {
 }
 
 impl ParquetParts {
-    pub fn new(first: &DataFrame, table: &str) -> Result<ParquetParts> {
+    pub fn new(first: &DataFrame, table: &str, run_id: Option<&str>) -> Result<ParquetParts> {
         let buf = Shared::default();
         let writer = ParquetWriter::new(buf.clone())
             .with_compression(ParquetCompression::Zstd(None))
             .with_statistics(StatisticsOptions::full())
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
-                arrow_schema_entry(first),
-                ("cc_analytics.table".to_string(), table.to_string()),
-            ])))
+            .with_key_value_metadata(Some(metadata(first, table, run_id)))
             .batched(first.schema())?;
         Ok(ParquetParts { buf, writer })
     }

@@ -314,6 +314,24 @@ impl Location {
             .map_err(|e| Error::store(path.as_ref(), e))?;
         Ok(())
     }
+
+    /// Creates `path` only if it does not exist (`If-None-Match: *` on S3, a hard link on local
+    /// disks): true if this call created it, false if it was there. Every commit and lease
+    /// record is made this way, so that of two writers exactly one wins.
+    pub async fn create(&self, path: &Path, data: Vec<u8>) -> Result<bool> {
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(path, data.into(), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            // S3 answers 409 ConditionalRequestConflict to one of two racing creates; object_store
+            // reports it as a precondition failure: the other writer won.
+            Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(Error::store(path.as_ref(), e)),
+        }
+    }
 }
 
 /// Completes an upload written through `object_store`'s buffered writer (`what` names it in

@@ -5,6 +5,7 @@
 
 mod months;
 mod progress;
+mod shard;
 mod store;
 mod tables;
 mod window;
@@ -18,10 +19,11 @@ use chrono::{NaiveDate, Utc};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::facts::FactSet;
+use crate::lease::Lease;
 use crate::manifest::{Counts, Manifest, ObjectCounts, ObjectsFile};
 use crate::otlp::{max_time_for, DecodeContext};
 use crate::policy::Policy;
-use crate::publish::{self, Lock, Publisher, Roots};
+use crate::publish::{self, Publisher, Roots};
 use crate::roster::Roster;
 use crate::source::Location;
 use crate::{quarantine, redact, reports};
@@ -51,11 +53,11 @@ async fn read_text(url: &str, what: &str) -> Result<String> {
 }
 
 fn new_run_id(now: chrono::DateTime<Utc>) -> String {
-    format!(
-        "{}-{:05}",
-        now.format("%Y%m%dT%H%M%S%3fZ"),
-        std::process::id() % 100_000
-    )
+    // The time, then a random part: pods repeat host names and pids, and two attempts of one
+    // shard may start in the same millisecond.
+    let random =
+        ahash::RandomState::new().hash_one((std::process::id(), now.timestamp_nanos_opt()));
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S%3fZ"), random as u32)
 }
 
 /// The policy, the roles to write (refused when one may see nothing) and the roster.
@@ -81,6 +83,38 @@ pub struct RunOutcome {
     pub late_warning: Option<String>,
 }
 
+impl RunOutcome {
+    /// The outcome of a shard with an empty block: nothing read, nothing written.
+    fn nothing(run_id: &str, cfg: &RunConfig) -> RunOutcome {
+        RunOutcome {
+            manifest: Manifest {
+                run_id: run_id.to_string(),
+                status: "ok".into(),
+                started_at: Utc::now().to_rfc3339(),
+                finished_at: Utc::now().to_rfc3339(),
+                command_line: Vec::new(),
+                timezone: cfg.tz.name().to_string(),
+                inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
+                output: redact::url(&cfg.output),
+                state: cfg.state.as_deref().map(redact::url),
+                dates_recomputed: Vec::new(),
+                dates_healed: Vec::new(),
+                windows_skipped: Vec::new(),
+                table_months: Default::default(),
+                late_dates: BTreeMap::new(),
+                roles: Vec::new(),
+                objects: ObjectCounts::default(),
+                counts: Counts::default(),
+                input_objects_file: String::new(),
+                outputs: Vec::new(),
+                error: None,
+            },
+            wrote: false,
+            late_warning: None,
+        }
+    }
+}
+
 /// Everything a window needs: the run's configuration and what was set up before reading.
 pub(crate) struct Setup<'a> {
     cfg: &'a RunConfig,
@@ -93,6 +127,8 @@ pub(crate) struct Setup<'a> {
     progress: bool,
     started: chrono::DateTime<Utc>,
     today: NaiveDate,
+    /// The lease of a run that publishes (none for a shard), checked before publishing.
+    lease: Option<&'a Lease>,
 }
 
 /// The output and state roots (one and the same unless `state` is set).
@@ -127,6 +163,34 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let started = Utc::now();
     let clock = Instant::now();
     let run_id = new_run_id(started);
+    // A shard works on its block of the backfill's dates and publishes no reports.
+    let block_cfg;
+    let (cfg, plan) = match cfg.shard {
+        None => (cfg, None),
+        Some(sh) => {
+            let plan = shard::Plan::of(cfg, sh);
+            let block = sh.block(cfg.range.expect("shard mode has a range"));
+            tracing::info!(
+                "shard {} of {} of the backfill {} … {}: {}",
+                sh.index,
+                sh.count,
+                plan.from,
+                plan.to,
+                match block {
+                    Some((a, b)) => format!("dates {a} … {b}"),
+                    None => "no dates (an empty block): nothing to do".into(),
+                }
+            );
+            block_cfg = RunConfig {
+                range: block,
+                ..cfg.clone()
+            };
+            if block.is_none() {
+                return Ok(RunOutcome::nothing(&run_id, cfg));
+            }
+            (&block_cfg, Some((plan, sh)))
+        }
+    };
 
     // Everything that can be refused is checked before anything is written.
     let (policy, roles, roster) = who_sees_what(cfg).await?;
@@ -150,10 +214,23 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    let lock = Lock::acquire(state, &run_id).await?;
+    if let Some((plan, _)) = &plan {
+        shard::join(state, plan).await?;
+    }
+    // Shards of one backfill run side by side: they commit dates, which is safe between
+    // writers, and take no lock; a run that publishes reports takes it.
+    let lock = match plan {
+        None => Some(Lease::acquire(state, &run_id).await?),
+        Some(_) => {
+            crate::lease::probe(state, &run_id).await?;
+            None
+        }
+    };
     // Whatever happens below, the lock is released before the run returns.
     let result: Result<RunOutcome> = async {
-        publish::recover(&roots).await?;
+        if lock.is_some() {
+            publish::recover(&roots).await?;
+        }
         let mut ctx = DecodeContext::new(
             cfg.tz,
             max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
@@ -171,13 +248,20 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             progress,
             started,
             today: started.date_naive(),
+            lease: lock.as_ref(),
         };
         let mut run = RunState::new(&setup, &argv, &roles);
         run.windows(&windows, first_listing).await?;
-        run.publish(&policy, &roles, false).await
+        match &plan {
+            None => run.publish(&policy, &roles, false).await,
+            Some((plan, sh)) => run.finish_shard(plan, *sh).await,
+        }
     }
     .await;
-    let released = lock.release().await;
+    let released = match lock {
+        Some(l) => l.release().await,
+        None => Ok(()),
+    };
     let outcome = result?;
     released?;
     tracing::info!("run {run_id} done in {:.1}s", clock.elapsed().as_secs_f64());
@@ -207,7 +291,8 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
         )));
     }
     store::check_meta(state, cfg).await?;
-    let lock = Lock::acquire(state, &run_id).await?;
+    shard::check_complete(state).await?;
+    let lock = Lease::acquire(state, &run_id).await?;
     let result: Result<RunOutcome> = async {
         publish::recover(&roots).await?;
         let setup = Setup {
@@ -221,6 +306,7 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
             progress: false,
             started,
             today: started.date_naive(),
+            lease: Some(&lock),
         };
         RunState::new(&setup, &argv, &roles)
             .publish(&policy, &roles, true)
@@ -360,6 +446,26 @@ impl<'a> RunState<'a> {
         Ok(())
     }
 
+    /// A shard's end: its manifest and its done record; the reports are the reduce's.
+    async fn finish_shard(
+        mut self,
+        plan: &shard::Plan,
+        sh: crate::config::Shard,
+    ) -> Result<RunOutcome> {
+        let s = self.s;
+        let warning = window::late_warning(s.cfg, self.argv, &self.unhealed);
+        self.write_manifest().await?;
+        shard::done(s.state, plan, sh, s.cfg.range, s.run_id).await?;
+        if let Some(b) = self.backfill.take() {
+            b.remove().await?;
+        }
+        Ok(RunOutcome {
+            manifest: self.manifest,
+            wrote: false,
+            late_warning: warning,
+        })
+    }
+
     async fn write_manifest(&mut self) -> Result<()> {
         if let Some(f) = self.objects_file.take() {
             f.finish().await?;
@@ -408,6 +514,9 @@ impl<'a> RunState<'a> {
         tracing::debug!("peak RSS after the tables: {}", peak_rss());
         // The tables are written: their memory goes before the manifest's is needed.
         drop(tables);
+        if let Some(l) = s.lease {
+            l.check()?;
+        }
         publisher.commit().await?;
         self.write_manifest().await?;
         if let Some(b) = self.backfill.take() {
@@ -443,17 +552,20 @@ async fn build_tables(
     use chrono::Datelike;
     let phase = Instant::now();
     let dates = store::stored_dates(state).await?;
-    let mut by_month: BTreeMap<(i32, u32), (Vec<NaiveDate>, Vec<object_store::ObjectMeta>)> =
-        BTreeMap::new();
+    type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
+    let mut by_month: BTreeMap<(i32, u32), Vec<DateFiles>> = BTreeMap::new();
     for (d, files) in dates {
-        let m = by_month.entry((d.year(), d.month())).or_default();
-        m.0.push(d);
-        m.1.extend(files);
+        by_month
+            .entry((d.year(), d.month()))
+            .or_default()
+            .push((d, files));
     }
     let (mut rows, mut read_secs, mut rebuilt, mut reused) = (0usize, 0f64, 0usize, 0usize);
     let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = Vec::new();
-    for (month, (dates, files)) in &by_month {
-        let fp = months::fingerprint(files, roster);
+    for (month, dates) in &by_month {
+        let files: Vec<object_store::ObjectMeta> =
+            dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        let fp = months::fingerprint(&files, roster);
         let tables = match months::load(state, *month, &fp).await? {
             Some(t) => {
                 reused += 1;

@@ -83,7 +83,7 @@ pub async fn save(
         return Err(Error::Other("tables out of order".into()));
     }
     for (name, df) in tables {
-        let bytes = parquet_bytes(&mut df.clone(), name)?;
+        let bytes = parquet_bytes(&mut df.clone(), name, None)?;
         state
             .put(
                 &state.child(&format!("{}/{name}.parquet", dir(month))),

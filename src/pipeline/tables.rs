@@ -159,7 +159,10 @@ async fn stage_whole(
         let mut df = form.apply(df, out.policy)?;
         let rows = df.height() as u64;
         let encoded = [
-            ("parquet", parquet_bytes(&mut df, name)?),
+            (
+                "parquet",
+                parquet_bytes(&mut df, name, Some(out.publisher.run_id()))?,
+            ),
             ("csv", csv_bytes(&mut df)?),
         ];
         for &i in &who {
@@ -203,7 +206,7 @@ async fn stage_months(
             drop(part);
             let writer = match &mut pq {
                 Some(w) => w,
-                None => pq.insert(ParquetParts::new(&df, name)?),
+                None => pq.insert(ParquetParts::new(&df, name, Some(out.publisher.run_id()))?),
             };
             pq_file.write(writer.write(&mut df)?).await?;
             csv_file.write(csv_part(&mut df, k == 0)?).await?;

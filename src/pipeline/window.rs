@@ -16,8 +16,6 @@ use crate::facts::{self, Facts};
 use crate::ingest::{ingest, Ingested, Task};
 use crate::late::{self, DateStatus};
 use crate::manifest::{Counts, LateDate, ObjectCounts, OutputFile};
-use crate::publish::Publisher;
-use crate::sink::parquet_bytes;
 use crate::source::{arrival_day, is_telemetry_key, Location};
 use crate::{quarantine, redact};
 
@@ -188,7 +186,8 @@ pub async fn late_outside(
         .collect();
     let mut status = BTreeMap::new();
     for d in dates {
-        status.insert(d, late::read_status(state, d).await?.unwrap_or_default());
+        let now = store::current_of(state, d).await?;
+        status.insert(d, now.map(|s| s.commit.status).unwrap_or_default());
     }
     let mut fresh = late::not_yet_counted(late, &status);
     fresh.retain(|d, _| status.contains_key(d));
@@ -296,7 +295,7 @@ async fn commit(
     mut pass: Pass,
     healed: Vec<NaiveDate>,
     fresh: BTreeMap<NaiveDate, u64>,
-    mut status: BTreeMap<NaiveDate, DateStatus>,
+    status: BTreeMap<NaiveDate, DateStatus>,
     staging_id: &str,
 ) -> Result<std::result::Result<Done, Failed>> {
     let (cfg, state) = (s.cfg, s.state);
@@ -362,8 +361,10 @@ async fn commit(
     let new_records = late::records_by_date(&facts.set.sessions)?;
     let mut stored_records = BTreeMap::new();
     for d in &dates {
-        if let Some(n) = late::stored_records(state, *d).await? {
-            stored_records.insert(*d, n);
+        if let Some(st) = store::current_of(state, *d).await? {
+            if st.commit.version.is_some() {
+                stored_records.insert(*d, st.commit.status.records_used);
+            }
         }
     }
     let shrunk = late::shrunk(&stored_records, &new_records);
@@ -376,49 +377,39 @@ async fn commit(
         return failed(done, Error::Other(msg));
     }
 
-    // Stage the window's facts and statuses, and commit them.
-    let mut publisher = Publisher::new(s.roots, staging_id);
+    // Commit each date: its facts and status, or (late records seen) its status alone.
+    state
+        .put(&state.child(store::FACTS_META), store::meta_bytes(cfg))
+        .await?;
     let mut by_date = facts.set.by_date()?;
     let empty = facts.set.empty();
     let started_at = s.started.to_rfc3339();
+    let fresh_ = &fresh;
     for d in &dates {
         let day = by_date.remove(d).unwrap_or_else(|| empty.clone());
-        for (name, df) in day.named() {
-            publisher
-                .stage(
-                    &store::facts_path(*d, name),
-                    parquet_bytes(&mut df.clone(), &format!("facts_{name}"))?,
-                )
-                .await?;
-        }
-        status.insert(
-            *d,
-            DateStatus {
-                recomputed_by: Some(s.run_id.to_string()),
-                recomputed_at: Some(started_at.clone()),
-                arrival_through: Some(pass.arrival_through),
-                records_used: new_records.get(d).copied().unwrap_or(0),
-                late_since: 0,
-                late_seen_by: None,
-            },
-        );
+        let st = DateStatus {
+            recomputed_by: Some(s.run_id.to_string()),
+            recomputed_at: Some(started_at.clone()),
+            arrival_through: Some(pass.arrival_through),
+            records_used: new_records.get(d).copied().unwrap_or(0),
+            late_since: fresh_.get(d).copied().unwrap_or(0),
+            late_seen_by: fresh_.contains_key(d).then(|| s.run_id.to_string()),
+        };
+        store::commit_date(state, *d, staging_id, s.run_id, Some(&day), |_| st.clone()).await?;
     }
     for (d, n) in &fresh {
-        let st = status.entry(*d).or_default();
-        st.late_since = *n;
-        st.late_seen_by = Some(s.run_id.to_string());
-    }
-    for (d, st) in &status {
-        if dates.contains(d) || fresh.contains_key(d) {
-            let body = serde_json::to_vec_pretty(st).expect("status serialises");
-            publisher.stage(&late::status_path(*d), body).await?;
+        if dates.contains(d) {
+            continue;
         }
-    }
-    publisher
-        .stage(store::FACTS_META, store::meta_bytes(cfg))
+        store::commit_date(state, *d, staging_id, s.run_id, None, |prev| {
+            let mut st = prev.map(|c| c.status.clone()).unwrap_or_default();
+            st.late_since = *n;
+            st.late_seen_by = Some(s.run_id.to_string());
+            st
+        })
         .await?;
+    }
     drop((facts, by_date));
-    publisher.commit().await?;
     Ok(Ok(done))
 }
 

@@ -108,8 +108,7 @@ fn a_late_upload_is_counted_warned_about_and_healed() {
         "{e}"
     );
     assert_eq!(spend_on(&out, "2026-10-08"), before, "not healed");
-    let status: Value =
-        serde_json::from_str(&read(out.join("_facts/date=2026-10-08/_status.json"))).unwrap();
+    let status = current_commit(&out, "2026-10-08")["status"].clone();
     assert_eq!(status["late_since"], 1, "{status}");
     assert_eq!(status["arrival_through"], "2026-10-11", "{status}");
 
@@ -231,7 +230,7 @@ fn input_shrunk_by_expiry_is_refused_unless_allowed() {
     };
     go(&["--from", "2026-10-10", "--to", "2026-10-12"], 0);
     let before = reports(&out);
-    let facts_11 = std::fs::read(out.join("_facts/date=2026-10-11/sessions.parquet")).unwrap();
+    let facts_11 = std::fs::read(current_facts(&out, "2026-10-11", "sessions")).unwrap();
     // A lifecycle rule expires three quarters of the objects of the first two arrival days.
     let mut removed = 0;
     for day in ["day=10", "day=11"] {
@@ -288,7 +287,7 @@ fn input_shrunk_by_expiry_is_refused_unless_allowed() {
         stderr(&r)
     );
     assert_eq!(
-        std::fs::read(out.join("_facts/date=2026-10-11/sessions.parquet")).unwrap(),
+        std::fs::read(current_facts(&out, "2026-10-11", "sessions")).unwrap(),
         facts_11,
         "a date without input keeps its facts"
     );

@@ -12,4 +12,5 @@ mod policy;
 mod privacy;
 mod production;
 mod s3;
+mod scaleout;
 mod util;

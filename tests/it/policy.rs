@@ -59,6 +59,7 @@ fn least_privilege_policy_filters_tables_and_pseudonymises_members() {
     assert_eq!(
         names("billing"),
         vec![
+            "_published.json",
             "daily_spend.csv",
             "daily_spend.parquet",
             "daily_spend_by_model.csv",
@@ -68,7 +69,7 @@ fn least_privilege_policy_filters_tables_and_pseudonymises_members() {
             "member_monthly.parquet",
         ]
     );
-    assert_eq!(names("developer").len(), 11);
+    assert_eq!(names("developer").len(), 12);
     assert!(!names("developer")
         .iter()
         .any(|n| n.starts_with("member_daily")));

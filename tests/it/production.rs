@@ -213,7 +213,11 @@ fn a_failure_while_publishing_leaves_the_previous_outputs_unchanged() {
         "a failed publish changed the reports"
     );
     assert!(!out.join("_staging").exists(), "staging is cleaned up");
-    assert!(!out.join("_lock").exists(), "the lock is released");
+    assert_eq!(
+        lease_newest(&out).unwrap()["released"],
+        true,
+        "the lease is released"
+    );
     // The next run works and publishes.
     run_dates(&data, &out, &["--date", "2026-10-11"]);
     assert!(reports(&out) != before);
@@ -318,7 +322,11 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
             stderr(&o)
         );
         assert!(out.join("_staging").exists(), "staging is left behind");
-        assert!(out.join("_lock").exists(), "the lock is left behind");
+        assert_eq!(
+            lease_newest(&out).unwrap()["released"],
+            false,
+            "the lease is left held"
+        );
     };
     // A failed commit, rolled back, then stopped with one staged file left to delete.
     stopped(&[
@@ -343,47 +351,84 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
 }
 
 #[test]
-fn a_second_run_on_a_locked_output_refuses_clearly() {
+fn a_live_lease_is_never_taken_and_an_expired_one_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), "2", "6");
     let out = dir.path().join("out");
     run_dates(&data, &out, &[]);
     let before = reports(&out);
-    // A live holder: this test process itself.
-    let lock = serde_json::json!({
-        "run_id": "other-run", "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
-        "pid": std::process::id(), "started_at": chrono::Utc::now().to_rfc3339(),
-    });
-    std::fs::write(out.join("_lock"), lock.to_string()).unwrap();
+    let top = lease_newest(&out).unwrap()["seq"].as_u64().unwrap();
+    let plant = |seq: u64, run: &str, expires: chrono::DateTime<chrono::Utc>| {
+        // Another machine's record: its host name and pid say nothing here.
+        let rec = serde_json::json!({
+            "seq": seq, "run_id": run, "host": "backfill-0",
+            "acquired_at": chrono::Utc::now().to_rfc3339(), "expires_at": expires.to_rfc3339(),
+            "released": false,
+        });
+        std::fs::write(out.join(format!("_lease/{seq:012}.json")), rec.to_string()).unwrap();
+    };
     let input = data.join("telemetry");
-    let r = run(
-        &[
-            "run",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        1,
+    let args = [
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    // A holder whose lease runs for another hour: refused after waiting one lease length
+    // (2 s in the tests) without a renewal.
+    plant(
+        top + 1,
+        "other-run",
+        chrono::Utc::now() + chrono::Duration::hours(1),
     );
+    let t = std::time::Instant::now();
+    let r = run(&args, 1);
     assert!(stderr(&r).contains("other-run"), "{}", stderr(&r));
+    assert!(t.elapsed().as_secs_f64() >= 2.0, "it waited for a renewal");
     assert!(reports(&out) == before);
-    // A holder that is gone (a pid that does not exist) is a stale lock: taken over.
-    let stale = serde_json::json!({
-        "run_id": "dead-run", "host": lock["host"], "pid": 4_000_000_000u32, "started_at": chrono::Utc::now().to_rfc3339(),
-    });
-    std::fs::write(out.join("_lock"), stale.to_string()).unwrap();
-    run(
-        &[
-            "run",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        0,
+    // A live holder that renews: a thread creates the next record every 0.5 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = {
+        let (stop, out) = (stop.clone(), out.clone());
+        std::thread::spawn(move || {
+            let mut seq = top + 2;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let rec = serde_json::json!({
+                    "seq": seq, "run_id": "live-run", "host": "backfill-1",
+                    "acquired_at": chrono::Utc::now().to_rfc3339(),
+                    "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339(),
+                    "released": false,
+                });
+                std::fs::write(out.join(format!("_lease/{seq:012}.json")), rec.to_string())
+                    .unwrap();
+                seq += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            seq
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let r = run(&args, 1);
+    assert!(stderr(&r).contains("live-run"), "{}", stderr(&r));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let next = renewer.join().unwrap();
+    assert!(reports(&out) == before);
+    // An expired record of a run that never released: taken over, and released after.
+    plant(
+        next,
+        "dead-run",
+        chrono::Utc::now() - chrono::Duration::seconds(5),
     );
-    assert!(!out.join("_lock").exists());
+    let r = run(&args, 0);
+    assert!(
+        stderr(&r).contains("taking over the lease of run dead-run"),
+        "{}",
+        stderr(&r)
+    );
+    let last = lease_newest(&out).unwrap();
+    assert_eq!(last["released"], true);
+    assert!(last["seq"].as_u64().unwrap() > next);
 }
 
 #[test]

@@ -93,14 +93,25 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// An S3-compatible test server on 127.0.0.1.
+pub trait Server {
+    fn port(&self) -> u16;
+}
+
+impl Server for Moto {
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// The bucket through the `object_store` crate, signed with the test credentials.
-fn store(moto: &Moto, bucket: &str) -> object_store::aws::AmazonS3 {
+fn store(moto: &impl Server, bucket: &str) -> object_store::aws::AmazonS3 {
     object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region("us-east-1")
         .with_access_key_id("testing")
         .with_secret_access_key("testing")
-        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.port()))
         .with_allow_http(true)
         .build()
         .unwrap()
@@ -115,7 +126,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
-pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
+pub fn s3_get(moto: &impl Server, bucket: &str, key: &str) -> Option<Vec<u8>> {
     use object_store::ObjectStoreExt;
     let store = store(moto, bucket);
     block_on(async {
@@ -124,7 +135,7 @@ pub fn s3_get(moto: &Moto, bucket: &str, key: &str) -> Option<Vec<u8>> {
     })
 }
 
-pub fn s3_list(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
+pub fn s3_list(moto: &impl Server, bucket: &str, prefix: &str) -> Vec<String> {
     use futures::TryStreamExt;
     let store = store(moto, bucket);
     block_on(async {
@@ -135,6 +146,28 @@ pub fn s3_list(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
             .unwrap();
         v.into_iter().map(|m| m.location.to_string()).collect()
     })
+}
+
+/// The report files under `prefix` (`<prefix>/reports/…`) as `util::comparable` gives them,
+/// keyed by their path below `prefix`.
+pub fn s3_reports(
+    server: &impl Server,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let base = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    let files = s3_list(server, bucket, &format!("{base}reports"))
+        .into_iter()
+        .map(|k| {
+            let body = s3_get(server, bucket, &k).unwrap();
+            (k[base.len()..].to_string(), body)
+        })
+        .collect();
+    comparable(files)
 }
 
 impl Drop for Moto {
@@ -193,6 +226,11 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
         ],
         0,
     );
+    let (on_s3, on_disk) = (s3_reports(&moto, "telemetry", "analytics"), reports(&out));
+    assert_eq!(
+        on_s3.keys().collect::<Vec<_>>(),
+        on_disk.keys().collect::<Vec<_>>()
+    );
     for role in ["admin", "billing"] {
         for table in [
             "daily_activity",
@@ -202,11 +240,10 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
         ] {
             for ext in ["csv", "parquet"] {
                 let key = format!("reports/{role}/{table}.{ext}");
-                let body = s3_get(&moto, "telemetry", &format!("analytics/{key}"))
-                    .unwrap_or_else(|| panic!("{key} missing on S3"));
-                assert_eq!(
-                    body,
-                    std::fs::read(out.join(&key)).unwrap(),
+                assert!(
+                    on_s3
+                        .get(&key)
+                        .is_some_and(|b| Some(b) == on_disk.get(&key)),
                     "{key}: S3 and local differ"
                 );
             }
@@ -265,14 +302,13 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
             0,
         );
     }
+    let (on_s3, on_disk) = (
+        s3_reports(&moto, "telemetry", "nightly"),
+        reports(&nightly_local),
+    );
     for table in ["daily_spend", "member_monthly"] {
         let key = format!("reports/admin/{table}.parquet");
-        let body = s3_get(&moto, "telemetry", &format!("nightly/{key}")).unwrap();
-        assert_eq!(
-            body,
-            std::fs::read(nightly_local.join(&key)).unwrap(),
-            "nightly {key}"
-        );
+        assert!(on_s3[&key] == on_disk[&key], "nightly {key}");
     }
     let left: Vec<String> = s3_list(&moto, "telemetry", "nightly")
         .into_iter()
@@ -371,12 +407,15 @@ fn s3_state_in_its_own_bucket_leaves_only_reports_in_the_reports_bucket() {
         reports.iter().all(|k| k.starts_with("cc/reports/admin/")),
         "{reports:?}"
     );
+    let (on_s3, on_disk) = (
+        s3_reports(&moto, "reports", "cc"),
+        crate::util::reports(&out),
+    );
     for table in ["daily_spend", "member_daily", "member_monthly"] {
         for ext in ["csv", "parquet"] {
             let key = format!("reports/admin/{table}.{ext}");
-            assert_eq!(
-                s3_get(&moto, "reports", &format!("cc/{key}")).unwrap(),
-                std::fs::read(out.join(&key)).unwrap(),
+            assert!(
+                on_s3[&key] == on_disk[&key],
                 "{key}: split roots on S3 and one root on disk differ"
             );
         }

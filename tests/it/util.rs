@@ -2,7 +2,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cc-analytics"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cc-analytics"));
+    // A short lease: a run killed by a test leaves the output to the next run within 2 s.
+    c.env("CC_ANALYTICS_LEASE_SECONDS", "2");
+    c
+}
+
+/// The newest record of an output's lease, if any.
+pub fn lease_newest(state: &Path) -> Option<serde_json::Value> {
+    let newest = std::fs::read_dir(state.join("_lease"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .max()?;
+    Some(serde_json::from_str(&std::fs::read_to_string(newest).unwrap()).unwrap())
 }
 
 pub fn repo() -> PathBuf {
@@ -131,12 +144,77 @@ pub fn objects_of(gz: &[u8]) -> Vec<serde_json::Value> {
 /// Every table file under `reports/`, by relative path (the dashboard states when it was built,
 /// so it differs between runs by that line).
 pub fn reports(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    walk(&out.join("reports"))
+    let files: Vec<(String, Vec<u8>)> = walk(&out.join("reports"))
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e != "html"))
         .map(|p| {
             let rel = p.strip_prefix(out).unwrap().display().to_string();
             (rel, std::fs::read(&p).unwrap())
         })
+        .collect();
+    comparable(files)
+}
+
+/// Report files as two runs that publish the same tables write them: without the dashboards
+/// (they show the time they were built) and the `_published.json` records, and with the run id
+/// each Parquet file carries in its metadata masked (it is the record's run id).
+pub fn comparable(files: Vec<(String, Vec<u8>)>) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let run_of: std::collections::BTreeMap<String, String> = files
+        .iter()
+        .filter(|(k, _)| k.ends_with("/_published.json"))
+        .map(|(k, v)| {
+            let rec: serde_json::Value = serde_json::from_slice(v).unwrap();
+            let dir = k.trim_end_matches("_published.json").to_string();
+            (dir, rec["run_id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    files
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with(".html") && !k.ends_with("/_published.json"))
+        .map(|(k, mut v)| {
+            if k.ends_with(".parquet") {
+                let dir = &k[..k.rfind('/').unwrap() + 1];
+                let run = run_of
+                    .get(dir)
+                    .unwrap_or_else(|| panic!("{k}: its folder has no _published.json"));
+                let n = masked(&mut v, run.as_bytes());
+                assert_eq!(n, 1, "{k} carries its run id {run} once");
+            }
+            (k, v)
+        })
         .collect()
+}
+
+/// Overwrites every occurrence of `needle` in `v` with `X`s; returns how many there were.
+fn masked(v: &mut [u8], needle: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i + needle.len() <= v.len() {
+        if &v[i..i + needle.len()] == needle {
+            v[i..i + needle.len()].fill(b'X');
+            n += 1;
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// The current commit record of a stored date (the highest sequence number), as JSON.
+pub fn current_commit(out: &Path, date: &str) -> serde_json::Value {
+    let dir = out.join(format!("_facts/date={date}/_commits"));
+    let newest = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .expect("a commit record");
+    serde_json::from_str(&std::fs::read_to_string(newest).unwrap()).unwrap()
+}
+
+/// A frame file of a stored date's current version.
+pub fn current_facts(out: &Path, date: &str, frame: &str) -> PathBuf {
+    let c = current_commit(out, date);
+    let v = c["version"].as_str().expect("a version");
+    out.join(format!("_facts/date={date}/v={v}/{frame}.parquet"))
 }
