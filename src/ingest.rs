@@ -139,6 +139,19 @@ impl ObjectOutput {
         self.object_bad = 0;
         decode_into(self, task.meta.location.as_ref(), bytes, hand_on);
     }
+
+    /// The same for a large object read as a stream.
+    fn decode_task_stream(
+        &mut self,
+        task: &Task,
+        reader: Box<dyn std::io::Read + Send>,
+        hand_on: &mut dyn FnMut(&mut Self),
+    ) {
+        self.input = task.location.url.clone();
+        self.object_lines = 0;
+        self.object_bad = 0;
+        decode_stream(self, task.meta.location.as_ref(), reader, hand_on);
+    }
 }
 
 #[cfg(test)]
@@ -194,20 +207,71 @@ fn decode_into(
     bytes: &[u8],
     hand_on: &mut dyn FnMut(&mut ObjectOutput),
 ) {
-    out.arrival = arrival_day(key);
-    out.decoder
-        .set_arrival_day(out.arrival.map(days_since_epoch));
+    start_object(out, key);
     let mut decompressor = std::mem::take(&mut out.decompressor);
     let mut lines = Lines::default();
     let end = decompressor.stream(bytes, &mut |chunk| {
-        lines.feed(chunk, &mut |i, text, len| {
-            decode_one(out, key, i, text, len)
-        });
-        if out.decoder.records.len() >= part_records() {
-            hand_on(out);
-        }
+        feed_chunk(out, key, &mut lines, chunk, hand_on)
     });
     out.decompressor = decompressor;
+    end_object(out, key, &lines, end);
+}
+
+/// The same for an object too large to fetch whole: its stored bytes are read as a stream and
+/// decompressed on a thread of its own, two chunks ahead, while this thread decodes the lines.
+fn decode_stream(
+    out: &mut ObjectOutput,
+    key: &str,
+    reader: Box<dyn std::io::Read + Send>,
+    hand_on: &mut dyn FnMut(&mut ObjectOutput),
+) {
+    start_object(out, key);
+    let mut decompressor = std::mem::take(&mut out.decompressor);
+    let mut lines = Lines::default();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let end = std::thread::scope(|scope| {
+        let d = &mut decompressor;
+        let inflating = scope.spawn(move || {
+            d.stream_read(reader, &mut |c| {
+                let _ = tx.send(c.to_vec());
+            })
+        });
+        for chunk in rx {
+            feed_chunk(out, key, &mut lines, &chunk, hand_on);
+        }
+        inflating
+            .join()
+            .expect("the decompressing thread does not panic")
+    });
+    out.decompressor = decompressor;
+    end_object(out, key, &lines, end);
+}
+
+fn start_object(out: &mut ObjectOutput, key: &str) {
+    out.arrival = arrival_day(key);
+    out.decoder
+        .set_arrival_day(out.arrival.map(days_since_epoch));
+}
+
+/// Decodes the lines a decompressed chunk completes, handing on a part when it is full.
+fn feed_chunk(
+    out: &mut ObjectOutput,
+    key: &str,
+    lines: &mut Lines,
+    chunk: &[u8],
+    hand_on: &mut dyn FnMut(&mut ObjectOutput),
+) {
+    lines.feed(chunk, &mut |i, text, len| {
+        decode_one(out, key, i, text, len)
+    });
+    if out.decoder.records.len() >= part_records() {
+        hand_on(out);
+    }
+}
+
+/// The end of an object: a cut stream's last line quarantined, or the last line decoded when
+/// the object does not end with a newline.
+fn end_object(out: &mut ObjectOutput, key: &str, lines: &Lines, end: crate::source::StreamEnd) {
     match end.truncated {
         // A cut stream's last line is incomplete (maybe empty): only lines ended by a newline
         // are used, and the cut is quarantined.
@@ -411,8 +475,12 @@ pub async fn ingest(
                         futures::future::try_join_all(tasks[batch.clone()].iter().map(|task| {
                             let requests = requests.clone();
                             async move {
+                                if task.meta.size > crate::source::stream_object_bytes() {
+                                    // Read as a stream when it is decoded.
+                                    return Ok(None);
+                                }
                                 let _slot = requests.acquire().await.expect("never closed");
-                                task.location.get(&task.meta.location).await
+                                task.location.get(&task.meta.location).await.map(Some)
                             }
                         }))
                         .await?,
@@ -433,18 +501,45 @@ pub async fn ingest(
                         if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
                             break;
                         }
-                        match &fetched {
-                            Some(f) => out.decode_task(task, &f[k], &mut hand_on),
-                            None => match task.location.read_local(&task.meta.location) {
-                                Ok((bytes, meta)) => {
-                                    out.decode_task(task, &bytes, &mut hand_on);
-                                    out.metas.push((first + k, meta));
+                        let path = &task.meta.location;
+                        let large = match &fetched {
+                            Some(f) => f[k].is_none(),
+                            None => task
+                                .location
+                                .local_size(path)
+                                .is_some_and(|n| n > crate::source::stream_object_bytes()),
+                        };
+                        if large {
+                            match task.location.open_stream(path) {
+                                Ok((reader, meta)) => {
+                                    out.decode_task_stream(task, reader, &mut hand_on);
+                                    if let Some(m) = meta {
+                                        out.metas.push((first + k, m));
+                                    }
                                 }
                                 Err(e) => {
                                     send(Err(e));
                                     return;
                                 }
-                            },
+                            }
+                        } else {
+                            match &fetched {
+                                Some(f) => out.decode_task(
+                                    task,
+                                    f[k].as_ref().expect("fetched"),
+                                    &mut hand_on,
+                                ),
+                                None => match task.location.read_local(&task.meta.location) {
+                                    Ok((bytes, meta)) => {
+                                        out.decode_task(task, &bytes, &mut hand_on);
+                                        out.metas.push((first + k, meta));
+                                    }
+                                    Err(e) => {
+                                        send(Err(e));
+                                        return;
+                                    }
+                                },
+                            }
                         }
                         watch.object(out.object_lines, out.object_bad, task.meta.size);
                         if out.decoder.records.len() >= part_records() {
@@ -679,11 +774,34 @@ mod streaming {
         assert_eq!(whole.lines_parsed, 51);
         assert_eq!(whole.bad_lines.len(), 5);
         let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        // Two gzip members in a row, as a compacted object can be.
+        let half = text.len() / 2 + text[text.len() / 2..].find('\n').unwrap() + 1;
+        let mut two = Vec::new();
+        for part in [&text[..half], &text[half..]] {
+            let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            g.write_all(part.as_bytes()).unwrap();
+            two.extend(g.finish().unwrap());
+        }
         for chunk in [1, 2, 3, 7, 64, 250, 251, 4096] {
-            for bytes in [&gz[..], &zst[..], text.as_bytes()] {
+            for (bytes, streamed) in [
+                (&gz[..], false),
+                (&zst[..], false),
+                (text.as_bytes(), false),
+                (&gz[..], true),
+                (&zst[..], true),
+                (text.as_bytes(), true),
+                (&two[..], true),
+            ] {
                 let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
                 o.decompressor = Decompressor::with_limit(usize::MAX).with_chunk(chunk);
-                decode_into(&mut o, "k", bytes, &mut |_| {});
+                if streamed {
+                    // The path of objects too large to fetch whole: read and inflated as a
+                    // stream on a thread of their own.
+                    let reader = Box::new(std::io::Cursor::new(bytes.to_vec()));
+                    decode_stream(&mut o, "k", reader, &mut |_| {});
+                } else {
+                    decode_into(&mut o, "k", bytes, &mut |_| {});
+                }
                 assert_eq!(o.lines_read, whole.lines_read, "chunk {chunk}");
                 assert_eq!(o.lines_parsed, whole.lines_parsed, "chunk {chunk}");
                 assert_eq!(o.decoder.records.len(), whole.decoder.records.len());
@@ -696,6 +814,23 @@ mod streaming {
                 assert_eq!(lines(&o), lines(&whole), "chunk {chunk}");
             }
         }
+        // A cut stream read as a stream: the lines before the cut decoded, the cut quarantined.
+        let cut = &gz[..gz.len() * 2 / 3];
+        let mut o = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
+        decode_stream(
+            &mut o,
+            "k",
+            Box::new(std::io::Cursor::new(cut.to_vec())),
+            &mut |_| {},
+        );
+        let last = o.bad_lines.last().unwrap();
+        assert_eq!(last.reasons, vec![Reason::Truncated], "{}", last.detail);
+        let mut fetched = ObjectOutput::new(DecodeContext::new(chrono_tz::UTC, i64::MAX));
+        decode_into(&mut fetched, "k", cut, &mut |_| {});
+        assert_eq!(
+            o.lines_parsed, fetched.lines_parsed,
+            "the same lines as when fetched whole"
+        );
     }
 }
 

@@ -237,8 +237,19 @@ impl Lease {
         }
     }
 
-    /// Fails if the lease was lost (another run took it over): checked before publishing.
-    pub fn check(&self) -> Result<()> {
+    /// Fails if the lease was lost (another run took it over): checked before publishing, from
+    /// the store itself (a heartbeat kept from running by a long step would not know yet).
+    pub async fn check(&self) -> Result<()> {
+        // Held while reading: no renewal moves the number in between.
+        let guard = self.seq.lock().await;
+        let top = newest(&self.state).await?;
+        let ours = top
+            .as_ref()
+            .is_some_and(|t| t.seq == *guard && t.run_id == self.run_id && !t.released);
+        drop(guard);
+        if !ours {
+            self.lost.store(true, Ordering::SeqCst);
+        }
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::Locked(format!(
                 "run {} lost the lease of {} to another run (it could not renew it in time): nothing published",

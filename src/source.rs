@@ -245,6 +245,52 @@ impl Location {
         r.bytes().await.map_err(|e| Error::store(path.as_ref(), e))
     }
 
+    /// The size of a local object (local listings leave sizes out), if this is a local
+    /// directory and the file is there.
+    pub fn local_size(&self, path: &Path) -> Option<u64> {
+        let file = self.local.as_ref()?.path_to_filesystem(path).ok()?;
+        std::fs::metadata(file).ok().map(|m| m.len())
+    }
+
+    /// A reader over an object's stored bytes, fetched a part at a time: the file itself on a
+    /// local disk (with its metadata, which local listings leave out), else the store's GET as
+    /// a stream. To be called from a blocking thread of the runtime (it waits for each part of
+    /// the stream there).
+    pub fn open_stream(
+        &self,
+        path: &Path,
+    ) -> Result<(Box<dyn std::io::Read + Send>, Option<ObjectMeta>)> {
+        if let Some(fs) = &self.local {
+            let file = fs
+                .path_to_filesystem(path)
+                .map_err(|e| Error::store(path.as_ref(), e))?;
+            let io = |e: std::io::Error| {
+                Error::store(
+                    path.as_ref(),
+                    object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    },
+                )
+            };
+            let f = std::fs::File::open(&file).map_err(io)?;
+            let m = f.metadata().map_err(io)?;
+            return Ok((Box::new(f), Some(local_meta(path, &m))));
+        }
+        let handle = tokio::runtime::Handle::current();
+        let r = handle
+            .block_on(self.store.get(path))
+            .map_err(|e| Error::store(path.as_ref(), e))?;
+        Ok((
+            Box::new(StreamRead {
+                handle,
+                stream: r.into_stream(),
+                part: bytes::Bytes::new(),
+            }),
+            None,
+        ))
+    }
+
     /// Reads an object of a local directory on the calling thread (see `local`), with its
     /// metadata: taken from the open file, as `list_local` leaves it out.
     pub fn read_local(&self, path: &Path) -> Result<(Vec<u8>, ObjectMeta)> {
@@ -269,25 +315,7 @@ impl Location {
         let m = f.metadata().map_err(io)?;
         let mut data = Vec::with_capacity(m.len() as usize + 1);
         f.read_to_end(&mut data).map_err(io)?;
-        // The same etag as object_store's local store: inode, modification time, size.
-        let mtime = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .unwrap_or_default();
-        let meta = ObjectMeta {
-            location: path.clone(),
-            last_modified: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH + mtime),
-            size: m.len(),
-            e_tag: Some(format!(
-                "{:x}-{:x}-{:x}",
-                std::os::unix::fs::MetadataExt::ino(&m),
-                mtime.as_micros(),
-                m.len()
-            )),
-            version: None,
-        };
-        Ok((data, meta))
+        Ok((data, local_meta(path, &m)))
     }
 
     /// Every object below `prefix`.
@@ -601,6 +629,64 @@ pub fn contains(outer: &str, inner: &str) -> bool {
     i == o || i.starts_with(&format!("{o}/"))
 }
 
+/// A local file's metadata, with the same etag as object_store's local store (inode,
+/// modification time, size).
+fn local_meta(path: &Path, m: &std::fs::Metadata) -> ObjectMeta {
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    ObjectMeta {
+        location: path.clone(),
+        last_modified: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH + mtime),
+        size: m.len(),
+        e_tag: Some(format!(
+            "{:x}-{:x}-{:x}",
+            std::os::unix::fs::MetadataExt::ino(m),
+            mtime.as_micros(),
+            m.len()
+        )),
+        version: None,
+    }
+}
+
+/// An object's GET as a blocking reader: each part of the body stream is awaited on the
+/// runtime from the (blocking) thread that reads.
+struct StreamRead {
+    handle: tokio::runtime::Handle,
+    stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    part: bytes::Bytes,
+}
+
+impl std::io::Read for StreamRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use futures::StreamExt;
+        while self.part.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                Some(Ok(b)) => self.part = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.part.len());
+        buf[..n].copy_from_slice(&self.part[..n]);
+        self.part = self.part.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Objects of more stored bytes than this are not fetched whole but read as a stream, and
+/// decompressed on a thread of their own while their lines are decoded
+/// (`CC_ANALYTICS_STREAM_OBJECT_BYTES` changes it, default 64 MiB): memory stays bounded
+/// whatever an object's size, compressed or not, and one huge object keeps two cores busy.
+pub fn stream_object_bytes() -> u64 {
+    std::env::var("CC_ANALYTICS_STREAM_OBJECT_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(64 << 20)
+}
+
 /// Decompressed bytes of an object, and whether the compressed stream broke off early.
 pub struct Decompressed {
     pub data: Vec<u8>,
@@ -752,6 +838,67 @@ impl Decompressor {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return fault(e.to_string()),
+            }
+        }
+    }
+
+    /// Decompresses what `r` reads (gzip, zstd or plain, by magic number) into `sink`, a chunk
+    /// at a time, reading the input a part at a time too: for objects too large to hold. On a
+    /// cut or corrupt stream, what was decompressed before the fault has been passed on.
+    pub fn stream_read(
+        &mut self,
+        r: Box<dyn std::io::Read + Send>,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> StreamEnd {
+        use std::io::{BufRead, Read};
+        let mut input = std::io::BufReader::with_capacity(1 << 20, r);
+        let magic = match input.fill_buf() {
+            Ok(b) => b.get(..4).unwrap_or(b).to_vec(),
+            Err(e) => return fault(e.to_string()),
+        };
+        let mut reader: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::bufread::MultiGzDecoder::new(input))
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            match zstd::stream::read::Decoder::with_buffer(input) {
+                Ok(d) => Box::new(d),
+                Err(e) => return fault(e.to_string()),
+            }
+        } else {
+            Box::new(input)
+        };
+        let mut out = Out {
+            sink,
+            total: 0,
+            limit: self.limit,
+        };
+        let mut buf = vec![0u8; self.chunk];
+        loop {
+            // Fill the chunk (decoders return a little at a time) before handing it on.
+            let mut filled = 0;
+            let mut end = None;
+            while filled < buf.len() {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        end = Some(StreamEnd::default());
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        end = Some(fault(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                            "unexpected end of file".into()
+                        } else {
+                            format!("corrupt stream: {e}")
+                        }));
+                        break;
+                    }
+                }
+            }
+            if filled > 0 && !out.put(&buf[..filled]) {
+                return too_large(self.limit);
+            }
+            if let Some(end) = end {
+                return end;
             }
         }
     }

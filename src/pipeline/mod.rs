@@ -214,15 +214,13 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    if let Some((plan, _)) = &plan {
-        shard::join(state, plan).await?;
-    }
     // Shards of one backfill run side by side: they commit dates, which is safe between
-    // writers, and take no lock; a run that publishes reports takes it.
-    let lock = match plan {
+    // writers, and take no lease; a run that publishes reports takes it.
+    let lock = match &plan {
         None => Some(Lease::acquire(state, &run_id).await?),
-        Some(_) => {
+        Some((plan, _)) => {
             crate::lease::probe(state, &run_id).await?;
+            shard::join(state, plan).await?;
             None
         }
     };
@@ -515,7 +513,7 @@ impl<'a> RunState<'a> {
         // The tables are written: their memory goes before the manifest's is needed.
         drop(tables);
         if let Some(l) = s.lease {
-            l.check()?;
+            l.check().await?;
         }
         publisher.commit().await?;
         self.write_manifest().await?;

@@ -18,6 +18,8 @@ enum Fault {
     Poison(String),
     /// Every request is refused as S3 refuses unknown credentials.
     Deny,
+    /// Conditional headers are dropped, as stores that ignore them do (SeaweedFS 3.96).
+    IgnoreConditions,
 }
 
 struct Proxy {
@@ -80,6 +82,17 @@ impl Proxy {
                     let Some((head, body)) = read_request(&mut c) else {
                         return;
                     };
+                    let head = match &fault {
+                        Fault::IgnoreConditions => head
+                            .split("\r\n")
+                            .filter(|l| {
+                                let l = l.to_ascii_lowercase();
+                                !l.starts_with("if-none-match:") && !l.starts_with("if-match:")
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\r\n"),
+                        _ => head,
+                    };
                     let i = count.fetch_add(1, Ordering::SeqCst);
                     let first_line = head.lines().next().unwrap_or("").to_string();
                     let fail = match &fault {
@@ -91,7 +104,7 @@ impl Proxy {
                         Fault::Poison(p) if first_line.contains(p.as_str()) => {
                             Some("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                         }
-                        Fault::Poison(_) => None,
+                        Fault::Poison(_) | Fault::IgnoreConditions => None,
                         Fault::Deny => Some(
                             "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 115\r\nConnection: close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code><Message>Unknown key</Message></Error>\n",
                         ),
@@ -283,4 +296,59 @@ fn wrong_credentials_are_a_clear_usage_error() {
     );
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     assert!(!out.exists());
+}
+
+/// A store that accepts a second conditional create of one key cannot keep two writers apart:
+/// the run refuses at once (exit 2), before it writes anything, rather than fall back to plain
+/// puts.
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused() {
+    let moto = Moto::start();
+    moto.create_bucket("noconds");
+    let dir = tempfile::tempdir().unwrap();
+    let fx = repo().join("tests/fixtures/small/input");
+    let proxy = Proxy::start(moto.port, Fault::IgnoreConditions);
+    for shard in [false, true] {
+        let mut args = vec![
+            "run",
+            "--input",
+            fx.to_str().unwrap(),
+            "--output",
+            "s3://noconds/out",
+        ];
+        if shard {
+            args.extend([
+                "--from",
+                "2026-10-01",
+                "--to",
+                "2026-10-02",
+                "--shard-index",
+                "0",
+                "--shard-count",
+                "2",
+            ]);
+        }
+        let r = run_in(Some(dir.path()), &args, &as_refs(&proxy.env(&moto)), 2);
+        assert!(
+            stderr(&r).contains("accepted a second conditional create"),
+            "{}",
+            stderr(&r)
+        );
+    }
+    let left = crate::s3::s3_list(&moto, "noconds", "out");
+    assert!(left.is_empty(), "nothing is written: {left:?}");
+    // Through the same proxy without the fault, the run works: the refusal was the store's.
+    let ok = Proxy::start(moto.port, Fault::Poison("never-matches".into()));
+    run_in(
+        Some(dir.path()),
+        &[
+            "run",
+            "--input",
+            fx.to_str().unwrap(),
+            "--output",
+            "s3://noconds/out",
+        ],
+        &as_refs(&ok.env(&moto)),
+        0,
+    );
 }

@@ -229,8 +229,31 @@ fn collector_sized_objects_give_the_same_tables_as_small_ones() {
         ],
         0,
     );
+    // Every object read as a stream (as objects past 64 MiB are) and inflated on a thread of
+    // its own while its lines are decoded: the same tables.
+    let streamed = dir.path().join("streamed");
+    run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            big.join("telemetry").to_str().unwrap(),
+            "--roster",
+            big.join("roster.csv").to_str().unwrap(),
+            "--output",
+            streamed.to_str().unwrap(),
+            "--no-dashboard",
+        ],
+        &[
+            ("CC_ANALYTICS_STREAM_OBJECT_BYTES", "0"),
+            ("CC_ANALYTICS_STREAM_CHUNK_BYTES", "3000"),
+        ],
+        0,
+    );
+    let m = manifest(&streamed);
+    assert_eq!(m["objects"]["read"], manifest(&out)["objects"]["read"]);
     let base = reports(&out);
-    for other in [&small_chunks, &small_parts] {
+    for other in [&small_chunks, &small_parts, &streamed] {
         let other_reports = reports(other);
         for table in ["daily_spend_by_model", "member_daily", "member_monthly"] {
             let rel = format!("reports/owner/{table}.parquet");

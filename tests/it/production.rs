@@ -268,16 +268,21 @@ fn kill_9_leaves_readable_outputs_and_the_next_run_recovers() {
         let committing = std::fs::read_dir(out.join("_staging"))
             .map(|rd| rd.flatten().any(|e| e.path().join("_commit.json").exists()))
             .unwrap_or(false);
-        let now = reports(&out);
         // Without a journal the outputs are whole: the previous ones (stopped before its commit
-        // point, or an earlier run already published) or the run's own (stopped after it).
+        // point, or an earlier run already published) or the run's own (stopped after it), each
+        // with the record of the run whose files they are (`reports` checks the run ids).
         if !committing {
+            let now = reports(&out);
             assert!(
                 now == before || now == clean,
                 "killed after {delay_ms} ms outside its commit, yet the reports are mixed"
             );
         }
         // Readable whatever the moment: every Parquet file is whole.
+        let now: Vec<(String, Vec<u8>)> = walk(&out.join("reports"))
+            .into_iter()
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
         for (k, v) in &now {
             if k.ends_with(".parquet") {
                 assert!(

@@ -249,6 +249,27 @@ fn s3_input_and_output_give_the_same_tables_as_local_files() {
             }
         }
     }
+    // Objects read from S3 as streams (as objects past 64 MiB are): the same tables.
+    run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            "s3://telemetry/raw/telemetry",
+            "--roster",
+            "s3://telemetry/raw/roster.csv",
+            "--output",
+            "s3://telemetry/streamed",
+            "--roles",
+            "admin,billing",
+        ],
+        &[env.as_slice(), &[("CC_ANALYTICS_STREAM_OBJECT_BYTES", "0")]].concat(),
+        0,
+    );
+    assert!(
+        s3_reports(&moto, "telemetry", "streamed") == on_s3,
+        "streamed objects give other tables"
+    );
     // The manifest on S3 names the S3 objects it read.
     let runs: Vec<String> = s3_list(&moto, "telemetry", "analytics/_runs")
         .into_iter()

@@ -326,3 +326,36 @@ fn shards_in_pods_and_the_reduce_on_seaweedfs_equal_one_run() {
     let weed = Weed::start();
     fan_out_on(&weed);
 }
+
+/// The Indexed Job and the reduce's Job say what the scale-out needs, read with a YAML parser.
+#[test]
+fn the_kubernetes_manifests_map_exit_codes_and_the_shard_count() {
+    let check = r#"
+import sys, yaml
+shards = yaml.safe_load(open(sys.argv[1]))
+spec = shards["spec"]
+assert spec["completionMode"] == "Indexed", spec
+assert spec["backoffLimitPerIndex"] >= 1
+c = spec["template"]["spec"]["containers"][0]
+count = {e["name"]: e["value"] for e in c["env"]}["CC_ANALYTICS_SHARD_COUNT"]
+assert int(count) == spec["completions"] == spec["parallelism"], (count, spec["completions"])
+assert c["args"][0] == "run" and "--from" in c["args"] and "--to" in c["args"]
+actions = {r["action"]: r.get("onExitCodes", {}).get("values") for r in spec["podFailurePolicy"]["rules"]}
+assert actions["FailJob"] == [2] and actions["FailIndex"] == [3], actions
+reduce = yaml.safe_load(open(sys.argv[2]))
+assert reduce["spec"]["template"]["spec"]["containers"][0]["args"][0] == "reports"
+wf = yaml.safe_load(open(sys.argv[3]))
+steps = {t["name"]: t for t in wf["spec"]["templates"]}["backfill"]["steps"]
+assert "withSequence" in steps[0][0] and steps[1][0]["template"] == "reduce", steps
+print("ok")
+"#;
+    let d = repo().join("deploy");
+    let o = Command::new("python3")
+        .args(["-c", check])
+        .arg(d.join("k8s/backfill-shards.yaml"))
+        .arg(d.join("k8s/backfill-reduce.yaml"))
+        .arg(d.join("argo/backfill-workflow.yaml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
