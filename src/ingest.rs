@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use object_store::ObjectMeta;
 
 use crate::error::{Error, Result};
 use crate::facts::{days_since_epoch, Accumulator};
@@ -35,18 +34,52 @@ fn max_requests() -> usize {
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
 
-/// An object to read: its store and metadata.
-#[derive(Clone)]
+/// An object to read: its store, key and size. A window holds one per object it reads
+/// (millions, for a backfill of small objects), so it is kept small: the key's directory is
+/// shared with the other objects of that directory, and what else the listing told of the
+/// object (etag, time) went to the objects file as it was listed.
+#[derive(Clone, Debug)]
 pub struct Task {
     pub location: Arc<Location>,
-    pub meta: ObjectMeta,
+    dir: Arc<str>,
+    name: Box<str>,
+    pub size: u64,
+}
+
+impl Task {
+    /// The task of object `key` (a path in `location`'s store) in directory `dir` (the key up
+    /// to its last `/`, shared between tasks).
+    pub fn new(location: Arc<Location>, dir: Arc<str>, key: &str, size: u64) -> Task {
+        let name = key
+            .strip_prefix(&*dir)
+            .unwrap_or(key)
+            .trim_start_matches('/');
+        Task {
+            location,
+            dir,
+            name: name.into(),
+            size,
+        }
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> String {
+        if self.dir.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{}/{}", self.dir, self.name)
+        }
+    }
+
+    /// The object's path in its store.
+    pub fn path(&self) -> object_store::path::Path {
+        object_store::path::Path::parse(self.key()).expect("a key the store listed")
+    }
 }
 
 /// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {
     pub acc: Accumulator,
-    /// Metadata read with local files (their listing leaves it out): (task index, metadata).
-    pub metas: Vec<(usize, ObjectMeta)>,
     pub counts: Counts,
     /// Why the run stopped reading before the end: too much bad input already.
     pub stopped_early: Option<String>,
@@ -59,8 +92,6 @@ pub struct Ingested {
 struct ObjectOutput {
     decoder: ObjectDecoder,
     decompressor: Decompressor,
-    /// Metadata of local files, taken as they were read: (task index, metadata).
-    metas: Vec<(usize, ObjectMeta)>,
     lines_read: u64,
     lines_parsed: u64,
     bad_lines: Vec<BadLine>,
@@ -95,7 +126,6 @@ impl ObjectOutput {
         ObjectOutput {
             decoder: ObjectDecoder::new(ctx),
             decompressor: Decompressor::default(),
-            metas: Vec::new(),
             lines_read: 0,
             lines_parsed: 0,
             bad_lines: Vec::new(),
@@ -137,7 +167,7 @@ impl ObjectOutput {
         self.input = task.location.url.clone();
         self.object_lines = 0;
         self.object_bad = 0;
-        decode_into(self, task.meta.location.as_ref(), bytes, hand_on);
+        decode_into(self, &task.key(), bytes, hand_on);
     }
 
     /// The same for a large object read as a stream.
@@ -150,7 +180,7 @@ impl ObjectOutput {
         self.input = task.location.url.clone();
         self.object_lines = 0;
         self.object_bad = 0;
-        decode_stream(self, task.meta.location.as_ref(), reader, hand_on);
+        decode_stream(self, &task.key(), reader, hand_on);
     }
 }
 
@@ -428,8 +458,8 @@ pub async fn ingest(
         stop: Default::default(),
         why: Default::default(),
         total_objects: total as u64,
-        total_bytes: if tasks.iter().all(|t| t.meta.size > 0) {
-            tasks.iter().map(|t| t.meta.size).sum()
+        total_bytes: if tasks.iter().all(|t| t.size > 0) {
+            tasks.iter().map(|t| t.size).sum()
         } else {
             0
         },
@@ -441,7 +471,7 @@ pub async fn ingest(
     let mut size = 0u64;
     for (i, t) in tasks.iter().enumerate() {
         match batches.last_mut() {
-            Some(b) if size < BATCH_BYTES && (t.meta.size > 0 || b.len() < UNSIZED_PER_BATCH) => {
+            Some(b) if size < BATCH_BYTES && (t.size > 0 || b.len() < UNSIZED_PER_BATCH) => {
                 b.end = i + 1
             }
             _ => {
@@ -449,7 +479,7 @@ pub async fn ingest(
                 size = 0;
             }
         }
-        size += t.meta.size;
+        size += t.size;
     }
     let requests = Arc::new(tokio::sync::Semaphore::new(max_requests()));
     // Each batch decodes on a blocking thread and hands its decoded parts on through a channel
@@ -475,12 +505,12 @@ pub async fn ingest(
                         futures::future::try_join_all(tasks[batch.clone()].iter().map(|task| {
                             let requests = requests.clone();
                             async move {
-                                if task.meta.size > crate::source::stream_object_bytes() {
+                                if task.size > crate::source::stream_object_bytes() {
                                     // Read as a stream when it is decoded.
                                     return Ok(None);
                                 }
                                 let _slot = requests.acquire().await.expect("never closed");
-                                task.location.get(&task.meta.location).await.map(Some)
+                                task.location.get(&task.path()).await.map(Some)
                             }
                         }))
                         .await?,
@@ -490,7 +520,6 @@ pub async fn ingest(
                 let decoding = tokio::task::spawn_blocking(move || {
                     let send = |part: Part| part_tx.blocking_send(part).is_ok();
                     let mut out = ObjectOutput::new(ctx);
-                    let first = batch.start;
                     let mut hand_on = |out: &mut ObjectOutput| {
                         let next = out.next_part();
                         let mut full = std::mem::replace(out, next);
@@ -501,21 +530,15 @@ pub async fn ingest(
                         if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
                             break;
                         }
-                        let path = &task.meta.location;
+                        let path = &task.path();
                         let large = match &fetched {
                             Some(f) => f[k].is_none(),
-                            None => task
-                                .location
-                                .local_size(path)
-                                .is_some_and(|n| n > crate::source::stream_object_bytes()),
+                            None => task.size > crate::source::stream_object_bytes(),
                         };
                         if large {
                             match task.location.open_stream(path) {
-                                Ok((reader, meta)) => {
-                                    out.decode_task_stream(task, reader, &mut hand_on);
-                                    if let Some(m) = meta {
-                                        out.metas.push((first + k, m));
-                                    }
+                                Ok((reader, _)) => {
+                                    out.decode_task_stream(task, reader, &mut hand_on)
                                 }
                                 Err(e) => {
                                     send(Err(e));
@@ -529,11 +552,8 @@ pub async fn ingest(
                                     f[k].as_ref().expect("fetched"),
                                     &mut hand_on,
                                 ),
-                                None => match task.location.read_local(&task.meta.location) {
-                                    Ok((bytes, meta)) => {
-                                        out.decode_task(task, &bytes, &mut hand_on);
-                                        out.metas.push((first + k, meta));
-                                    }
+                                None => match task.location.read_local(path) {
+                                    Ok((bytes, _)) => out.decode_task(task, &bytes, &mut hand_on),
                                     Err(e) => {
                                         send(Err(e));
                                         return;
@@ -541,7 +561,7 @@ pub async fn ingest(
                                 },
                             }
                         }
-                        watch.object(out.object_lines, out.object_bad, task.meta.size);
+                        watch.object(out.object_lines, out.object_bad, task.size);
                         if out.decoder.records.len() >= part_records() {
                             hand_on(&mut out);
                         }
@@ -567,7 +587,6 @@ pub async fn ingest(
         acc
     });
     let mut counts = Counts::default();
-    let mut metas = Vec::new();
     let mut late = BTreeMap::new();
     let mut done = 0usize;
     'batches: while let Some(batch) = outputs.next().await {
@@ -577,7 +596,6 @@ pub async fn ingest(
         let mut next = first;
         while let Some(part) = next.take() {
             let mut o = part?;
-            metas.append(&mut o.metas);
             add_counts(&mut counts, &mut late, &mut o);
             quarantine.add(std::mem::take(&mut o.bad_lines)).await?;
             if watch.stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -615,7 +633,6 @@ pub async fn ingest(
     }
     Ok(Ingested {
         acc,
-        metas,
         counts,
         stopped_early,
         late,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ingest::Task;
 use crate::source::Location;
+use object_store::ObjectMeta;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct Counts {
@@ -91,18 +91,52 @@ pub struct InputObject<'a> {
 }
 
 impl InputObject<'_> {
-    pub fn of(t: &Task) -> InputObject<'_> {
-        let key = t.meta.location.as_ref();
+    pub fn of<'a>(loc: &Location, meta: &'a ObjectMeta) -> InputObject<'a> {
+        let key = meta.location.as_ref();
         let rel = key
-            .strip_prefix(t.location.prefix.as_ref())
+            .strip_prefix(loc.prefix.as_ref())
             .unwrap_or(key)
             .trim_start_matches('/');
         InputObject {
-            key: format!("{}/{rel}", t.location.url.trim_end_matches('/')),
-            size: t.meta.size,
-            etag: t.meta.e_tag.as_deref(),
-            last_modified: t.meta.last_modified.to_rfc3339(),
+            key: format!("{}/{rel}", loc.url.trim_end_matches('/')),
+            size: meta.size,
+            etag: meta.e_tag.as_deref(),
+            last_modified: meta.last_modified.to_rfc3339(),
         }
+    }
+}
+
+/// Objects file lines for the objects of one listing, compressed as they are added: one gzip
+/// member of the objects file.
+pub struct Entries(flate2::write::GzEncoder<Vec<u8>>);
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Entries {
+    pub fn new() -> Entries {
+        Entries(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ))
+    }
+
+    /// Appends the line of one listed object.
+    pub fn add(&mut self, loc: &Location, meta: &ObjectMeta) -> Result<()> {
+        use std::io::Write;
+        serde_json::to_writer(&mut self.0, &InputObject::of(loc, meta))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        self.0
+            .write_all(b"\n")
+            .map_err(|e| Error::Other(e.to_string()))
+    }
+
+    /// The gzip member.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        self.0.finish().map_err(|e| Error::Other(e.to_string()))
     }
 }
 
@@ -111,8 +145,8 @@ impl InputObject<'_> {
 /// neither the manifest nor the run's memory should hold them all. Gzip output is taken from the
 /// encoder as it is produced and uploaded in parts.
 pub struct ObjectsFile {
-    gz: flate2::write::GzEncoder<Vec<u8>>,
     writer: object_store::buffered::BufWriter,
+    written: bool,
     pub path: String,
 }
 
@@ -120,27 +154,20 @@ impl ObjectsFile {
     pub fn new(state: &Location, run_id: &str) -> ObjectsFile {
         let path = format!("_runs/{run_id}.objects.jsonl.gz");
         ObjectsFile {
-            gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
             writer: object_store::buffered::BufWriter::new(state.store.clone(), state.child(&path)),
+            written: false,
             path,
         }
     }
 
-    /// Appends the objects of `tasks`, one JSON line each.
-    pub async fn add(&mut self, tasks: &[Task]) -> Result<()> {
-        use std::io::Write;
-        for t in tasks {
-            serde_json::to_writer(&mut self.gz, &InputObject::of(t))
-                .map_err(|e| Error::Other(e.to_string()))?;
-            self.gz
-                .write_all(b"\n")
-                .map_err(|e| Error::Other(e.to_string()))?;
+    /// Appends the lines of one window's objects (a gzip member: the file is their
+    /// concatenation, which gzip readers read as one stream).
+    pub async fn add(&mut self, member: Vec<u8>) -> Result<()> {
+        if member.is_empty() {
+            return Ok(());
         }
-        let done = std::mem::take(self.gz.get_mut());
-        if !done.is_empty() {
-            self.put(done).await?;
-        }
-        Ok(())
+        self.written = true;
+        self.put(member).await
     }
 
     async fn put(&mut self, bytes: Vec<u8>) -> Result<()> {
@@ -151,14 +178,12 @@ impl ObjectsFile {
             .map_err(|e| Error::store(path, e))
     }
 
-    /// Writes the end of the file.
+    /// Writes the end of the file (an empty gzip member if no window listed anything).
     pub async fn finish(mut self) -> Result<()> {
-        let gz = std::mem::replace(
-            &mut self.gz,
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
-        );
-        let rest = gz.finish().map_err(|e| Error::Other(e.to_string()))?;
-        self.put(rest).await?;
+        if !self.written {
+            let empty = Entries::new().finish()?;
+            self.put(empty).await?;
+        }
         crate::source::finish_upload(&mut self.writer, &self.path).await
     }
 }

@@ -282,11 +282,19 @@ impl StagedFile {
 }
 
 async fn apply(roots: &Roots, run_id: &str, j: &Journal, fail_after: Option<usize>) -> Result<()> {
+    // Test hook: `CC_ANALYTICS_ABORT_AFTER_COMMITS=N` aborts the process (as kill -9 would) after
+    // N files are in place: a publish stopped half-way, journal and all.
+    let abort_after: Option<usize> = std::env::var("CC_ANALYTICS_ABORT_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (i, rel) in j.files.iter().enumerate() {
         if fail_after == Some(i) {
             return Err(Error::Other(format!(
                 "injected failure after {i} committed files ({FAIL_HOOK})"
             )));
+        }
+        if abort_after == Some(i) {
+            std::process::abort();
         }
         // Copy is atomic per object (S3 server-side copy; write-then-rename on local disks),
         // so readers always see a whole file, old or new.
@@ -498,7 +506,15 @@ fn remove_empty_dirs(p: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Before a run (under the lock): deletes partial files a killed run left on a local disk, rolls
+/// Whether a run was stopped while moving its files into place: a journal in the staging.
+/// A shard (which takes no lease) then takes the lease to recover before it goes on.
+pub async fn interrupted(roots: &Roots) -> Result<bool> {
+    let out = &roots.state;
+    let paths = list_paths(out, &out.child(STAGING)).await?;
+    Ok(paths.iter().any(|p| p.as_ref().ends_with(JOURNAL)))
+}
+
+/// Before a run (under the lease): deletes partial files a killed run left on a local disk, rolls
 /// back commits whose journal was written (the run was killed while moving files into place) and
 /// discards staging of runs that never reached their commit point or were tidying it up.
 pub async fn recover(roots: &Roots) -> Result<()> {

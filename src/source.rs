@@ -245,13 +245,6 @@ impl Location {
         r.bytes().await.map_err(|e| Error::store(path.as_ref(), e))
     }
 
-    /// The size of a local object (local listings leave sizes out), if this is a local
-    /// directory and the file is there.
-    pub fn local_size(&self, path: &Path) -> Option<u64> {
-        let file = self.local.as_ref()?.path_to_filesystem(path).ok()?;
-        std::fs::metadata(file).ok().map(|m| m.len())
-    }
-
     /// A reader over an object's stored bytes, fetched a part at a time: the file itself on a
     /// local disk (with its metadata, which local listings leave out), else the store's GET as
     /// a stream. To be called from a blocking thread of the runtime (it waits for each part of
@@ -260,22 +253,9 @@ impl Location {
         &self,
         path: &Path,
     ) -> Result<(Box<dyn std::io::Read + Send>, Option<ObjectMeta>)> {
-        if let Some(fs) = &self.local {
-            let file = fs
-                .path_to_filesystem(path)
-                .map_err(|e| Error::store(path.as_ref(), e))?;
-            let io = |e: std::io::Error| {
-                Error::store(
-                    path.as_ref(),
-                    object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(e),
-                    },
-                )
-            };
-            let f = std::fs::File::open(&file).map_err(io)?;
-            let m = f.metadata().map_err(io)?;
-            return Ok((Box::new(f), Some(local_meta(path, &m))));
+        if self.local.is_some() {
+            let (f, m) = self.open_local(path)?;
+            return Ok((Box::new(f), Some(m)));
         }
         let handle = tokio::runtime::Handle::current();
         let r = handle
@@ -295,6 +275,14 @@ impl Location {
     /// metadata: taken from the open file, as `list_local` leaves it out.
     pub fn read_local(&self, path: &Path) -> Result<(Vec<u8>, ObjectMeta)> {
         use std::io::Read;
+        let (mut f, m) = self.open_local(path)?;
+        let mut data = Vec::with_capacity(m.size as usize + 1);
+        f.read_to_end(&mut data).map_err(|e| local_io(path, e))?;
+        Ok((data, m))
+    }
+
+    /// Opens an object of a local directory, with its metadata.
+    fn open_local(&self, path: &Path) -> Result<(std::fs::File, ObjectMeta)> {
         let fs = self
             .local
             .as_ref()
@@ -302,20 +290,9 @@ impl Location {
         let file = fs
             .path_to_filesystem(path)
             .map_err(|e| Error::store(path.as_ref(), e))?;
-        let io = |e: std::io::Error| {
-            Error::store(
-                path.as_ref(),
-                object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                },
-            )
-        };
-        let mut f = std::fs::File::open(&file).map_err(io)?;
-        let m = f.metadata().map_err(io)?;
-        let mut data = Vec::with_capacity(m.len() as usize + 1);
-        f.read_to_end(&mut data).map_err(io)?;
-        Ok((data, local_meta(path, &m)))
+        let f = std::fs::File::open(&file).map_err(|e| local_io(path, e))?;
+        let m = f.metadata().map_err(|e| local_io(path, e))?;
+        Ok((f, local_meta(path, &m)))
     }
 
     /// Every object below `prefix`.
@@ -476,23 +453,12 @@ fn list_local(
                 }
                 stack.push((e.path(), dir.clone().join(name.as_str())));
             } else if t.is_file() {
-                out.push(unsized_object(dir.clone().join(name.as_str())));
+                let m = std::fs::metadata(e.path()).map_err(|err| io(&e.path(), err))?;
+                out.push(local_meta(&dir.clone().join(name.as_str()), &m));
             }
         }
     }
     Ok((out, links_skipped))
-}
-
-/// A local file as a listing from directory entries gives it: no size, time or etag yet (the
-/// read fills them in).
-fn unsized_object(location: Path) -> ObjectMeta {
-    ObjectMeta {
-        location,
-        last_modified: chrono::DateTime::UNIX_EPOCH,
-        size: 0,
-        e_tag: None,
-        version: None,
-    }
 }
 
 /// The local path of `dir` (the store's own directory for the empty path, which
@@ -569,8 +535,9 @@ fn list_local_level(
             }
             r.common_prefixes.push(dir.clone().join(name.as_str()));
         } else if t.is_file() {
+            let m = std::fs::metadata(e.path()).map_err(|err| io(&e.path(), err))?;
             r.objects
-                .push(unsized_object(dir.clone().join(name.as_str())));
+                .push(local_meta(&dir.clone().join(name.as_str()), &m));
         }
     }
     Ok((r, links))
@@ -627,6 +594,17 @@ fn root_key(url: &str) -> String {
 pub fn contains(outer: &str, inner: &str) -> bool {
     let (o, i) = (root_key(outer), root_key(inner));
     i == o || i.starts_with(&format!("{o}/"))
+}
+
+/// A local disk's I/O error as the store error of `path`.
+fn local_io(path: &Path, e: std::io::Error) -> Error {
+    Error::store(
+        path.as_ref(),
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+    )
 }
 
 /// A local file's metadata, with the same etag as object_store's local store (inode,

@@ -83,32 +83,44 @@ pub struct RunOutcome {
     pub late_warning: Option<String>,
 }
 
+/// A run's manifest as it starts: what it was asked to do, no counts yet.
+fn new_manifest(
+    run_id: &str,
+    cfg: &RunConfig,
+    started: chrono::DateTime<Utc>,
+    argv: &[String],
+    roles: &[String],
+    input_objects_file: String,
+) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
+        status: "ok".into(),
+        started_at: started.to_rfc3339(),
+        finished_at: String::new(),
+        command_line: redact::command_line(argv),
+        timezone: cfg.tz.name().to_string(),
+        inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
+        output: redact::url(&cfg.output),
+        state: cfg.state.as_deref().map(redact::url),
+        dates_recomputed: Vec::new(),
+        dates_healed: Vec::new(),
+        windows_skipped: Vec::new(),
+        table_months: Default::default(),
+        late_dates: BTreeMap::new(),
+        roles: roles.to_vec(),
+        objects: ObjectCounts::default(),
+        counts: Counts::default(),
+        input_objects_file,
+        outputs: Vec::new(),
+        error: None,
+    }
+}
+
 impl RunOutcome {
     /// The outcome of a shard with an empty block: nothing read, nothing written.
     fn nothing(run_id: &str, cfg: &RunConfig) -> RunOutcome {
         RunOutcome {
-            manifest: Manifest {
-                run_id: run_id.to_string(),
-                status: "ok".into(),
-                started_at: Utc::now().to_rfc3339(),
-                finished_at: Utc::now().to_rfc3339(),
-                command_line: Vec::new(),
-                timezone: cfg.tz.name().to_string(),
-                inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
-                output: redact::url(&cfg.output),
-                state: cfg.state.as_deref().map(redact::url),
-                dates_recomputed: Vec::new(),
-                dates_healed: Vec::new(),
-                windows_skipped: Vec::new(),
-                table_months: Default::default(),
-                late_dates: BTreeMap::new(),
-                roles: Vec::new(),
-                objects: ObjectCounts::default(),
-                counts: Counts::default(),
-                input_objects_file: String::new(),
-                outputs: Vec::new(),
-                error: None,
-            },
+            manifest: new_manifest(run_id, cfg, Utc::now(), &[], &[], String::new()),
             wrote: false,
             late_warning: None,
         }
@@ -221,6 +233,14 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         Some((plan, _)) => {
             crate::lease::probe(state, &run_id).await?;
             shard::join(state, plan).await?;
+            // A publish stopped half-way is completed (rolled back) by the next run of any
+            // kind: a shard takes the lease just for that, and lets it go.
+            if publish::interrupted(&roots).await? {
+                let lease = Lease::acquire(state, &run_id).await?;
+                let recovered = publish::recover(&roots).await;
+                lease.release().await?;
+                recovered?;
+            }
             None
         }
     };
@@ -336,28 +356,14 @@ impl<'a> RunState<'a> {
         RunState {
             s,
             argv,
-            manifest: Manifest {
-                run_id: s.run_id.to_string(),
-                status: "ok".into(),
-                started_at: s.started.to_rfc3339(),
-                finished_at: String::new(),
-                command_line: redact::command_line(argv),
-                timezone: cfg.tz.name().to_string(),
-                inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
-                output: redact::url(&cfg.output),
-                state: cfg.state.as_deref().map(redact::url),
-                dates_recomputed: Vec::new(),
-                dates_healed: Vec::new(),
-                windows_skipped: Vec::new(),
-                table_months: Default::default(),
-                late_dates: BTreeMap::new(),
-                roles: roles.to_vec(),
-                objects: ObjectCounts::default(),
-                counts: Counts::default(),
-                input_objects_file: objects_file.path.clone(),
-                outputs: Vec::new(),
-                error: None,
-            },
+            manifest: new_manifest(
+                s.run_id,
+                cfg,
+                s.started,
+                argv,
+                roles,
+                objects_file.path.clone(),
+            ),
             objects_file: Some(objects_file),
             unhealed: BTreeMap::new(),
             backfill: None,
@@ -369,7 +375,7 @@ impl<'a> RunState<'a> {
     async fn windows(
         &mut self,
         windows: &[Option<(NaiveDate, NaiveDate)>],
-        first_listing: (Vec<crate::ingest::Task>, ObjectCounts),
+        first_listing: window::Listed,
     ) -> Result<()> {
         let s = self.s;
         if windows.len() > 1 {
@@ -439,7 +445,7 @@ impl<'a> RunState<'a> {
             self.unhealed.remove(d);
         }
         if let Some(f) = &mut self.objects_file {
-            f.add(&done.tasks).await?;
+            f.add(done.entries).await?;
         }
         Ok(())
     }

@@ -58,17 +58,28 @@ pub fn arrival_window(
     })
 }
 
+/// A window's listing: the objects to read and the counts, with the objects file's lines for
+/// them (one gzip member), written as they were listed so that no etag or time is kept per
+/// object.
+pub struct Listed {
+    pub tasks: Vec<Task>,
+    pub objects: ObjectCounts,
+    pub entries: Vec<u8>,
+}
+
 /// Lists every input, keeps telemetry, prunes arrival partitions outside `window` (4.2).
 pub async fn list_inputs(
     inputs: &[Arc<Location>],
     window: Option<(NaiveDate, NaiveDate)>,
-) -> Result<(Vec<Task>, ObjectCounts)> {
+) -> Result<Listed> {
     let mut objects = ObjectCounts::default();
     let mut tasks = Vec::new();
+    let mut entries = crate::manifest::Entries::new();
     for loc in inputs {
         let listing = loc.list_window(window).await?;
         objects.partitions_skipped += listing.partitions_skipped;
         objects.links_skipped += listing.links_skipped;
+        let mut dir: Arc<str> = Arc::from("");
         for meta in listing.objects {
             objects.listed += 1;
             let key = meta.location.as_ref();
@@ -82,10 +93,13 @@ pub async fn list_inputs(
                     continue;
                 }
             }
-            tasks.push(Task {
-                location: loc.clone(),
-                meta,
-            });
+            entries.add(loc, &meta)?;
+            // Keys come sorted: the objects of one directory share its name.
+            let parent = key.rfind('/').map_or("", |i| &key[..i]);
+            if &*dir != parent {
+                dir = Arc::from(parent);
+            }
+            tasks.push(Task::new(loc.clone(), dir.clone(), key, meta.size));
         }
     }
     tasks.shrink_to_fit();
@@ -98,14 +112,19 @@ pub async fn list_inputs(
         objects.skipped_by_arrival_partition,
         objects.partitions_skipped
     );
-    Ok((tasks, objects))
+    Ok(Listed {
+        tasks,
+        objects,
+        entries: entries.finish()?,
+    })
 }
 
 /// One read of the input for a window: what was listed, what it decoded into, the quarantine
 /// it wrote.
 pub struct Pass {
     pub range: Option<(NaiveDate, NaiveDate)>,
-    pub tasks: Arc<Vec<Task>>,
+    /// The objects file's lines for the objects read (a gzip member).
+    pub entries: Vec<u8>,
     pub objects: ObjectCounts,
     pub ing: Ingested,
     pub quarantined: Vec<OutputFile>,
@@ -118,18 +137,22 @@ pub async fn read(
     s: &Setup<'_>,
     range: Option<(NaiveDate, NaiveDate)>,
     extra: &[NaiveDate],
-    listed: Option<(Vec<Task>, ObjectCounts)>,
+    listed: Option<Listed>,
     quarantine_dir: &str,
 ) -> Result<Pass> {
     let cfg = s.cfg;
     // Healed dates widen the window back to the first of them.
     let reach = range.map(|(from, to)| (extra.first().map_or(from, |e| (*e).min(from)), to));
     let window = arrival_window(reach, cfg.max_arrival_delay_days);
-    let (tasks, objects) = match listed {
+    let Listed {
+        tasks,
+        objects,
+        entries,
+    } = match listed {
         Some(l) => l,
         None => list_inputs(s.inputs, window).await?,
     };
-    let mut tasks = Arc::new(tasks);
+    let tasks = Arc::new(tasks);
     // Batches in flight: enough to keep every core decoding while the next batch is fetched.
     let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
     let phase = Instant::now();
@@ -137,7 +160,7 @@ pub async fn read(
         .with_extra_dates(extra)
         .with_limits(cfg.limits);
     let mut writer = quarantine::Writer::new(s.state, quarantine_dir);
-    let mut ing = ingest(
+    let ing = ingest(
         tasks.clone(),
         s.ctx,
         concurrency,
@@ -148,22 +171,16 @@ pub async fn read(
     )
     .await?;
     let quarantined = writer.finish().await?;
-    // Local listings leave sizes, times and etags out; the reads brought them.
-    if !ing.metas.is_empty() {
-        let t = Arc::make_mut(&mut tasks);
-        for (i, meta) in ing.metas.drain(..) {
-            t[i].meta = meta;
-        }
-    }
     tracing::info!(
         "decoded {} records from {} lines in {:.2}s",
         ing.acc.kept(),
         ing.counts.lines_read,
         phase.elapsed().as_secs_f64()
     );
+    drop(tasks);
     Ok(Pass {
         range,
-        tasks,
+        entries,
         objects,
         ing,
         quarantined,
@@ -224,7 +241,8 @@ pub struct Done {
     /// Late records not in the tables after the window, by date.
     pub unhealed: BTreeMap<NaiveDate, u64>,
     pub quarantined: Vec<OutputFile>,
-    pub tasks: Arc<Vec<Task>>,
+    /// The objects file's lines for the objects read (a gzip member).
+    pub entries: Vec<u8>,
 }
 
 /// A window that cannot be committed: its counts so far, and why.
@@ -238,7 +256,7 @@ pub async fn run(
     s: &Setup<'_>,
     k: usize,
     range: Option<(NaiveDate, NaiveDate)>,
-    listed: Option<(Vec<Task>, ObjectCounts)>,
+    listed: Option<Listed>,
 ) -> Result<std::result::Result<Done, Failed>> {
     let qdir = quarantine::dir(s.run_id, k);
     let staging_id = format!("{}-w{k:04}", s.run_id);
@@ -327,7 +345,7 @@ async fn commit(
         late_dates,
         unhealed: fresh.clone(),
         quarantined: std::mem::take(&mut pass.quarantined),
-        tasks: pass.tasks.clone(),
+        entries: std::mem::take(&mut pass.entries),
     };
     let failed = |done: Done, error: Error| Ok(Err(Failed { done, error }));
 

@@ -663,3 +663,67 @@ fn a_nightly_run_rebuilds_only_the_months_that_changed() {
         read(out.join("reports/admin/member_monthly.csv")).contains("2026-08-01,new@example.com")
     );
 }
+
+/// A publish stopped half-way (kill -9 after some files are in place, the journal written) is
+/// rolled back by the next run of any kind: here a shard, which otherwise takes no lease.
+#[test]
+fn a_shard_rolls_back_a_publish_stopped_half_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "3", "5");
+    let out = dir.path().join("out");
+    run_dates(&data, &out, &["--date", "2026-10-10"]);
+    let before = reports(&out);
+    let input = data.join("telemetry");
+    let o = bin()
+        .args(["run", "--input", input.to_str().unwrap()])
+        .args([
+            "--output",
+            out.to_str().unwrap(),
+            "--date",
+            "2026-10-11",
+            "-q",
+        ])
+        .env("CC_ANALYTICS_ABORT_AFTER_COMMITS", "7")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the hook stops the run");
+    let journal = walk(&out.join("_staging"))
+        .into_iter()
+        .any(|p| p.ends_with("_commit.json"));
+    assert!(journal, "stopped after its commit point");
+    // Some report files are the stopped run's, the rest the previous run's: a mix.
+    let mixed = walk(&out.join("reports"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert!(mixed > 7);
+    let r = run_in(
+        None,
+        &[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--from",
+            "2026-10-12",
+            "--to",
+            "2026-10-13",
+            "--shard-index",
+            "0",
+            "--shard-count",
+            "2",
+        ],
+        &[],
+        0,
+    );
+    assert!(
+        stderr(&r).contains("restoring the outputs it replaced"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!out.join("_staging").exists());
+    // The previous tables again, each folder with its record (`reports` checks the run ids).
+    assert!(reports(&out) == before);
+    assert_eq!(lease_newest(&out).unwrap()["released"], true);
+}
