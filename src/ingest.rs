@@ -71,6 +71,15 @@ impl Task {
         }
     }
 
+    /// Orders tasks by key (without building the keys).
+    pub fn key_order(a: &Task, b: &Task) -> std::cmp::Ordering {
+        fn bytes(t: &Task) -> impl Iterator<Item = &u8> {
+            let sep: &[u8] = if t.dir.is_empty() { b"" } else { b"/" };
+            t.dir.as_bytes().iter().chain(sep).chain(t.name.as_bytes())
+        }
+        bytes(a).cmp(bytes(b))
+    }
+
     /// The object's path in its store.
     pub fn path(&self) -> object_store::path::Path {
         object_store::path::Path::parse(self.key()).expect("a key the store listed")

@@ -145,9 +145,12 @@ impl Location {
     /// listed at all, and the day partitions are listed concurrently (one listing per day
     /// rather than one long paginated listing). Directories of any other name are listed whole.
     /// Returns the objects and how many partition directories were left out.
-    pub async fn list_window(&self, window: Option<(NaiveDate, NaiveDate)>) -> Result<Listing> {
+    pub async fn list_window(
+        &self,
+        window: Option<(NaiveDate, NaiveDate)>,
+        sink: &mut dyn FnMut(ObjectMeta) -> Result<()>,
+    ) -> Result<Listing> {
         let (lo, hi) = window.unwrap_or((NaiveDate::MIN, NaiveDate::MAX));
-        let mut objects = Vec::new();
         let mut skipped = 0u64;
         let mut links_skipped = 0u64;
         let mut whole: Vec<Path> = Vec::new();
@@ -171,7 +174,9 @@ impl Location {
                     .await
                     .map_err(|e| classify(&self.url, e))?,
             };
-            objects.extend(r.objects);
+            for m in r.objects {
+                sink(m)?;
+            }
             for sub in r.common_prefixes {
                 let name = sub.filename().unwrap_or_default().to_string();
                 let value = |k: &str| name.strip_prefix(k).and_then(|v| v.parse::<u32>().ok());
@@ -203,7 +208,9 @@ impl Location {
                 }
             }
         }
-        let lists: Vec<(Vec<ObjectMeta>, u64)> = futures::stream::iter(whole)
+        // Each partition's objects are handed on as its listing completes: a listing of
+        // millions of objects is never held whole.
+        let mut lists = futures::stream::iter(whole)
             .map(|dir| async move {
                 match &self.local {
                     Some(fs) => {
@@ -221,16 +228,15 @@ impl Location {
                         .map_err(|e| classify(&self.url, e)),
                 }
             })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for (list, links) in lists {
-            objects.extend(list);
+            .buffer_unordered(8);
+        while let Some(r) = lists.next().await {
+            let (list, links) = r?;
             links_skipped += links;
+            for m in list {
+                sink(m)?;
+            }
         }
-        objects.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(Listing {
-            objects,
             partitions_skipped: skipped,
             links_skipped,
         })
@@ -543,9 +549,8 @@ fn list_local_level(
     Ok((r, links))
 }
 
-/// What a listing found.
+/// What a listing left out (the objects themselves went to its sink, in no particular order).
 pub struct Listing {
-    pub objects: Vec<ObjectMeta>,
     /// `year=`/`month=`/`day=` directories outside the window, not listed.
     pub partitions_skipped: u64,
     /// Symbolic links to directories already listed, not followed.

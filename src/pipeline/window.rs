@@ -76,31 +76,35 @@ pub async fn list_inputs(
     let mut tasks = Vec::new();
     let mut entries = crate::manifest::Entries::new();
     for loc in inputs {
-        let listing = loc.list_window(window).await?;
-        objects.partitions_skipped += listing.partitions_skipped;
-        objects.links_skipped += listing.links_skipped;
+        let first = tasks.len();
         let mut dir: Arc<str> = Arc::from("");
-        for meta in listing.objects {
+        let mut keep = |meta: object_store::ObjectMeta| -> Result<()> {
             objects.listed += 1;
             let key = meta.location.as_ref();
             if !is_telemetry_key(key) {
                 objects.not_telemetry += 1;
-                continue;
+                return Ok(());
             }
             if let (Some((lo, hi)), Some(day)) = (window, arrival_day(key)) {
                 if day < lo || day > hi {
                     objects.skipped_by_arrival_partition += 1;
-                    continue;
+                    return Ok(());
                 }
             }
             entries.add(loc, &meta)?;
-            // Keys come sorted: the objects of one directory share its name.
+            // Objects of one directory come together: they share its name.
             let parent = key.rfind('/').map_or("", |i| &key[..i]);
             if &*dir != parent {
                 dir = Arc::from(parent);
             }
             tasks.push(Task::new(loc.clone(), dir.clone(), key, meta.size));
-        }
+            Ok(())
+        };
+        let listing = loc.list_window(window, &mut keep).await?;
+        objects.partitions_skipped += listing.partitions_skipped;
+        objects.links_skipped += listing.links_skipped;
+        // Read in key order, whatever order the partitions were listed in.
+        tasks[first..].sort_unstable_by(Task::key_order);
     }
     tasks.shrink_to_fit();
     objects.read = tasks.len() as u64;
