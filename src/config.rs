@@ -82,7 +82,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,
     /// Root for the job's internal state (stored facts, run manifests, quarantine, staging,
-    /// lock), apart from the reports. Default: the output root.
+    /// lease), apart from the reports. Default: the output root.
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
     /// Roster CSV (member,member_type,role,aliases).

@@ -21,7 +21,7 @@ pub enum Error {
     },
     #[error("data processing error: {0}")]
     Polars(#[from] polars::error::PolarsError),
-    /// Another run holds the output lock.
+    /// Another run holds the output lease.
     #[error("output is locked: {0}")]
     Locked(String),
     #[error("{0}")]
