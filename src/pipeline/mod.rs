@@ -180,27 +180,11 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let (cfg, plan) = match cfg.shard {
         None => (cfg, None),
         Some(sh) => {
-            let plan = shard::Plan::of(cfg, sh);
-            let block = sh.block(cfg.range.expect("shard mode has a range"));
-            tracing::info!(
-                "shard {} of {} of the backfill {} … {}: {}",
-                sh.index,
-                sh.count,
-                plan.from,
-                plan.to,
-                match block {
-                    Some((a, b)) => format!("dates {a} … {b}"),
-                    None => "no dates (an empty block): nothing to do".into(),
-                }
-            );
-            block_cfg = RunConfig {
-                range: block,
-                ..cfg.clone()
-            };
-            if block.is_none() {
+            block_cfg = shard_block(cfg, sh);
+            if block_cfg.range.is_none() {
                 return Ok(RunOutcome::nothing(&run_id, cfg));
             }
-            (&block_cfg, Some((plan, sh)))
+            (&block_cfg, Some((shard::Plan::of(cfg, sh), sh)))
         }
     };
 
@@ -226,29 +210,9 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    // Shards of one backfill run side by side: they commit dates, which is safe between
-    // writers, and take no lease; a run that publishes reports takes it.
-    let lock = match &plan {
-        None => Some(Lease::acquire(state, &run_id).await?),
-        Some((plan, _)) => {
-            crate::lease::probe(state, &run_id).await?;
-            shard::join(state, plan).await?;
-            // A publish stopped half-way is completed (rolled back) by the next run of any
-            // kind: a shard takes the lease just for that, and lets it go.
-            if publish::interrupted(&roots).await? {
-                let lease = Lease::acquire(state, &run_id).await?;
-                let recovered = publish::recover(&roots).await;
-                lease.release().await?;
-                recovered?;
-            }
-            None
-        }
-    };
-    // Whatever happens below, the lock is released before the run returns.
+    let lock = hold_output(&roots, &run_id, plan.as_ref().map(|(p, _)| p)).await?;
+    // Whatever happens below, the lease is released before the run returns.
     let result: Result<RunOutcome> = async {
-        if lock.is_some() {
-            publish::recover(&roots).await?;
-        }
         let mut ctx = DecodeContext::new(
             cfg.tz,
             max_time_for(started.timestamp_nanos_opt().unwrap_or(i64::MAX)),
@@ -286,6 +250,55 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     Ok(outcome)
 }
 
+/// The configuration of shard `sh`: the run's, with its block of the dates (none: an empty
+/// block).
+fn shard_block(cfg: &RunConfig, sh: crate::config::Shard) -> RunConfig {
+    let (from, to) = cfg.range.expect("shard mode has a range");
+    let block = sh.block((from, to));
+    tracing::info!(
+        "shard {} of {} of the backfill {from} … {to}: {}",
+        sh.index,
+        sh.count,
+        match block {
+            Some((a, b)) => format!("dates {a} … {b}"),
+            None => "no dates (an empty block): nothing to do".into(),
+        }
+    );
+    RunConfig {
+        range: block,
+        ..cfg.clone()
+    }
+}
+
+/// Takes the output for a run: the lease for one that publishes reports; for a shard (`plan`),
+/// which runs beside the other shards of its backfill and only commits dates (safe between
+/// writers), the conditional-write probe and the plan. A publish stopped half-way is rolled
+/// back by the next run of any kind: a shard takes the lease just for that, and lets it go.
+async fn hold_output(
+    roots: &Roots,
+    run_id: &str,
+    plan: Option<&shard::Plan>,
+) -> Result<Option<Lease>> {
+    let state = &roots.state;
+    let Some(plan) = plan else {
+        let lease = Lease::acquire(state, run_id).await?;
+        if let Err(e) = publish::recover(roots).await {
+            lease.release().await?;
+            return Err(e);
+        }
+        return Ok(Some(lease));
+    };
+    crate::lease::probe(state, run_id).await?;
+    shard::join(state, plan).await?;
+    if publish::interrupted(roots).await? {
+        let lease = Lease::acquire(state, run_id).await?;
+        let recovered = publish::recover(roots).await;
+        lease.release().await?;
+        recovered?;
+    }
+    Ok(None)
+}
+
 /// Test hook: `CC_ANALYTICS_ABORT_AFTER_WINDOWS=N` aborts the process (as kill -9 would) once N
 /// windows are committed, to prove that a backfill stopped between windows resumes.
 fn abort_after() -> Option<usize> {
@@ -295,7 +308,7 @@ fn abort_after() -> Option<usize> {
 }
 
 /// `reports`: every role's tables and dashboards rebuilt from the stored facts, with the
-/// roster, policy and roles given, under the lock; no telemetry is read.
+/// roster, policy and roles given, under the lease; no telemetry is read.
 pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     let started = Utc::now();
     let run_id = new_run_id(started);
@@ -310,9 +323,10 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     }
     store::check_meta(state, cfg).await?;
     shard::check_complete(state).await?;
-    let lock = Lease::acquire(state, &run_id).await?;
+    let lock = hold_output(&roots, &run_id, None)
+        .await?
+        .expect("a run without a plan holds the lease");
     let result: Result<RunOutcome> = async {
-        publish::recover(&roots).await?;
         let setup = Setup {
             cfg,
             roster: &roster,
