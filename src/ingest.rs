@@ -14,9 +14,8 @@ use crate::source::{arrival_day, Decompressor, Location};
 
 /// Compressed bytes decoded per blocking task.
 const BATCH_BYTES: u64 = 1 << 20;
-/// Objects of unknown size (local listings leave sizes out) per batch: small objects still
-/// share a hand-off, and Collector-sized ones (about 1 MB gzip, 12 MB of JSON each) still
-/// spread over every core.
+/// Objects listed without a size (size 0) per batch: every listing gives sizes now, so this
+/// only bounds batches of empty objects.
 const UNSIZED_PER_BATCH: usize = 32;
 /// Object-store requests in flight at once across the run, by default
 /// (`CC_ANALYTICS_MAX_REQUESTS` changes it): enough to hide latency, few enough to stay clear
@@ -404,7 +403,7 @@ struct BadWatch {
     stop: std::sync::atomic::AtomicBool,
     why: std::sync::Mutex<Option<String>>,
     total_objects: u64,
-    /// Total compressed bytes when every object's size is known (0 otherwise: local listings).
+    /// Total compressed bytes when every object's size is known (0 when one is listed empty).
     total_bytes: u64,
     max_ratio: f64,
 }
@@ -546,9 +545,7 @@ pub async fn ingest(
                         };
                         if large {
                             match task.location.open_stream(path) {
-                                Ok((reader, _)) => {
-                                    out.decode_task_stream(task, reader, &mut hand_on)
-                                }
+                                Ok(reader) => out.decode_task_stream(task, reader, &mut hand_on),
                                 Err(e) => {
                                     send(Err(e));
                                     return;
@@ -562,7 +559,7 @@ pub async fn ingest(
                                     &mut hand_on,
                                 ),
                                 None => match task.location.read_local(path) {
-                                    Ok((bytes, _)) => out.decode_task(task, &bytes, &mut hand_on),
+                                    Ok(bytes) => out.decode_task(task, &bytes, &mut hand_on),
                                     Err(e) => {
                                         send(Err(e));
                                         return;

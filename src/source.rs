@@ -252,43 +252,35 @@ impl Location {
     }
 
     /// A reader over an object's stored bytes, fetched a part at a time: the file itself on a
-    /// local disk (with its metadata, which local listings leave out), else the store's GET as
-    /// a stream. To be called from a blocking thread of the runtime (it waits for each part of
-    /// the stream there).
-    pub fn open_stream(
-        &self,
-        path: &Path,
-    ) -> Result<(Box<dyn std::io::Read + Send>, Option<ObjectMeta>)> {
+    /// local disk, else the store's GET as a stream. To be called from a blocking thread of the
+    /// runtime (it waits for each part of the stream there).
+    pub fn open_stream(&self, path: &Path) -> Result<Box<dyn std::io::Read + Send>> {
         if self.local.is_some() {
-            let (f, m) = self.open_local(path)?;
-            return Ok((Box::new(f), Some(m)));
+            return Ok(Box::new(self.open_local(path)?));
         }
         let handle = tokio::runtime::Handle::current();
         let r = handle
             .block_on(self.store.get(path))
             .map_err(|e| Error::store(path.as_ref(), e))?;
-        Ok((
-            Box::new(StreamRead {
-                handle,
-                stream: r.into_stream(),
-                part: bytes::Bytes::new(),
-            }),
-            None,
-        ))
+        Ok(Box::new(StreamRead {
+            handle,
+            stream: r.into_stream(),
+            part: bytes::Bytes::new(),
+        }))
     }
 
-    /// Reads an object of a local directory on the calling thread (see `local`), with its
-    /// metadata: taken from the open file, as `list_local` leaves it out.
-    pub fn read_local(&self, path: &Path) -> Result<(Vec<u8>, ObjectMeta)> {
+    /// Reads an object of a local directory on the calling thread (see `local`).
+    pub fn read_local(&self, path: &Path) -> Result<Vec<u8>> {
         use std::io::Read;
-        let (mut f, m) = self.open_local(path)?;
-        let mut data = Vec::with_capacity(m.size as usize + 1);
+        let mut f = self.open_local(path)?;
+        let len = f.metadata().map_err(|e| local_io(path, e))?.len();
+        let mut data = Vec::with_capacity(len as usize + 1);
         f.read_to_end(&mut data).map_err(|e| local_io(path, e))?;
-        Ok((data, m))
+        Ok(data)
     }
 
-    /// Opens an object of a local directory, with its metadata.
-    fn open_local(&self, path: &Path) -> Result<(std::fs::File, ObjectMeta)> {
+    /// Opens an object of a local directory.
+    fn open_local(&self, path: &Path) -> Result<std::fs::File> {
         let fs = self
             .local
             .as_ref()
@@ -296,9 +288,7 @@ impl Location {
         let file = fs
             .path_to_filesystem(path)
             .map_err(|e| Error::store(path.as_ref(), e))?;
-        let f = std::fs::File::open(&file).map_err(|e| local_io(path, e))?;
-        let m = f.metadata().map_err(|e| local_io(path, e))?;
-        Ok((f, local_meta(path, &m)))
+        std::fs::File::open(&file).map_err(|e| local_io(path, e))
     }
 
     /// Every object below `prefix`.
@@ -405,9 +395,9 @@ pub fn arrival_day(key: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y?, m?, d?)
 }
 
-/// Lists a local directory and everything below it from the directory entries alone: no `stat`
-/// per file (half the time of a listing of many small objects). Sizes, times and etags are left
-/// empty (size 0) and filled in when the file is read (`Location::read_local`).
+/// Lists a local directory and everything below it from the directory entries, with one `stat`
+/// per file for its size, time and etag (the objects file records them as the object is listed,
+/// and batches are cut by size).
 ///
 /// Symbolic links are followed, but never back into a directory already listed: such a link
 /// (a loop, or a second way to the same files) is reported and counted, not walked.
