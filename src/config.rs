@@ -171,6 +171,18 @@ pub struct FileConfig {
     pub window_days: Option<u32>,
     /// Shards of a backfill (contract 4.3): shard mode, the index from the flag or environment.
     pub shard_count: Option<u32>,
+    /// Dimensions (contract 5.5.1), by name.
+    #[serde(default)]
+    pub dimensions: std::collections::BTreeMap<String, DimensionSpec>,
+}
+
+/// `[dimensions.<name>]` of the pipeline file.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionSpec {
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    pub roster: Option<String>,
 }
 
 impl FileConfig {
@@ -209,6 +221,7 @@ pub struct RunConfig {
     /// Shard mode (contract 4.3): this shard's index and the count; `range` is then the
     /// backfill's whole range, and `shard_block` gives this shard's dates.
     pub shard: Option<Shard>,
+    pub dimensions: crate::dimensions::Dimensions,
 }
 
 /// One shard of a backfill: index `index` of `count`.
@@ -474,6 +487,16 @@ impl RunConfig {
             } else {
                 None
             },
+            dimensions: crate::dimensions::Dimensions::new(
+                file.dimensions
+                    .iter()
+                    .map(|(name, d)| crate::dimensions::Dimension {
+                        name: name.clone(),
+                        attributes: d.attributes.clone(),
+                        roster: d.roster.clone(),
+                    })
+                    .collect(),
+            )?,
         })
     }
 }

@@ -40,6 +40,9 @@ pub mod fcol {
     pub const LINES_REMOVED: &str = "lines_removed";
     pub const COMMITS: &str = "commits";
     pub const PULL_REQUESTS: &str = "pull_requests";
+    /// The smallest `organization.id` and `terminal.type` of a (session, day)'s records.
+    pub const ORGANIZATION_ID: &str = "organization_id";
+    pub const TERMINAL_TYPE: &str = "terminal_type";
     /// Integer measures, in order.
     pub const MEASURES: [&str; 13] = [
         REQUESTS,
@@ -209,6 +212,37 @@ impl FactSet {
     /// The dates that have rows, in order.
     pub fn dates(&self) -> Result<Vec<NaiveDate>> {
         FactSet::dates_of(&self.sessions)
+    }
+
+    /// The session frame with exactly these dimensions' columns, in the order facts are written:
+    /// a date stored before a dimension was configured gets none for it (the roster fallback
+    /// then applies), and is reported by returning true.
+    pub fn with_dimensions(mut self, dims: &crate::dimensions::Dimensions) -> Result<(FactSet, bool)> {
+        let mut missing = false;
+        let mut order: Vec<String> = [
+            fcol::DATE,
+            fcol::MEMBER,
+            fcol::MEMBER_TYPE,
+            fcol::ROLE,
+            fcol::SESSION,
+            fcol::AGENTS,
+            fcol::ORGANIZATION_ID,
+            fcol::TERMINAL_TYPE,
+        ]
+        .map(String::from)
+        .to_vec();
+        for d in &dims.dims {
+            let name = crate::dimensions::fact_column(&d.name);
+            if self.sessions.column(&name).is_err() {
+                missing = true;
+                let nulls = Column::full_null(name.as_str().into(), self.sessions.height(), &DataType::String);
+                self.sessions.with_column(nulls)?;
+            }
+            order.push(name);
+        }
+        order.extend(fcol::MEASURES.map(String::from));
+        self.sessions = self.sessions.select(order)?;
+        Ok((self, missing))
     }
 
     /// All sets' rows together.
@@ -403,6 +437,16 @@ struct CumulativePoint {
     value: f64,
 }
 
+/// What a (session, day)'s records say beside their numbers: the smallest organisation id and
+/// terminal type (5.6), and each dimension's best candidate so far (5.5.1), as run ids.
+#[derive(Debug, Clone, Default)]
+struct GroupTags {
+    org: u32,
+    term: u32,
+    /// Per dimension: (rank, value id); value `sym::NONE` while none is found.
+    dims: Vec<(u8, u32)>,
+}
+
 /// Priority of the first raw identity kind (`user.email`); roster hits rank 0..=3 before it.
 const RAW: u8 = 4;
 
@@ -501,6 +545,11 @@ pub struct Accumulator {
     /// not in the dictionary: a different `user.id` on every record costs nothing.
     best: Map<u32, Candidate>,
     agents: Set<u32>,
+    /// Dimension attribute keys of each dimension (indices into the records' tags).
+    dim_keys: Vec<Vec<usize>>,
+    dim_names: Vec<String>,
+    /// 5.5.1 and 5.6 per (session, day), for groups whose records carry any tag.
+    tagged: Map<Group, GroupTags>,
     models: Table<(Group, u32), { by_model::N }>,
     tools: Table<(Group, u32), { by_tool::N }>,
     plain: Table<Group, { plain::N }>,
@@ -541,6 +590,9 @@ impl Accumulator {
             raw_members: Default::default(),
             best: Map::default(),
             agents: Set::default(),
+            dim_keys: Vec::new(),
+            dim_names: Vec::new(),
+            tagged: Map::default(),
             models: Table::new(),
             tools: Table::new(),
             plain: Table::new(),
@@ -561,6 +613,14 @@ impl Accumulator {
     pub fn with_extra_dates(mut self, dates: &[NaiveDate]) -> Self {
         self.extra = dates.iter().map(|d| days_since_epoch(*d)).collect();
         self.extra.sort_unstable();
+        self
+    }
+
+    /// Dimension values from these attribute keys (5.5.1; the records' tags must be those of
+    /// [`crate::dimensions::Dimensions::keys`]).
+    pub fn with_dimensions(mut self, dims: &crate::dimensions::Dimensions) -> Self {
+        self.dim_keys = dims.key_of.clone();
+        self.dim_names = dims.dims.iter().map(|d| d.name.clone()).collect();
         self
     }
 
@@ -617,6 +677,7 @@ impl Accumulator {
             &rec.typ,
             &rec.decision,
             &rec.start_type,
+            &rec.tags,
         ] {
             for &id in column {
                 used[id as usize] = true;
@@ -705,6 +766,9 @@ impl Accumulator {
                     BY_SESSION
                 },
             };
+            if in_range && rec.tag_count > 0 {
+                self.tag(group, rec.tags_of(i), &remap);
+            }
             let (model, tool) = (remap[rec.model[i] as usize], remap[rec.tool[i] as usize]);
             let (typ, decision) = (remap[rec.typ[i] as usize], remap[rec.decision[i] as usize]);
 
@@ -837,6 +901,40 @@ impl Accumulator {
         }
     }
 
+    /// Folds one record's tags into its group's: the smallest organisation id and terminal type
+    /// (by their bytes), and per dimension the smallest (rank, value bytes) (5.5.1).
+    fn tag(&mut self, group: Group, tags: &[u32], remap: &[u32]) {
+        if tags.iter().all(|&t| t == sym::NONE) {
+            return;
+        }
+        let dict = &self.dict;
+        let n = self.dim_keys.len();
+        let e = self.tagged.entry(group).or_insert_with(|| GroupTags {
+            dims: vec![(u8::MAX, sym::NONE); n],
+            ..Default::default()
+        });
+        let smaller = |a: u32, b: u32| b == sym::NONE || dict.resolve(a) < dict.resolve(b);
+        for (slot, k) in [(&mut e.org, 0), (&mut e.term, 1)] {
+            for side in 0..2 {
+                let id = remap[tags[k * 2 + side] as usize];
+                if id != sym::NONE && smaller(id, *slot) {
+                    *slot = id;
+                }
+            }
+        }
+        for (cur, keys) in e.dims.iter_mut().zip(&self.dim_keys) {
+            if let Some((rank, id)) =
+                crate::dimensions::candidate(tags, keys, |t| remap[t as usize])
+            {
+                if cur.1 == sym::NONE
+                    || (rank, dict.resolve(id)) < (cur.0, dict.resolve(cur.1))
+                {
+                    *cur = (rank, id);
+                }
+            }
+        }
+    }
+
     /// Adds a metric increment to its partial row; false (nothing added) when it is above its
     /// bound or its sum would overflow.
     fn feed(&mut self, feed: Feed, row: u32, inc: f64) -> bool {
@@ -947,9 +1045,13 @@ impl Accumulator {
                 g.own
             }
         };
+        let tagged: Map<(i32, u32, u32), GroupTags> = std::mem::take(&mut self.tagged)
+            .into_iter()
+            .map(|(g, t)| ((g.date, member_of(&g), g.session), t))
+            .collect();
         let mut sessions: BTreeMap<(i32, u32, u32), Measures> = BTreeMap::new();
-        let mut models: BTreeMap<(i32, u32), [i64; 6]> = BTreeMap::new();
-        let mut tools: BTreeMap<(i32, u32), [i64; 2]> = BTreeMap::new();
+        let mut models: BTreeMap<(i32, u32, u32), [i64; 6]> = BTreeMap::new();
+        let mut tools: BTreeMap<(i32, u32, u32), [i64; 2]> = BTreeMap::new();
         fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) -> Result<()> {
             for (a, b) in row.iter_mut().zip(m) {
                 *a = a.checked_add(*b).ok_or_else(|| {
@@ -973,13 +1075,13 @@ impl Accumulator {
             )?;
             if model != sym::NONE {
                 add(
-                    models.entry((date, model)).or_insert([0; 6]),
+                    models.entry((date, member, model)).or_insert([0; 6]),
                     &m[out::REQUESTS..=out::SPEND + 4],
                 )?;
             }
             if tool != sym::NONE {
                 add(
-                    tools.entry((date, tool)).or_insert([0; 2]),
+                    tools.entry((date, member, tool)).or_insert([0; 2]),
                     &m[out::ACCEPTED..=out::REJECTED],
                 )?;
             }
@@ -1033,7 +1135,7 @@ impl Accumulator {
             emit(g, sym::NONE, sym::NONE, m)?;
         }
         let records_used = sessions.values().map(|m| m[out::RECORDS] as u64).sum();
-        let set = self.frames(&sessions, &models, &tools)?;
+        let set = self.frames(&sessions, &tagged, &models, &tools)?;
         Ok(Facts {
             set,
             records_used,
@@ -1047,8 +1149,9 @@ impl Accumulator {
     fn frames(
         &self,
         sessions: &BTreeMap<(i32, u32, u32), Measures>,
-        models: &BTreeMap<(i32, u32), [i64; 6]>,
-        tools: &BTreeMap<(i32, u32), [i64; 2]>,
+        tagged: &Map<(i32, u32, u32), GroupTags>,
+        models: &BTreeMap<(i32, u32, u32), [i64; 6]>,
+        tools: &BTreeMap<(i32, u32, u32), [i64; 2]>,
     ) -> Result<FactSet> {
         let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
         let member = |k: &(i32, u32, u32)| &self.members[k.1 as usize];
@@ -1084,10 +1187,28 @@ impl Accumulator {
                     .collect::<Vec<_>>(),
             ),
         ];
+        let tag = |k: &(i32, u32, u32), pick: &dyn Fn(&GroupTags) -> u32| {
+            tagged.get(k).and_then(|t| text(pick(t)))
+        };
+        let tag_column = |name: &str, pick: &dyn Fn(&GroupTags) -> u32| {
+            Column::new(
+                name.into(),
+                keys.iter().map(|k| tag(k, pick)).collect::<Vec<_>>(),
+            )
+        };
+        columns.push(tag_column(fcol::ORGANIZATION_ID, &|t| t.org));
+        columns.push(tag_column(fcol::TERMINAL_TYPE, &|t| t.term));
+        for (d, name) in self.dim_names.iter().enumerate() {
+            columns.push(tag_column(
+                &crate::dimensions::fact_column(name),
+                &|t| t.dims[d].1,
+            ));
+        }
         columns.extend(measure_columns(&fcol::MEASURES, sessions.values()));
         let sessions = DataFrame::new_infer_height(columns)?;
-        let models = keyed_frame(models, fcol::MODEL, &fcol::MODEL_MEASURES, text)?;
-        let tools = keyed_frame(tools, fcol::TOOL, &fcol::TOOL_MEASURES, text)?;
+        let members = &self.members;
+        let models = keyed_frame(models, fcol::MODEL, &fcol::MODEL_MEASURES, text, members)?;
+        let tools = keyed_frame(tools, fcol::TOOL, &fcol::TOOL_MEASURES, text, members)?;
         Ok(FactSet {
             sessions,
             models,
@@ -1113,18 +1234,33 @@ fn measure_columns<'a, const N: usize>(
         .collect()
 }
 
-/// Sums per (date, id) as a frame: the date, the id's text under `name`, the measures.
+/// Sums per (date, member, id) as a frame: the date, the member and its type, the id's text
+/// under `name`, the measures.
 fn keyed_frame<const N: usize>(
-    rows: &BTreeMap<(i32, u32), [i64; N]>,
+    rows: &BTreeMap<(i32, u32, u32), [i64; N]>,
     name: &str,
     measures: &[&str; N],
     text: impl Fn(u32) -> Option<String>,
+    members: &[Member],
 ) -> Result<DataFrame> {
+    let member = |k: &(i32, u32, u32)| &members[k.1 as usize];
     let mut columns = vec![
         date_column(fcol::DATE, rows.keys().map(|k| k.0).collect())?,
         Column::new(
+            fcol::MEMBER.into(),
+            rows.keys()
+                .map(|k| member(k).name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            fcol::MEMBER_TYPE.into(),
+            rows.keys()
+                .map(|k| member(k).member_type.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             name.into(),
-            rows.keys().map(|k| text(k.1)).collect::<Vec<_>>(),
+            rows.keys().map(|k| text(k.2)).collect::<Vec<_>>(),
         ),
     ];
     columns.extend(measure_columns(measures, rows.values()));

@@ -6,9 +6,13 @@
 //! [`reports`] (the seven tables) → [`sink`] (Parquet, CSV) → published per role by [`pipeline`],
 //! filtered by [`policy`].
 
+pub mod adoption;
+pub mod breakdowns;
 pub mod config;
 pub mod dashboard;
+pub mod dimensions;
 pub mod error;
+pub mod export;
 pub mod facts;
 pub mod generate;
 pub mod ingest;

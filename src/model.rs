@@ -147,9 +147,19 @@ pub struct Records {
     pub decision: Vec<u32>,
     pub typ: Vec<u32>,
     pub start_type: Vec<u32>,
+    /// Per record, for each tag of the decode context: its record value, then its resource
+    /// value (0 = absent).
+    pub tags: Vec<u32>,
+    /// Tags per record (the decode context's).
+    pub tag_count: usize,
 }
 
 impl Records {
+    /// Record `i`'s tag values: `[record, resource]` per tag.
+    pub fn tags_of(&self, i: usize) -> &[u32] {
+        let n = self.tag_count * 2;
+        &self.tags[i * n..(i + 1) * n]
+    }
     pub fn len(&self) -> usize {
         self.kind.len()
     }

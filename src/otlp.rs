@@ -113,16 +113,21 @@ pub struct DecodeContext {
     /// A record is late when its object's arrival day is more than this many days after its
     /// event date (contract 4.4: `max_arrival_delay_days`).
     pub late_after_days: i32,
+    /// Attribute keys whose values records carry as they are (record and resource value
+    /// apart): `organization.id`, `terminal.type`, then the dimensions' keys
+    /// ([`crate::dimensions::Dimensions::keys`]).
+    pub tags: &'static [&'static str],
 }
 
 impl DecodeContext {
-    /// The default limits and arrival delay (3 days).
+    /// The default limits and arrival delay (3 days), and the tags every run reads.
     pub fn new(tz: Tz, max_time_ns: i64) -> Self {
         DecodeContext {
             tz,
             max_time_ns,
             limits: Limits::default(),
             late_after_days: 3,
+            tags: &crate::dimensions::BASE_TAGS,
         }
     }
 }
@@ -560,6 +565,8 @@ struct Row<'v, 'a> {
     name: u32,
     time_ns: i64,
     picked: Picked<'v, 'a>,
+    /// The record's and its resource's attributes, for the tags.
+    attrs: (&'v [KeyValue<'a>], &'v [KeyValue<'a>]),
     dkey: u64,
     series: u64,
     start_ns: i64,
@@ -572,7 +579,10 @@ impl ObjectDecoder {
         ObjectDecoder {
             ctx,
             dict: Dict::default(),
-            records: Records::default(),
+            records: Records {
+                tag_count: ctx.tags.len(),
+                ..Default::default()
+            },
             counts: LineCounts::default(),
             rejected: Vec::new(),
             rejected_positions: Vec::new(),
@@ -741,6 +751,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
+            attrs: (&lr.attributes, resource),
             dkey,
             series: 0,
             start_ns: 0,
@@ -803,6 +814,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
+            attrs: (&dp.attributes, resource),
             dkey,
             series,
             start_ns,
@@ -899,6 +911,13 @@ impl ObjectDecoder {
         r.decision.push(id(p.decision));
         r.typ.push(id(p.typ));
         r.start_type.push(id(p.start_type));
+        // Each tag's record value, then its resource value (5.5.1: record before resource).
+        for key in self.ctx.tags {
+            for attrs in [row.attrs.0, row.attrs.1] {
+                let v = attrs.iter().find(|kv| kv.key.as_ref() == *key);
+                r.tags.push(id(v.map(|kv| &kv.value)));
+            }
+        }
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use chrono::Datelike;
 use polars::prelude::*;
 
+use crate::breakdowns;
 use crate::error::Result;
 use crate::facts::{date_column, fcol, FactSet, PICO_PER_USD};
 use crate::roster::Roster;
@@ -91,8 +92,13 @@ fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
     )
 }
 
-/// All seven tables, in `table::ALL` order.
-pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, DataFrame)>> {
+/// A month's rows of every table of `table::MONTHLY`, in that order, then the internal
+/// `table::MEMBER_DAYS`.
+pub fn build(
+    facts: &FactSet,
+    roster: &Roster,
+    dims: &crate::dimensions::Dimensions,
+) -> Result<Vec<(&'static str, DataFrame)>> {
     let t = std::time::Instant::now();
     let members = MemberKeys::of(&facts.sessions, roster)?;
     let (per_member_day, month_sessions) = per_member_day(&facts.sessions, &members)?;
@@ -210,6 +216,12 @@ pub fn build(facts: &FactSet, roster: &Roster) -> Result<Vec<(&'static str, Data
         out.push((name, to_usd(lf.collect()?)?));
         tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
     }
+    let (by_dim_daily, by_dim_monthly) = breakdowns::by_dimension(&facts.sessions, roster, dims)?;
+    out.push((table::DAILY_BY_DIMENSION, by_dim_daily));
+    out.push((table::MONTHLY_BY_DIMENSION, by_dim_monthly));
+    out.push((table::MEMBER_DAILY_BY_TOOL, breakdowns::member_by_tool(&facts.tools)?));
+    out.push((table::MEMBER_DAILY_BY_MODEL, breakdowns::member_by_model(&facts.models)?));
+    out.push((table::MEMBER_DAYS, breakdowns::member_days(&facts.sessions)?));
     Ok(out)
 }
 

@@ -11,11 +11,15 @@ pub struct RosterMember {
     pub member_type: String,
     pub role: String,
     pub aliases: Vec<String>,
+    /// Values of the columns after `aliases` (2.2: member attributes), in `Roster::columns` order.
+    pub extra: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     pub members: Vec<RosterMember>,
+    /// Names of the columns after `aliases`.
+    pub columns: Vec<String>,
     /// Alias or member name → index into `members`.
     by_alias: HashMap<String, usize>,
 }
@@ -34,13 +38,24 @@ impl Roster {
             .iter()
             .map(|s| s.trim_start_matches('\u{feff}').to_string())
             .collect();
-        if header != ["member", "member_type", "role", "aliases"] {
+        if header.len() < 4 || header[..4] != ["member", "member_type", "role", "aliases"] {
             return Err(bad(format!(
-                "header must be member,member_type,role,aliases, found {}",
+                "header must begin member,member_type,role,aliases, found {}",
                 header.join(",")
             )));
         }
-        let mut roster = Roster::default();
+        let mut roster = Roster {
+            columns: header[4..].iter().map(|h| h.trim().to_string()).collect(),
+            ..Default::default()
+        };
+        if let Some(c) = roster
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(i, c)| c.is_empty() || roster.columns[..*i].contains(c))
+        {
+            return Err(bad(format!("column {:?} is empty or repeated", c.1)));
+        }
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
             let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
@@ -55,6 +70,7 @@ impl Roster {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect(),
+                extra: (4..4 + roster.columns.len()).map(field).collect(),
             };
             if m.member.is_empty() {
                 return Err(bad(format!("line {line}: empty member")));
@@ -94,6 +110,11 @@ impl Roster {
         Ok(roster)
     }
 
+    /// The index of a column after `aliases`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
     /// The member an identity value (email, key name, account uuid, user id) belongs to.
     pub fn lookup(&self, value: &str) -> Option<usize> {
         self.by_alias.get(value).copied()
@@ -117,6 +138,25 @@ mod tests {
         assert_eq!(r.lookup("alice@example.com"), Some(0));
         assert_eq!(r.lookup("ci-key"), Some(1));
         assert_eq!(r.lookup("nobody"), None);
+    }
+
+    #[test]
+    fn columns_after_aliases_are_member_attributes() {
+        let r = Roster::parse(
+            "member,member_type,role,aliases,team,cost_center\n\
+             a@x,user,developer,,payments,eng-1\n\
+             k,api_key,admin,,,\n",
+            "r.csv",
+        )
+        .unwrap();
+        assert_eq!(r.columns, ["team", "cost_center"]);
+        assert_eq!(r.column("cost_center"), Some(1));
+        assert_eq!(r.members[0].extra, ["payments", "eng-1"]);
+        assert_eq!(r.members[1].extra, ["", ""]);
+        let e = Roster::parse("member,member_type,role,aliases,team,team\n", "r.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repeated"), "{e}");
     }
 
     #[test]

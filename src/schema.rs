@@ -8,8 +8,14 @@ pub mod table {
     pub const DAILY_LINES: &str = "daily_lines";
     pub const MEMBER_DAILY: &str = "member_daily";
     pub const MEMBER_MONTHLY: &str = "member_monthly";
+    pub const DAILY_BY_DIMENSION: &str = "daily_by_dimension";
+    pub const MONTHLY_BY_DIMENSION: &str = "monthly_by_dimension";
+    pub const MEMBER_DAILY_BY_TOOL: &str = "member_daily_by_tool";
+    pub const MEMBER_DAILY_BY_MODEL: &str = "member_daily_by_model";
+    pub const DAILY_ADOPTION: &str = "daily_adoption";
+    pub const MEMBERS: &str = "members";
     /// Every output table, in the order they are written.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 13] = [
         DAILY_ACTIVITY,
         DAILY_SPEND,
         DAILY_SPEND_BY_MODEL,
@@ -17,7 +23,30 @@ pub mod table {
         DAILY_LINES,
         MEMBER_DAILY,
         MEMBER_MONTHLY,
+        DAILY_BY_DIMENSION,
+        MONTHLY_BY_DIMENSION,
+        MEMBER_DAILY_BY_TOOL,
+        MEMBER_DAILY_BY_MODEL,
+        DAILY_ADOPTION,
+        MEMBERS,
     ];
+    /// Tables whose rows of a month depend on that month's facts alone (built per month).
+    pub const MONTHLY: [&str; 11] = [
+        DAILY_ACTIVITY,
+        DAILY_SPEND,
+        DAILY_SPEND_BY_MODEL,
+        DAILY_ACCEPT_RATE,
+        DAILY_LINES,
+        MEMBER_DAILY,
+        MEMBER_MONTHLY,
+        DAILY_BY_DIMENSION,
+        MONTHLY_BY_DIMENSION,
+        MEMBER_DAILY_BY_TOOL,
+        MEMBER_DAILY_BY_MODEL,
+    ];
+    /// Internal per-month rows (never published): each (date, member)'s role, spend,
+    /// organisation id and terminal type, for adoption and the API-shaped export.
+    pub const MEMBER_DAYS: &str = "_member_days";
 }
 
 pub mod col {
@@ -44,9 +73,31 @@ pub mod col {
     pub const COMMITS: &str = "commits";
     pub const PULL_REQUESTS: &str = "pull_requests";
     pub const ACTIVE_DAYS: &str = "active_days";
+    pub const DIMENSION: &str = "dimension";
+    pub const VALUE: &str = "value";
+    pub const ACTIVE_USERS_7D: &str = "active_users_7d";
+    pub const ACTIVE_USERS_28D: &str = "active_users_28d";
+    pub const NEW_USERS: &str = "new_users";
+    pub const ROSTER_MEMBERS: &str = "roster_members";
+    pub const ROSTER_ACTIVE_28D: &str = "roster_active_28d";
+    pub const FIRST_ACTIVE: &str = "first_active";
+    pub const LAST_ACTIVE: &str = "last_active";
+    pub const ACTIVE_DAYS_28D: &str = "active_days_28d";
+    pub const SPEND_USD_28D: &str = "spend_usd_28d";
+    pub const IN_ROSTER: &str = "in_roster";
     /// Columns a policy may `drop` for a role (contract 5.3): any but the keys that give a row
     /// its meaning (date, month, member, model, tool).
-    pub const DROPPABLE: [&str; 18] = [
+    pub const DROPPABLE: [&str; 28] = [
+        ACTIVE_USERS_7D,
+        ACTIVE_USERS_28D,
+        NEW_USERS,
+        ROSTER_MEMBERS,
+        ROSTER_ACTIVE_28D,
+        FIRST_ACTIVE,
+        LAST_ACTIVE,
+        ACTIVE_DAYS_28D,
+        SPEND_USD_28D,
+        IN_ROSTER,
         ROLE,
         MEMBER_TYPE,
         ACTIVE_USERS,

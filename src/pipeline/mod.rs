@@ -26,6 +26,7 @@ use crate::policy::Policy;
 use crate::publish::{self, Publisher, Roots};
 use crate::roster::Roster;
 use crate::source::Location;
+use crate::schema::table;
 use crate::{quarantine, redact, reports};
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
@@ -71,6 +72,21 @@ async fn who_sees_what(cfg: &RunConfig) -> Result<(Policy, Vec<String>, Roster)>
         Some(r) => Roster::parse(&read_text(r, "roster").await?, r)?,
         None => Roster::default(),
     };
+    for (dim, column) in cfg.dimensions.roster_columns() {
+        match &cfg.roster {
+            Some(r) if roster.column(column).is_none() => {
+                return Err(Error::usage(format!(
+                    "dimension {dim:?} names the roster column {column:?}, which the roster {} lacks (its columns after aliases: {})",
+                    crate::redact::url(r),
+                    if roster.columns.is_empty() { "none".to_string() } else { roster.columns.join(", ") }
+                )));
+            }
+            None => tracing::warn!(
+                "dimension {dim:?} names the roster column {column:?}, but no roster is given: its values come from telemetry only"
+            ),
+            _ => {}
+        }
+    }
     Ok((policy, roles, roster))
 }
 
@@ -219,6 +235,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         );
         ctx.limits = cfg.limits;
         ctx.late_after_days = cfg.max_arrival_delay_days as i32;
+        ctx.tags = cfg.dimensions.keys;
         let setup = Setup {
             cfg,
             roster: &roster,
@@ -513,7 +530,7 @@ impl<'a> RunState<'a> {
                 late_warning: warning,
             });
         }
-        let (tables, (rebuilt, reused)) = build_tables(state, s.roster).await?;
+        let (tables, (rebuilt, reused)) = build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
         self.manifest.table_months = crate::manifest::TableMonths { rebuilt, reused };
         let phase = Instant::now();
         let mut publisher = Publisher::new(s.roots, s.run_id);
@@ -558,18 +575,24 @@ impl<'a> RunState<'a> {
     }
 }
 
-/// Every table from the stored facts, a month at a time: each table's rows of a month depend
-/// on that month's facts alone (the daily tables on their date, `member_monthly` on its month),
-/// so only one month of facts is in memory, and the tables are the months' rows in order. A
-/// month whose facts and roster have not changed since its rows were last built is not rebuilt
-/// ([`months`]). Returns the tables and the months (rebuilt, reused).
+/// Every table from the stored facts, a month at a time: each per-month table's rows of a
+/// month depend on that month's facts alone (the daily tables on their date, the monthly ones
+/// on their month), so only one month of facts is in memory, and the tables are the months'
+/// rows in order. A month whose facts, roster and dimensions have not changed since its rows
+/// were last built is not rebuilt ([`months`]). Adoption folds every month's per-member rows
+/// in date order. Returns the tables and the months (rebuilt, reused).
 async fn build_tables(
     state: &Location,
     roster: &Roster,
+    has_roster: bool,
+    dims: &crate::dimensions::Dimensions,
 ) -> Result<(Vec<(&'static str, months::Rows)>, (usize, usize))> {
     use chrono::Datelike;
     let phase = Instant::now();
     let dates = store::stored_dates(state).await?;
+    let last_day = dates
+        .last_key_value()
+        .map_or(0, |(d, _)| crate::facts::days_since_epoch(*d));
     type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
     let mut by_month: BTreeMap<(i32, u32), Vec<DateFiles>> = BTreeMap::new();
     for (d, files) in dates {
@@ -579,11 +602,16 @@ async fn build_tables(
             .push((d, files));
     }
     let (mut rows, mut read_secs, mut rebuilt, mut reused) = (0usize, 0f64, 0usize, 0usize);
-    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = Vec::new();
+    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = table::MONTHLY
+        .iter()
+        .map(|n| (*n, Vec::new()))
+        .collect();
+    let mut adoption = crate::adoption::Adoption::new(roster, has_roster, last_day);
+    let mut warned = false;
     for (month, dates) in &by_month {
         let files: Vec<object_store::ObjectMeta> =
             dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
-        let fp = months::fingerprint(&files, roster);
+        let fp = months::fingerprint(&files, roster, dims);
         let tables = match months::load(state, *month, &fp).await? {
             Some(t) => {
                 reused += 1;
@@ -591,28 +619,41 @@ async fn build_tables(
             }
             None => {
                 let t = Instant::now();
-                let facts = FactSet::concat(store::read_facts(state, dates).await?)?;
+                let mut sets = Vec::new();
+                for set in store::read_facts(state, dates).await? {
+                    let (set, missing) = set.with_dimensions(dims)?;
+                    if missing && !warned {
+                        warned = true;
+                        tracing::warn!(
+                            "dates stored before a dimension was configured (the first in {}-{:02}) carry no telemetry values for it: they use the roster's column or (none); recompute them with run --from … --to … to attribute them from telemetry",
+                            month.0,
+                            month.1
+                        );
+                    }
+                    sets.push(set);
+                }
+                let facts = FactSet::concat(sets)?;
                 read_secs += t.elapsed().as_secs_f64();
                 rows += facts.sessions.height();
-                let tables = reports::build(&facts, roster)?;
+                let tables = reports::build(&facts, roster, dims)?;
                 drop(facts);
                 months::save(state, *month, &fp, &tables).await?;
                 rebuilt += 1;
                 tables
             }
         };
-        if parts.is_empty() {
-            parts = tables.iter().map(|(n, _)| (*n, Vec::new())).collect();
-        }
-        for ((_, p), (name, df)) in parts.iter_mut().zip(tables) {
-            // Streamed tables are read back month by month when written.
-            if !months::STREAMED.contains(&name) {
-                p.push(df);
+        for (name, df) in tables {
+            if name == table::MEMBER_DAYS {
+                adoption.add_month(&df)?;
+            } else if !months::STREAMED.contains(&name) {
+                // Streamed tables are read back month by month when written.
+                let p = parts.iter_mut().find(|(n, _)| *n == name).expect("a monthly table");
+                p.1.push(df);
             }
         }
     }
     let month_list: Vec<(i32, u32)> = by_month.keys().copied().collect();
-    let tables = parts
+    let mut tables = parts
         .into_iter()
         .map(|(name, p)| {
             if months::STREAMED.contains(&name) {
@@ -627,6 +668,10 @@ async fn build_tables(
             Ok((name, months::Rows::Whole(df)))
         })
         .collect::<Result<Vec<_>>>()?;
+    let (daily_adoption, members) = adoption.finish()?;
+    tables.push((table::DAILY_ADOPTION, months::Rows::Whole(daily_adoption)));
+    tables.push((table::MEMBERS, months::Rows::Whole(members)));
+    debug_assert!(tables.iter().map(|t| t.0).eq(table::ALL));
     tracing::info!(
         "built the tables of {rebuilt} months from {rows} stored fact rows ({read_secs:.2}s reading), reused {reused} months, in {:.2}s",
         phase.elapsed().as_secs_f64()

@@ -14,18 +14,23 @@ use crate::sink::parquet_bytes;
 use crate::source::Location;
 
 /// Bumped whenever the tables' computation changes: older months are then rebuilt.
-const TABLES_LAYOUT: u32 = 1;
+const TABLES_LAYOUT: u32 = 2;
 
 fn dir(month: (i32, u32)) -> String {
     format!("_tables/month={:04}-{:02}", month.0, month.1)
 }
 
 /// What a month's rows depend on.
-pub fn fingerprint(facts: &[object_store::ObjectMeta], roster: &Roster) -> String {
+pub fn fingerprint(
+    facts: &[object_store::ObjectMeta],
+    roster: &Roster,
+    dims: &crate::dimensions::Dimensions,
+) -> String {
     let mut h = Sha256::new();
     h.update(format!(
-        "layout {TABLES_LAYOUT} {}\n",
-        env!("CARGO_PKG_VERSION")
+        "layout {TABLES_LAYOUT} {}\ndimensions {}\n",
+        env!("CARGO_PKG_VERSION"),
+        dims.describe()
     ));
     let mut files: Vec<String> = facts
         .iter()
@@ -44,7 +49,13 @@ pub fn fingerprint(facts: &[object_store::ObjectMeta], roster: &Roster) -> Strin
         h.update(b"\n");
     }
     for m in &roster.members {
-        h.update(format!("{}\t{}\t{}\n", m.member, m.member_type, m.role).as_bytes());
+        h.update(format!("{}\t{}\t{}", m.member, m.member_type, m.role).as_bytes());
+        // The roster columns the dimensions read.
+        for (_, column) in dims.roster_columns() {
+            let v = roster.column(column).map_or("", |i| m.extra[i].as_str());
+            h.update(format!("\t{v}").as_bytes());
+        }
+        h.update(b"\n");
     }
     hex::encode(h.finalize())
 }
@@ -65,7 +76,7 @@ pub async fn load(
         return Ok(None);
     }
     let mut out = Vec::new();
-    for name in table::ALL {
+    for name in STORED {
         out.push((name, part(state, month, name).await?));
     }
     Ok(Some(out))
@@ -79,7 +90,7 @@ pub async fn save(
     fp: &str,
     tables: &[(&'static str, DataFrame)],
 ) -> Result<()> {
-    if tables.iter().map(|(n, _)| *n).ne(table::ALL) {
+    if tables.iter().map(|(n, _)| *n).ne(STORED) {
         return Err(Error::Other("tables out of order".into()));
     }
     for (name, df) in tables {
@@ -101,7 +112,22 @@ pub async fn save(
 
 /// Tables whose rows grow with members × dates: written month by month from the stored rows,
 /// never held whole.
-pub const STREAMED: [&str; 1] = [table::MEMBER_DAILY];
+pub const STREAMED: [&str; 3] = [
+    table::MEMBER_DAILY,
+    table::MEMBER_DAILY_BY_TOOL,
+    table::MEMBER_DAILY_BY_MODEL,
+];
+
+/// What a month keeps: its rows of every per-month table, then the internal per-member rows.
+pub const STORED: [&str; 12] = {
+    let mut out = [table::MEMBER_DAYS; 12];
+    let mut i = 0;
+    while i < table::MONTHLY.len() {
+        out[i] = table::MONTHLY[i];
+        i += 1;
+    }
+    out
+};
 
 /// A table's rows: whole in memory, or a streamed table's months (read when written).
 pub enum Rows {

@@ -225,7 +225,7 @@ async fn tidy(state: &Location, d: NaiveDate, c: &Commit) -> Result<()> {
 }
 
 /// Version of the stored facts' layout: facts of another layout are refused, not misread.
-const FACTS_LAYOUT: u32 = 3;
+const FACTS_LAYOUT: u32 = 4;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FactsMeta {

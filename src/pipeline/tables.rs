@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::manifest::{Manifest, OutputFile};
 use crate::policy::{Policy, RoleAccess};
 use crate::publish::Publisher;
-use crate::schema::col as c;
+use crate::export;
+use crate::schema::{col as c, table};
 use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
 use crate::source::Location;
 
@@ -31,7 +32,10 @@ fn pseudonymise(df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
     out.with_column(Column::new(c::MEMBER.into(), names))?;
     // The leading column (date or month), the member, then the other key columns present.
     let names: Vec<&str> = out.get_column_names().iter().map(|n| n.as_str()).collect();
-    let mut by: Vec<&str> = vec![names[0], c::MEMBER];
+    let mut by: Vec<&str> = vec![names[0]];
+    if names[0] != c::MEMBER {
+        by.push(c::MEMBER);
+    }
     by.extend(
         [c::MEMBER_TYPE, c::TOOL, c::MODEL]
             .into_iter()
@@ -106,6 +110,7 @@ pub async fn stage(
             Rows::Months(months) => stage_months(name, months, state, out).await?,
         }
     }
+    stage_export(cfg, policy, roles, &access, state, publisher, manifest).await?;
     if cfg.dashboard {
         for (role, visible) in roles.iter().zip(&visible) {
             // Built from this role's own (filtered, pseudonymised) tables only.
@@ -117,6 +122,90 @@ pub async fn stage(
                 bytes: html.len() as u64,
             });
             publisher.stage(&rel, html.into_bytes()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The API-shaped export (contract 5.6) of every date the run recomputed, for the roles that
+/// may see `member_daily`, each in its form of that table (pseudonymised, columns dropped).
+async fn stage_export(
+    cfg: &RunConfig,
+    policy: &Policy,
+    roles: &[String],
+    access: &[&RoleAccess],
+    state: &Location,
+    publisher: &mut Publisher,
+    manifest: &mut Manifest,
+) -> Result<()> {
+    use chrono::{Datelike, NaiveDate};
+    let who: Vec<usize> = (0..roles.len())
+        .filter(|&i| access[i].tables.contains(&table::MEMBER_DAILY))
+        .collect();
+    let mut dates: Vec<NaiveDate> = manifest
+        .dates_recomputed
+        .iter()
+        .chain(&manifest.dates_healed)
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    dates.sort();
+    dates.dedup();
+    if who.is_empty() || dates.is_empty() {
+        return Ok(());
+    }
+    let mut months: Vec<(i32, u32)> = dates.iter().map(|d| (d.year(), d.month())).collect();
+    months.dedup();
+    let names = [
+        table::MEMBER_DAILY,
+        table::MEMBER_DAILY_BY_TOOL,
+        table::MEMBER_DAILY_BY_MODEL,
+        table::MEMBER_DAYS,
+    ];
+    for month in months {
+        let mut rows = Vec::new();
+        for name in names {
+            match months::part(state, month, name).await {
+                Ok(df) => rows.push((name, df)),
+                // A recomputed month without stored rows has no activity left to export.
+                Err(_) if rows.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if rows.len() < names.len() {
+            continue;
+        }
+        let member_daily = rows[0].1.clear();
+        let by_date = export::entries(&rows, &dates)?;
+        drop(rows);
+        let forms = forms_of(table::MEMBER_DAILY, &member_daily, access);
+        for (form, readers) in forms {
+            let readers: Vec<usize> = readers.into_iter().filter(|i| who.contains(i)).collect();
+            if readers.is_empty() {
+                continue;
+            }
+            let name = |m: &str| {
+                if form.pseudonymised {
+                    policy.pseudonym(m)
+                } else {
+                    m.to_string()
+                }
+            };
+            let view = export::View {
+                name: &name,
+                dropped: &form.drop,
+            };
+            for (d, entries) in &by_date {
+                let bytes = export::page(*d, cfg.tz, entries, &view);
+                for &i in &readers {
+                    let rel = format!("reports/{}/claude_code_usage/{d}.json", roles[i]);
+                    manifest.outputs.push(OutputFile {
+                        path: rel.clone(),
+                        rows: entries.len() as u64,
+                        bytes: bytes.len() as u64,
+                    });
+                    publisher.stage(&rel, bytes.clone()).await?;
+                }
+            }
         }
     }
     Ok(())

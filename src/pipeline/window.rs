@@ -162,7 +162,8 @@ pub async fn read(
     let phase = Instant::now();
     let acc = facts::Accumulator::new(s.roster, range)
         .with_extra_dates(extra)
-        .with_limits(cfg.limits);
+        .with_limits(cfg.limits)
+        .with_dimensions(&cfg.dimensions);
     let mut writer = quarantine::Writer::new(s.state, quarantine_dir);
     let ing = ingest(
         tasks.clone(),

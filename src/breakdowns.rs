@@ -1,0 +1,366 @@
+//! One month's facts → the tables of contract 5.5.1 and 5.5.2: usage per dimension value
+//! (daily and monthly), per member and edit tool, per member and model; and the internal
+//! per-(date, member) rows that adoption and the API-shaped export read.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use polars::prelude::*;
+
+use crate::dimensions::{fact_column, Dimensions, NONE_VALUE};
+use crate::error::{Error, Result};
+use crate::facts::{date_column, fcol, PICO_PER_USD};
+use crate::roster::Roster;
+use crate::schema::col as c;
+
+/// Days since 1970-01-01 of each row of a frame's `date` column.
+fn days(df: &DataFrame) -> Result<Vec<i32>> {
+    let d = df.column(fcol::DATE)?.cast(&DataType::Int32)?;
+    Ok(d.i32()?.into_no_null_iter().collect())
+}
+
+fn strs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
+    Ok(df.column(name)?.str()?.iter().collect())
+}
+
+fn ints(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
+    Ok(df.column(name)?.i64()?.into_no_null_iter().collect())
+}
+
+/// A sum that must fit the table's Int64 column.
+fn fit(v: i128, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| {
+        Error::Other(format!(
+            "the {what} of a group sum past what a 64-bit integer holds: implausible input"
+        ))
+    })
+}
+
+fn usd(pico: i128) -> f64 {
+    pico as f64 / PICO_PER_USD
+}
+
+fn rate(accepted: i128, rejected: i128) -> Option<f64> {
+    let total = accepted + rejected;
+    (total > 0).then(|| accepted as f64 / total as f64)
+}
+
+/// The first day of the month of a day (days since 1970-01-01).
+pub fn month_start(day: i32) -> i32 {
+    use chrono::Datelike;
+    let d = crate::facts::date_of_days(day);
+    crate::facts::days_since_epoch(d.with_day(1).expect("day 1 exists"))
+}
+
+/// The roster member a resolved member is, by name and type.
+fn roster_index(roster: &Roster) -> HashMap<(&str, &str), usize> {
+    roster
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ((m.member.as_str(), m.member_type.as_str()), i))
+        .collect()
+}
+
+/// The daily measures of a dimension value, in the table's column order after `sessions`.
+const DAILY_SUMS: [&str; 8] = [
+    fcol::SPEND_PICO,
+    fcol::REQUESTS,
+    fcol::LINES_ACCEPTED,
+    fcol::LINES_REMOVED,
+    fcol::ACCEPTED,
+    fcol::REJECTED,
+    fcol::COMMITS,
+    fcol::PULL_REQUESTS,
+];
+/// Positions in `DAILY_SUMS` of the monthly table's measures.
+const SPEND: usize = 0;
+const LINES_ACCEPTED: usize = 2;
+const ACCEPTED: usize = 4;
+const REJECTED: usize = 5;
+
+#[derive(Default)]
+struct Group<'a> {
+    members: HashSet<(&'a str, &'a str)>,
+    sessions: HashSet<&'a str>,
+    sums: [i128; 8],
+}
+
+/// `daily_by_dimension` and `monthly_by_dimension` of a month's session facts (5.5.1): each row's
+/// value is its telemetry value, else the member's roster column, else `(none)`.
+pub fn by_dimension(
+    sessions: &DataFrame,
+    roster: &Roster,
+    dims: &Dimensions,
+) -> Result<(DataFrame, DataFrame)> {
+    let day = days(sessions)?;
+    let member = strs(sessions, fcol::MEMBER)?;
+    let typ = strs(sessions, fcol::MEMBER_TYPE)?;
+    let session = strs(sessions, fcol::SESSION)?;
+    let agents: Vec<bool> = sessions
+        .column(fcol::AGENTS)?
+        .bool()?
+        .iter()
+        .map(|a| a.unwrap_or(false))
+        .collect();
+    let sums: Vec<Vec<i64>> = DAILY_SUMS
+        .iter()
+        .map(|m| ints(sessions, m))
+        .collect::<Result<_>>()?;
+    let in_roster = roster_index(roster);
+    let mut daily: BTreeMap<(i32, usize, &str), Group> = BTreeMap::new();
+    let mut monthly: BTreeMap<(i32, usize, &str), Group> = BTreeMap::new();
+    for (d, dim) in dims.dims.iter().enumerate() {
+        // A date stored before the dimension was configured has no telemetry values for it.
+        let column = fact_column(&dim.name);
+        let told: Vec<Option<&str>> = match sessions.column(&column) {
+            Ok(_) => strs(sessions, &column)?,
+            Err(_) => vec![None; sessions.height()],
+        };
+        let roster_col = dim.roster.as_deref().and_then(|r| roster.column(r));
+        for r in 0..sessions.height() {
+            let (m, t) = (member[r].unwrap_or(""), typ[r].unwrap_or(""));
+            let value = told[r]
+                .or_else(|| {
+                    let col = roster_col?;
+                    let i = *in_roster.get(&(m, t))?;
+                    Some(roster.members[i].extra[col].as_str()).filter(|v| !v.is_empty())
+                })
+                .unwrap_or(NONE_VALUE);
+            let counted = session[r].filter(|_| !agents[r]);
+            for (g, at) in [(&mut daily, day[r]), (&mut monthly, month_start(day[r]))] {
+                let g = g.entry((at, d, value)).or_default();
+                g.members.insert((m, t));
+                if let Some(s) = counted {
+                    g.sessions.insert(s);
+                }
+                for (acc, col) in g.sums.iter_mut().zip(&sums) {
+                    *acc += col[r] as i128;
+                }
+            }
+        }
+    }
+    Ok((daily_frame(&daily, dims)?, monthly_frame(&monthly, dims)?))
+}
+
+fn keys_columns(
+    groups: &BTreeMap<(i32, usize, &str), Group>,
+    dims: &Dimensions,
+    date: &str,
+) -> Result<Vec<Column>> {
+    Ok(vec![
+        date_column(date, groups.keys().map(|k| k.0).collect())?,
+        Column::new(
+            c::DIMENSION.into(),
+            groups
+                .keys()
+                .map(|k| dims.dims[k.1].name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            c::VALUE.into(),
+            groups.keys().map(|k| k.2).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            c::ACTIVE_USERS.into(),
+            groups
+                .values()
+                .map(|g| g.members.len() as i64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            c::SESSIONS.into(),
+            groups
+                .values()
+                .map(|g| g.sessions.len() as i64)
+                .collect::<Vec<_>>(),
+        ),
+    ])
+}
+
+fn sum_column(groups: &BTreeMap<(i32, usize, &str), Group>, at: usize) -> Result<Column> {
+    let name = DAILY_SUMS[at];
+    if name == fcol::SPEND_PICO {
+        return Ok(Column::new(
+            c::SPEND_USD.into(),
+            groups
+                .values()
+                .map(|g| usd(g.sums[at]))
+                .collect::<Vec<f64>>(),
+        ));
+    }
+    Ok(Column::new(
+        name.into(),
+        groups
+            .values()
+            .map(|g| fit(g.sums[at], name))
+            .collect::<Result<Vec<i64>>>()?,
+    ))
+}
+
+fn rate_column(groups: &BTreeMap<(i32, usize, &str), Group>) -> Column {
+    Column::new(
+        c::ACCEPT_RATE.into(),
+        groups
+            .values()
+            .map(|g| rate(g.sums[ACCEPTED], g.sums[REJECTED]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn daily_frame(
+    groups: &BTreeMap<(i32, usize, &str), Group>,
+    dims: &Dimensions,
+) -> Result<DataFrame> {
+    let mut columns = keys_columns(groups, dims, c::DATE)?;
+    for at in 0..ACCEPTED {
+        columns.push(sum_column(groups, at)?);
+    }
+    columns.push(sum_column(groups, ACCEPTED)?);
+    columns.push(sum_column(groups, REJECTED)?);
+    columns.push(rate_column(groups));
+    columns.push(sum_column(groups, 6)?);
+    columns.push(sum_column(groups, 7)?);
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+fn monthly_frame(
+    groups: &BTreeMap<(i32, usize, &str), Group>,
+    dims: &Dimensions,
+) -> Result<DataFrame> {
+    let mut columns = keys_columns(groups, dims, c::MONTH)?;
+    for at in [SPEND, LINES_ACCEPTED, ACCEPTED, REJECTED] {
+        columns.push(sum_column(groups, at)?);
+    }
+    columns.push(rate_column(groups));
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Per (date, member, member type, key) sums of a per-member fact frame, sorted by those
+/// columns' bytes; `keep` decides which rows are written.
+fn per_member(
+    facts: &DataFrame,
+    key: &str,
+    out_key: &str,
+    measures: &[&str],
+    keep: impl Fn(&[i128]) -> bool,
+) -> Result<DataFrame> {
+    let day = days(facts)?;
+    let member = strs(facts, fcol::MEMBER)?;
+    let typ = strs(facts, fcol::MEMBER_TYPE)?;
+    let k = strs(facts, key)?;
+    let cols: Vec<Vec<i64>> = measures
+        .iter()
+        .map(|m| ints(facts, m))
+        .collect::<Result<_>>()?;
+    let mut groups: BTreeMap<(i32, &str, &str, &str), Vec<i128>> = BTreeMap::new();
+    for r in 0..facts.height() {
+        let g = groups
+            .entry((
+                day[r],
+                member[r].unwrap_or(""),
+                typ[r].unwrap_or(""),
+                k[r].unwrap_or(""),
+            ))
+            .or_insert_with(|| vec![0; measures.len()]);
+        for (acc, col) in g.iter_mut().zip(&cols) {
+            *acc += col[r] as i128;
+        }
+    }
+    groups.retain(|_, v| keep(v));
+    let mut columns = vec![
+        date_column(c::DATE, groups.keys().map(|k| k.0).collect())?,
+        Column::new(
+            c::MEMBER.into(),
+            groups.keys().map(|k| k.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            c::MEMBER_TYPE.into(),
+            groups.keys().map(|k| k.2).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            out_key.into(),
+            groups.keys().map(|k| k.3).collect::<Vec<_>>(),
+        ),
+    ];
+    for (i, m) in measures.iter().enumerate() {
+        if *m == fcol::SPEND_PICO {
+            columns.push(Column::new(
+                c::SPEND_USD.into(),
+                groups.values().map(|v| usd(v[i])).collect::<Vec<f64>>(),
+            ));
+        } else {
+            columns.push(Column::new(
+                (*m).into(),
+                groups
+                    .values()
+                    .map(|v| fit(v[i], m))
+                    .collect::<Result<Vec<i64>>>()?,
+            ));
+        }
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// `member_daily_by_tool` (5.5.2): rows with a decision.
+pub fn member_by_tool(tools: &DataFrame) -> Result<DataFrame> {
+    per_member(tools, fcol::TOOL, c::TOOL, &fcol::TOOL_MEASURES, |v| {
+        v[0] + v[1] > 0
+    })
+}
+
+/// `member_daily_by_model` (5.5.2): every (date, member, model) that contributed.
+pub fn member_by_model(models: &DataFrame) -> Result<DataFrame> {
+    per_member(models, fcol::MODEL, c::MODEL, &fcol::MODEL_MEASURES, |_| true)
+}
+
+/// The internal per-(date, member) rows: role, spend (1e-12 USD, exact), and the smallest
+/// organisation id and terminal type of the member's records that day.
+pub fn member_days(sessions: &DataFrame) -> Result<DataFrame> {
+    let day = days(sessions)?;
+    let member = strs(sessions, fcol::MEMBER)?;
+    let typ = strs(sessions, fcol::MEMBER_TYPE)?;
+    let role = strs(sessions, fcol::ROLE)?;
+    let org = strs(sessions, fcol::ORGANIZATION_ID)?;
+    let term = strs(sessions, fcol::TERMINAL_TYPE)?;
+    let spend = ints(sessions, fcol::SPEND_PICO)?;
+    type Row<'a> = (Option<&'a str>, i128, Option<&'a str>, Option<&'a str>);
+    let mut rows: BTreeMap<(i32, &str, &str), Row> = BTreeMap::new();
+    for r in 0..sessions.height() {
+        let e = rows
+            .entry((day[r], member[r].unwrap_or(""), typ[r].unwrap_or("")))
+            .or_insert((role[r], 0, None, None));
+        e.0 = e.0.or(role[r]);
+        e.1 += spend[r] as i128;
+        for (slot, v) in [(&mut e.2, org[r]), (&mut e.3, term[r])] {
+            if let Some(v) = v {
+                if slot.is_none_or(|s| v < s) {
+                    *slot = Some(v);
+                }
+            }
+        }
+    }
+    let columns = vec![
+        date_column(c::DATE, rows.keys().map(|k| k.0).collect())?,
+        Column::new(c::MEMBER.into(), rows.keys().map(|k| k.1).collect::<Vec<_>>()),
+        Column::new(
+            c::MEMBER_TYPE.into(),
+            rows.keys().map(|k| k.2).collect::<Vec<_>>(),
+        ),
+        Column::new(c::ROLE.into(), rows.values().map(|v| v.0).collect::<Vec<_>>()),
+        Column::new(
+            fcol::SPEND_PICO.into(),
+            rows.values()
+                .map(|v| fit(v.1, "spend"))
+                .collect::<Result<Vec<i64>>>()?,
+        ),
+        Column::new(
+            fcol::ORGANIZATION_ID.into(),
+            rows.values().map(|v| v.2).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            fcol::TERMINAL_TYPE.into(),
+            rows.values().map(|v| v.3).collect::<Vec<_>>(),
+        ),
+    ];
+    Ok(DataFrame::new_infer_height(columns)?)
+}
