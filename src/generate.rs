@@ -233,35 +233,45 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
         "developer",
         "user",
     ];
-    let mut roster = String::from("member,member_type,role,aliases\n");
+    let mut roster = String::from("member,member_type,role,aliases,team,cost_center\n");
     for (i, m) in members.iter().enumerate() {
         let role = roles[i % roles.len()];
+        // The roster's team: the team of the first half of the range (a mover's old team).
+        let org = format!("{},{}", team_of(i, false), cost_center_of(i));
         match m.kind {
-            Kind::RosterUser => writeln!(roster, "{},user,{role},", m.email).unwrap(),
+            Kind::RosterUser => writeln!(roster, "{},user,{role},,{org}", m.email).unwrap(),
             Kind::MetricsWithoutEmail => {
-                writeln!(roster, "{},user,{role},{}", m.email, m.account).unwrap()
+                writeln!(roster, "{},user,{role},{},{org}", m.email, m.account).unwrap()
             }
-            Kind::ApiKey => writeln!(roster, "{},api_key,{role},", m.key_name).unwrap(),
+            Kind::ApiKey => writeln!(roster, "{},api_key,{role},,{org}", m.key_name).unwrap(),
             _ => {}
         }
     }
-    roster.push_str("idle@example.com,user,developer,idle-account\n");
+    roster.push_str("idle@example.com,user,developer,idle-account,payments,\n");
     out.put(&out.child("roster.csv"), roster.into_bytes())
         .await?;
 
-    // Resources: one per member (what OTEL_RESOURCE_ATTRIBUTES and the SDK put there).
-    let resources: Vec<Vec<(&'static str, V)>> = members
-        .iter()
-        .map(|m| {
-            let mut r = vec![
-                ("service.name", V::S("claude-code".into())),
-                ("service.version", V::S("2.1.294".into())),
-                ("os.type", V::S("linux".into())),
-            ];
-            if m.kind == Kind::ApiKey {
-                r.push(("api_key.name", V::S(m.key_name.clone())));
-            }
-            r
+    // Resources: one per member and half of the range (what OTEL_RESOURCE_ATTRIBUTES and the
+    // SDK put there): index `i` before the middle day, `members + i` from it (movers change team).
+    let resources: Vec<Vec<(&'static str, V)>> = [false, true]
+        .into_iter()
+        .flat_map(|later| {
+            members.iter().enumerate().map(move |(i, m)| {
+                let mut r = vec![
+                    ("service.name", V::S("claude-code".into())),
+                    ("service.version", V::S("2.1.294".into())),
+                    ("os.type", V::S("linux".into())),
+                ];
+                if m.kind == Kind::ApiKey {
+                    r.push(("api_key.name", V::S(m.key_name.clone())));
+                }
+                r.extend(
+                    resource_tags(i, later)
+                        .into_iter()
+                        .map(|(k, v)| (k, V::S(v))),
+                );
+                r
+            })
         })
         .collect();
 
@@ -275,7 +285,9 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
             .from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
             .timestamp_nanos_opt()
             .unwrap();
+        let later = d >= args.days / 2 && args.days > 1;
         for (mi, m) in members.iter().enumerate() {
+            let res = if later { members.len() + mi } else { mi };
             let n_sessions = rng.below((args.sessions_per_day * 2.0).round() as u64 + 1);
             for _ in 0..n_sessions {
                 // Mostly working hours; some sessions run across midnight.
@@ -287,7 +299,7 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
                 session(
                     &mut rng,
                     m,
-                    mi,
+                    res,
                     &org,
                     t0,
                     args.requests_per_session,
@@ -309,6 +321,33 @@ pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
         recs.clear();
     }
     Ok(summary)
+}
+
+const TEAMS: [&str; 4] = ["payments", "platform", "search", "mobile"];
+
+/// Member `i`'s team (`later`: in the second half of the range, where every fifth member from
+/// the second has moved to the next team).
+fn team_of(i: usize, later: bool) -> &'static str {
+    TEAMS[(i + usize::from(later && i % 5 == 1)) % TEAMS.len()]
+}
+
+fn cost_center_of(i: usize) -> String {
+    format!("eng-{}", 100 + i % 3)
+}
+
+/// The `OTEL_RESOURCE_ATTRIBUTES` a member's installation sets: every fifth member (from the
+/// first) sets none (its team is only in the roster), every seventh sets `team` rather than
+/// `team.id`; the others `team.id`, `department` and `cost_center`.
+fn resource_tags(i: usize, later: bool) -> Vec<(&'static str, String)> {
+    if i % 5 == 0 {
+        return Vec::new();
+    }
+    let key = if i % 7 == 3 { "team" } else { "team.id" };
+    vec![
+        (key, team_of(i, later).to_string()),
+        ("department", if i % 2 == 0 { "product" } else { "infra" }.to_string()),
+        ("cost_center", cost_center_of(i)),
+    ]
 }
 
 /// Batches a day's records into objects by arrival (logs every 5 minutes, metrics every 10, per
