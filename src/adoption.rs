@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(ints(&daily, c::NEW_USERS), [1, 0, 1, 0, 0].map(Some));
         assert_eq!(ints(&daily, c::ROSTER_MEMBERS), [2; 5].map(Some));
         assert_eq!(ints(&daily, c::ROSTER_ACTIVE_28D), [1; 5].map(Some));
-        let names: Vec<_> = members.column(c::MEMBER).unwrap().str().unwrap().into_no_null_iter().collect();
+        let names: Vec<_> = members.column(c::MEMBER).unwrap().str().unwrap().iter().flatten().collect();
         assert_eq!(names, ["a", "b", "q"]);
         // 28 days ending 03-02 = 02-03 … 03-02: a on 02-20 and 03-01 (02-01 is outside).
         assert_eq!(ints(&members, c::ACTIVE_DAYS_28D), [Some(2), Some(2), Some(0)]);
@@ -243,7 +243,7 @@ mod tests {
         let first = members.column(c::FIRST_ACTIVE).unwrap().cast(&DataType::Int32).unwrap();
         let first: Vec<Option<i32>> = first.i32().unwrap().iter().collect();
         assert_eq!(first, [Some(day("2026-02-01")), Some(day("2026-02-25")), None]);
-        let in_roster: Vec<bool> = members.column(c::IN_ROSTER).unwrap().bool().unwrap().into_no_null_iter().collect();
+        let in_roster: Vec<bool> = members.column(c::IN_ROSTER).unwrap().bool().unwrap().iter().flatten().collect();
         assert_eq!(in_roster, [true, false, true]);
         let role: Vec<Option<&str>> = members.column(c::ROLE).unwrap().str().unwrap().iter().collect();
         assert_eq!(role, [Some("developer"), None, Some("admin")]);

@@ -487,9 +487,13 @@ impl RunConfig {
             } else {
                 None
             },
+            // The embedded default's dimensions, like its roster, belong to its sample input.
             dimensions: crate::dimensions::Dimensions::new(
                 file.dimensions
                     .iter()
+                    .filter(|_| {
+                        args.config.is_some() || (args.input.is_empty() && args.roster.is_none())
+                    })
                     .map(|(name, d)| crate::dimensions::Dimension {
                         name: name.clone(),
                         attributes: d.attributes.clone(),

@@ -1332,7 +1332,7 @@ pub(crate) mod tests {
         }
         let duplicates = acc.duplicates();
         let facts = acc.finish().unwrap();
-        let reports = crate::reports::build(&facts.set, &roster).unwrap();
+        let reports = crate::reports::build(&facts.set, &roster, &Default::default()).unwrap();
         (facts, duplicates, reports)
     }
 
@@ -1578,7 +1578,7 @@ pub(crate) mod tests {
         assert!(acc.dict.strings().iter().all(|s| !s.starts_with("inst-")));
         assert!(acc.members.is_empty());
         let facts = acc.finish().unwrap();
-        let reports = crate::reports::build(&facts.set, &Roster::default()).unwrap();
+        let reports = crate::reports::build(&facts.set, &Roster::default(), &Default::default()).unwrap();
         let md = table(&reports, "member_daily");
         assert_eq!(strs(md, "member"), vec![Some("inst-000".into())]);
         assert_eq!(i64s(md, "commits"), vec![500]);

@@ -30,6 +30,8 @@ impl Roster {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
+            // A row may leave out trailing member attributes (empty); more fields is an error.
+            .flexible(true)
             .from_reader(text.as_bytes());
         let bad = |msg: String| Error::usage(format!("roster {source}: {msg}"));
         let header: Vec<String> = rdr
@@ -59,6 +61,13 @@ impl Roster {
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
             let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
+            if rec.len() > header.len() {
+                return Err(bad(format!(
+                    "line {line}: {} fields, the header has {}",
+                    rec.len(),
+                    header.len()
+                )));
+            }
             let field = |n: usize| rec.get(n).unwrap_or("").to_string();
             let m = RosterMember {
                 member: field(0),
@@ -157,6 +166,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("repeated"), "{e}");
+        // Trailing attributes may be left out; more fields than the header is refused.
+        let r = Roster::parse("member,member_type,role,aliases,team\na,user,admin,\n", "r").unwrap();
+        assert_eq!(r.members[0].extra, [""]);
+        let e = Roster::parse("member,member_type,role,aliases\na,user,admin,,x\n", "r.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("5 fields, the header has 4"), "{e}");
     }
 
     #[test]

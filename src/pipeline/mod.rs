@@ -378,6 +378,8 @@ struct RunState<'a> {
     backfill: Option<progress::Progress>,
     /// Windows an earlier run of the same backfill committed, skipped here.
     skipped: usize,
+    /// Dates of those windows: their export (5.6) is written by this run, which publishes.
+    skipped_dates: Vec<NaiveDate>,
 }
 
 impl<'a> RunState<'a> {
@@ -399,6 +401,7 @@ impl<'a> RunState<'a> {
             unhealed: BTreeMap::new(),
             backfill: None,
             skipped: 0,
+            skipped_dates: Vec::new(),
         }
     }
 
@@ -427,6 +430,8 @@ impl<'a> RunState<'a> {
                         .windows_skipped
                         .push(format!("{} … {}", w.0, w.1));
                     self.skipped += 1;
+                    self.skipped_dates
+                        .extend(w.0.iter_days().take_while(|d| *d <= w.1));
                     continue;
                 }
             }
@@ -530,7 +535,21 @@ impl<'a> RunState<'a> {
                 late_warning: warning,
             });
         }
-        let (tables, (rebuilt, reused)) = build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
+        let (tables, stored, (rebuilt, reused)) =
+            build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
+        // The export covers the dates this run recomputed (or skipped as committed by an
+        // earlier attempt of its backfill); `reports`, a rebuild, covers every stored date.
+        let export_dates: Vec<NaiveDate> = if always {
+            stored
+        } else {
+            self.manifest
+                .dates_recomputed
+                .iter()
+                .chain(&self.manifest.dates_healed)
+                .filter_map(|d| d.parse().ok())
+                .chain(self.skipped_dates.iter().copied())
+                .collect()
+        };
         self.manifest.table_months = crate::manifest::TableMonths { rebuilt, reused };
         let phase = Instant::now();
         let mut publisher = Publisher::new(s.roots, s.run_id);
@@ -539,6 +558,7 @@ impl<'a> RunState<'a> {
             policy,
             roles,
             &tables,
+            &export_dates,
             state,
             &mut publisher,
             &mut self.manifest,
@@ -580,19 +600,24 @@ impl<'a> RunState<'a> {
 /// on their month), so only one month of facts is in memory, and the tables are the months'
 /// rows in order. A month whose facts, roster and dimensions have not changed since its rows
 /// were last built is not rebuilt ([`months`]). Adoption folds every month's per-member rows
-/// in date order. Returns the tables and the months (rebuilt, reused).
+/// in date order. Returns the tables, the stored dates and the months (rebuilt, reused).
 async fn build_tables(
     state: &Location,
     roster: &Roster,
     has_roster: bool,
     dims: &crate::dimensions::Dimensions,
-) -> Result<(Vec<(&'static str, months::Rows)>, (usize, usize))> {
+) -> Result<(
+    Vec<(&'static str, months::Rows)>,
+    Vec<NaiveDate>,
+    (usize, usize),
+)> {
     use chrono::Datelike;
     let phase = Instant::now();
     let dates = store::stored_dates(state).await?;
     let last_day = dates
         .last_key_value()
         .map_or(0, |(d, _)| crate::facts::days_since_epoch(*d));
+    let stored: Vec<NaiveDate> = dates.keys().copied().collect();
     type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
     let mut by_month: BTreeMap<(i32, u32), Vec<DateFiles>> = BTreeMap::new();
     for (d, files) in dates {
@@ -676,7 +701,7 @@ async fn build_tables(
         "built the tables of {rebuilt} months from {rows} stored fact rows ({read_secs:.2}s reading), reused {reused} months, in {:.2}s",
         phase.elapsed().as_secs_f64()
     );
-    Ok((tables, (rebuilt, reused)))
+    Ok((tables, stored, (rebuilt, reused)))
 }
 
 async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {

@@ -83,6 +83,7 @@ pub async fn stage(
     policy: &Policy,
     roles: &[String],
     tables: &[(&'static str, Rows)],
+    export_dates: &[chrono::NaiveDate],
     state: &Location,
     publisher: &mut Publisher,
     manifest: &mut Manifest,
@@ -110,7 +111,7 @@ pub async fn stage(
             Rows::Months(months) => stage_months(name, months, state, out).await?,
         }
     }
-    stage_export(cfg, policy, roles, &access, state, publisher, manifest).await?;
+    stage_export(cfg, policy, roles, &access, export_dates, state, publisher, manifest).await?;
     if cfg.dashboard {
         for (role, visible) in roles.iter().zip(&visible) {
             // Built from this role's own (filtered, pseudonymised) tables only.
@@ -127,13 +128,15 @@ pub async fn stage(
     Ok(())
 }
 
-/// The API-shaped export (contract 5.6) of every date the run recomputed, for the roles that
+/// The API-shaped export (contract 5.6) of `dates` (those with activity), for the roles that
 /// may see `member_daily`, each in its form of that table (pseudonymised, columns dropped).
+#[allow(clippy::too_many_arguments)]
 async fn stage_export(
     cfg: &RunConfig,
     policy: &Policy,
     roles: &[String],
     access: &[&RoleAccess],
+    dates: &[chrono::NaiveDate],
     state: &Location,
     publisher: &mut Publisher,
     manifest: &mut Manifest,
@@ -142,12 +145,7 @@ async fn stage_export(
     let who: Vec<usize> = (0..roles.len())
         .filter(|&i| access[i].tables.contains(&table::MEMBER_DAILY))
         .collect();
-    let mut dates: Vec<NaiveDate> = manifest
-        .dates_recomputed
-        .iter()
-        .chain(&manifest.dates_healed)
-        .filter_map(|d| d.parse().ok())
-        .collect();
+    let mut dates: Vec<NaiveDate> = dates.to_vec();
     dates.sort();
     dates.dedup();
     if who.is_empty() || dates.is_empty() {

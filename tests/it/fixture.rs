@@ -130,8 +130,8 @@ fn hand_computed_tables_for_every_analytics_role() {
         m["dates_recomputed"],
         serde_json::json!(["2026-10-08", "2026-10-09"])
     );
-    // 5 roles × (7 tables × (parquet + csv) + dashboard).
-    assert_eq!(m["outputs"].as_array().unwrap().len(), 75);
+    // 5 roles × (13 tables × (parquet + csv) + dashboard + the export of the 2 dates).
+    assert_eq!(m["outputs"].as_array().unwrap().len(), 5 * (13 * 2 + 1 + 2));
 }
 
 #[test]

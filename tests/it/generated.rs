@@ -113,13 +113,17 @@ fn embedded_default_runs_on_sample_data() {
             .join(format!("reports/{role}/member_monthly.parquet"))
             .is_file());
     }
-    reference_check(
+    reference_check_with(
         &repo().join("sample_data/telemetry"),
         &repo().join("sample_data/roster.csv"),
         &out,
         "UTC",
         "billing",
+        Some(&repo().join("pipelines/local.toml")),
     );
+    // The embedded default names two dimensions: both tables have rows for each.
+    let dims = read(out.join("reports/admin/monthly_by_dimension.csv"));
+    assert!(dims.contains(",team,payments,") && dims.contains(",cost_center,eng-100,"), "{dims}");
 }
 
 #[test]

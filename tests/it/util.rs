@@ -57,12 +57,28 @@ pub fn read(p: impl AsRef<Path>) -> String {
 
 /// Runs the independent Python reference (`tests/reference/check.py`) over input and output.
 pub fn reference_check(input: &Path, roster: &Path, output: &Path, tz: &str, role: &str) {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/reference/check.py"))
+    reference_check_with(input, roster, output, tz, role, None)
+}
+
+/// The reference check of a run that used the pipeline file `config` (its dimensions).
+pub fn reference_check_with(
+    input: &Path,
+    roster: &Path,
+    output: &Path,
+    tz: &str,
+    role: &str,
+    config: Option<&Path>,
+) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/reference/check.py"))
         .args(["--input", input.to_str().unwrap()])
         .args(["--roster", roster.to_str().unwrap()])
         .args(["--output", output.to_str().unwrap()])
-        .args(["--timezone", tz, "--role", role])
+        .args(["--timezone", tz, "--role", role]);
+    if let Some(c) = config {
+        cmd.args(["--config", c.to_str().unwrap()]);
+    }
+    let out = cmd
         .output()
         .expect("python3 (the reference check needs python3 with pyarrow, duckdb, zstandard: .ci/run installs them)");
     assert!(

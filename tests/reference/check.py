@@ -2,7 +2,9 @@
 """Independent reference implementation of the contract's definitions (section 3), in plain
 Python, used to check cc-analytics' output tables.
 
-    check.py --input DIR --output DIR [--roster CSV] [--timezone TZ] [--role ROLE]
+    check.py --input DIR --output DIR [--roster CSV] [--timezone TZ] [--role ROLE] [--config TOML]
+
+`--config` names the pipeline file whose `[dimensions.*]` the run used (contract 5.5.1).
 
 Reads the raw telemetry itself (gzip, zstd, plain), computes every table from the contract's
 words, then reads the job's Parquet (with pyarrow, and with DuckDB when installed) and CSV for the
@@ -144,7 +146,7 @@ def log_record(lr, res, scope):
         cost = num(m.get("cost_usd_micros")) / 1e6
     yield {
         "key": key, "kind": "E", "name": name, "time": t, "attrs": m, "session": session,
-        "cost": cost, "value": None,
+        "cost": cost, "value": None, "own": a, "res": res,
     }
 
 
@@ -160,26 +162,53 @@ def metric_point(name, temp, p, res):
     return {
         "key": ("M",) + series + (t, v), "kind": "M", "name": name, "time": t, "attrs": m,
         "session": text(m.get("session.id")), "temp": temp, "series": series, "value": v,
+        "own": a, "res": res,
     }
 
 
 def load_roster(path):
-    members, alias = [], {}
+    members, alias, extra = [], {}, []
     if not path:
-        return members, alias
+        return members, alias, extra
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             i = len(members)
             members.append((row["member"], row["member_type"], row["role"]))
+            extra.append(row)
             alias[row["member"]] = i
             for a in filter(None, (x.strip() for x in row["aliases"].split(";"))):
                 alias[a] = i
-    return members, alias
+    return members, alias, extra
 
 
-def compute(input_dir, roster_path, tz):
+def dimension_value(dim, rs, roster_row):
+    """5.5.1: the smallest (key position, record before resource, value bytes) among the
+    group's records, else the roster column, else (none)."""
+    found = []
+    for r in rs:
+        for pos, key in enumerate(dim.get("attributes", [])):
+            for side, src in enumerate((r["own"], r["res"])):
+                v = text(src.get(key)) if key in src else None
+                if v:
+                    found.append((pos, side, v.encode()))
+    if found:
+        return min(found)[2].decode()
+    if roster_row is not None and dim.get("roster"):
+        v = (roster_row.get(dim["roster"]) or "").strip()
+        if v:
+            return v
+    return "(none)"
+
+
+def smallest_tag(rs, key):
+    vals = [text(src[key]) for r in rs for src in (r["own"], r["res"]) if key in src]
+    vals = [v for v in vals if v]
+    return min(vals, key=str.encode) if vals else None
+
+
+def compute(input_dir, roster_path, tz, dims=()):
     zone = ZoneInfo(tz)
-    members, alias = load_roster(roster_path)
+    members, alias, roster_rows = load_roster(roster_path)
     seen, recs = set(), []
     for r in read_records(input_dir):
         if r["key"] in seen:
@@ -253,6 +282,11 @@ def compute(input_dir, roster_path, tz):
     daily = defaultdict(lambda: defaultdict(float))  # (date, member) -> measures
     model_rows = defaultdict(lambda: defaultdict(float))
     tool_rows = defaultdict(lambda: [0.0, 0.0])
+    member_models = defaultdict(lambda: defaultdict(float))  # (date, member, model)
+    member_tools = defaultdict(lambda: [0.0, 0.0])  # (date, member, tool)
+    by_dim = defaultdict(lambda: [set(), set(), defaultdict(float)])  # (date, dim, value)
+    by_dim_month = defaultdict(lambda: [set(), set(), defaultdict(float)])
+    tags = defaultdict(lambda: [[], []])  # (date, member) -> organisation ids, terminal types
     sessions_day, sessions_member_day, sessions_month = defaultdict(set), defaultdict(set), defaultdict(set)
     active = defaultdict(set)
     for (d, mem, s), rs in groups.items():
@@ -266,6 +300,11 @@ def compute(input_dir, roster_path, tz):
                       and text(r["attrs"].get("tool_name")) in EDIT_TOOLS for r in rs)
         dm = daily[(d, mem)]
         dm["_exists"] = 1
+        gm = defaultdict(float)
+        for i, key in enumerate(("organization.id", "terminal.type")):
+            v = smallest_tag(rs, key)
+            if v is not None:
+                tags[(d, mem)][i].append(v)
         for r in rs:
             a = r["attrs"]
             model = text(a.get("model")) or "unknown"
@@ -273,34 +312,49 @@ def compute(input_dir, roster_path, tz):
             if r["kind"] == "E":
                 if r["name"] == "api_request":
                     toks = [num(a.get(k)) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")]
-                    add_spend(dm, model_rows[(d, model)], r["cost"] or 0.0, toks, 1)
+                    add_spend((dm, gm, model_rows[(d, model)], member_models[(d, mem, model)]), r["cost"] or 0.0, toks, 1)
                 elif r["name"] == "tool_decision":
                     tool = text(a.get("tool_name"))
                     if tool in EDIT_TOOLS:
-                        add_decision(dm, tool_rows, d, tool, text(a.get("decision")), 1)
+                        add_decision((dm, gm), (tool_rows[(d, tool)], member_tools[(d, mem, tool)]), text(a.get("decision")), 1)
                 continue
             n, inc = r["name"], r["inc"]
+            def spend_to():
+                return (dm, gm, model_rows[(d, model)], member_models[(d, mem, model)])
             if n == "claude_code.cost.usage" and not has_req:
-                add_spend(dm, model_rows[(d, model)], inc, [0, 0, 0, 0], 0)
+                add_spend(spend_to(), inc, [0, 0, 0, 0], 0)
             elif n == "claude_code.token.usage" and not has_req:
                 idx = {"input": 0, "output": 1, "cacheRead": 2, "cacheCreation": 3}.get(typ)
                 toks = [0, 0, 0, 0]
                 if idx is not None:
                     toks[idx] = inc
-                add_spend(dm, model_rows[(d, model)], 0.0, toks, 0)
+                add_spend(spend_to(), 0.0, toks, 0)
             elif n == "claude_code.code_edit_tool.decision" and not has_dec:
                 tool = text(a.get("tool_name")) or text(a.get("tool"))
                 if tool in EDIT_TOOLS:
-                    add_decision(dm, tool_rows, d, tool, text(a.get("decision")), inc)
+                    add_decision((dm, gm), (tool_rows[(d, tool)], member_tools[(d, mem, tool)]), text(a.get("decision")), inc)
             elif n == "claude_code.lines_of_code.count":
                 if typ == "added":
                     dm["lines_accepted"] += inc
+                    gm["lines_accepted"] += inc
                 elif typ == "removed":
                     dm["lines_removed"] += inc
+                    gm["lines_removed"] += inc
             elif n == "claude_code.commit.count":
                 dm["commits"] += inc
+                gm["commits"] += inc
             elif n == "claude_code.pull_request.count":
                 dm["pull_requests"] += inc
+                gm["pull_requests"] += inc
+        roster_row = roster_rows[mem] if mem < len(roster_rows) else None
+        for di, dim in enumerate(dims):
+            value = dimension_value(dim, rs, roster_row)
+            for acc in (by_dim[(d, di, value)], by_dim_month[(d.replace(day=1), di, value)]):
+                acc[0].add(mem)
+                if s and s not in agents:
+                    acc[1].add(s)
+                for k, v in gm.items():
+                    acc[2][k] += v
     dates = sorted(active)
     per_date = {d: defaultdict(float) for d in dates}
     for (d, mem), m in daily.items():
@@ -348,24 +402,165 @@ def compute(input_dir, roster_path, tz):
         mm.append((month, name, kind, role, sp, round(la), len(sessions_month[(month, mem)]), len(days)))
     mm.sort(key=lambda r: (r[0], r[1].encode(), r[2].encode()))
     t["member_monthly"] = mm
+
+    def rate_of(a, r):
+        return a / (a + r) if a + r > 0 else None
+
+    bd = []
+    for (d, di, value), (mems, sess, m) in by_dim.items():
+        bd.append((d, dims[di]["name"], value, len(mems), len(sess), m["spend"], round(m["requests"]),
+                   round(m["lines_accepted"]), round(m["lines_removed"]), round(m["accepted"]), round(m["rejected"]),
+                   rate_of(m["accepted"], m["rejected"]), round(m["commits"]), round(m["pull_requests"])))
+    bd.sort(key=lambda r: (r[0], r[1].encode(), r[2].encode()))
+    t["daily_by_dimension"] = bd
+    bm = []
+    for (month, di, value), (mems, sess, m) in by_dim_month.items():
+        bm.append((month, dims[di]["name"], value, len(mems), len(sess), m["spend"], round(m["lines_accepted"]),
+                   round(m["accepted"]), round(m["rejected"]), rate_of(m["accepted"], m["rejected"])))
+    bm.sort(key=lambda r: (r[0], r[1].encode(), r[2].encode()))
+    t["monthly_by_dimension"] = bm
+    bt = []
+    for (d, mem, tool), (a, r) in member_tools.items():
+        if a + r > 0:
+            name, kind, _ = names[mem]
+            bt.append((d, name, kind, tool, round(a), round(r)))
+    bt.sort(key=lambda r: (r[0], r[1].encode(), r[2].encode(), r[3].encode()))
+    t["member_daily_by_tool"] = bt
+    bmod = []
+    for (d, mem, model), v in member_models.items():
+        name, kind, _ = names[mem]
+        bmod.append((d, name, kind, model, round(v["requests"]), v["spend"], round(v["in"]), round(v["out"]),
+                     round(v["cr"]), round(v["cc"])))
+    bmod.sort(key=lambda r: (r[0], r[1].encode(), r[2].encode(), r[3].encode()))
+    t["member_daily_by_model"] = bmod
+    # 5.5.3 adoption, from every date (the job's stored dates are the dates with records).
+    first = {}
+    for d in dates:
+        for mem in active[d]:
+            first.setdefault(mem, d)
+    has_roster = bool(roster_path)
+    ad = []
+    for d in dates:
+        def within(n):
+            return set().union(*(active[x] for x in dates if d - dt.timedelta(days=n) < x <= d))
+        w28 = within(28)
+        ad.append((d, len(active[d]), len(within(7)), len(w28), sum(1 for f in first.values() if f == d),
+                   len(members) if has_roster else None,
+                   sum(1 for m in w28 if m < len(members)) if has_roster else None))
+    t["daily_adoption"] = ad
+    last = dates[-1]
+    mrows = []
+    for mem, (name, kind, role) in names.items():
+        days_active = [d for d in dates if mem in active[d]]
+        recent = [d for d in days_active if last - dt.timedelta(days=28) < d]
+        mrows.append((name, kind, role, days_active[0] if days_active else None,
+                      days_active[-1] if days_active else None, len(recent),
+                      sum(daily[(d, mem)]["spend"] for d in recent), mem < len(members)))
+    mrows.sort(key=lambda r: (r[0].encode(), r[1].encode()))
+    t["members"] = mrows
+    # 5.6: the export's elements per date, unpseudonymised: (name, kind) -> element facts.
+    export = defaultdict(dict)
+    for (d, mem), m in daily.items():
+        name, kind, _ = names[mem]
+        org = tags[(d, mem)][0]
+        term = tags[(d, mem)][1]
+        export[d][(name, kind)] = {
+            "num_sessions": len(sessions_member_day[(d, mem)]),
+            "added": round(m["lines_accepted"]), "removed": round(m["lines_removed"]),
+            "commits": round(m["commits"]), "pull_requests": round(m["pull_requests"]),
+            "tools": {tl: tuple(round(x) for x in member_tools.get((d, mem, tl), (0, 0)))
+                      for tl in EDIT_TOOLS},
+            "models": sorted(((model, v["spend"] * 100, round(v["in"]), round(v["out"]), round(v["cr"]), round(v["cc"]))
+                              for (dd, mm_, model), v in member_models.items() if dd == d and mm_ == mem),
+                             key=lambda x: x[0].encode()),
+            "organization_id": min(org, key=str.encode) if org else None,
+            "terminal_type": min(term, key=str.encode) if term else None,
+        }
+    t["_export"] = export
     return t
 
 
-def add_spend(dm, mr, cost, toks, requests):
-    for acc in (dm, mr):
+def add_spend(accs, cost, toks, requests):
+    for acc in accs:
         acc["spend"] += cost
         acc["requests"] += requests
         for k, v in zip(("in", "out", "cr", "cc"), toks):
             acc[k] += v
 
 
-def add_decision(dm, tool_rows, d, tool, decision, n):
-    if decision == "accept":
-        dm["accepted"] += n
-        tool_rows[(d, tool)][0] += n
-    elif decision == "reject":
-        dm["rejected"] += n
-        tool_rows[(d, tool)][1] += n
+def add_decision(accs, tool_accs, decision, n):
+    i = {"accept": 0, "reject": 1}.get(decision)
+    if i is None:
+        return
+    for acc in accs:
+        acc["accepted" if i == 0 else "rejected"] += n
+    for tr in tool_accs:
+        tr[i] += n
+
+
+TOOL_KEYS = {"Edit": "edit_tool", "MultiEdit": "multi_edit_tool", "Write": "write_tool",
+             "NotebookEdit": "notebook_edit_tool"}
+ACTORS = {"user": ("user_actor", "email_address"), "api_key": ("api_actor", "api_key_name"),
+          "install": ("install_actor", "install_id"), "unattributed": ("unattributed_actor", None)}
+
+
+def check_export(expected, out_dir, role, tz):
+    """Every export file of the role against the reference, for the dates it holds."""
+    folder = os.path.join(out_dir, "reports", role, "claude_code_usage")
+    if not os.path.isdir(folder):
+        print("claude_code_usage: no export folder")
+        return 1
+    errors, files = 0, sorted(os.listdir(folder))
+    zone = ZoneInfo(tz)
+    for f in files:
+        d = dt.date.fromisoformat(f[:-len(".json")])
+        doc = json.load(open(os.path.join(folder, f)))
+        midnight = dt.datetime.combine(d, dt.time(0), zone)
+        want_date = midnight.strftime("%Y-%m-%dT%H:%M:%S") + (
+            "Z" if tz == "UTC" else midnight.isoformat()[19:])
+        exp = expected["_export"][d]
+        got = {}
+        for el in doc["data"]:
+            actor = el["actor"]
+            kind = next(k for k, (t, _) in ACTORS.items() if t == actor["type"])
+            field = ACTORS[kind][1]
+            name = actor[field] if field else "(unattributed)"
+            got[(name, kind)] = el
+            if el["date"] != want_date:
+                print(f"{f}: date {el['date']} != {want_date}")
+                errors += 1
+        if sorted(got) != sorted(exp):
+            print(f"{f}: members {sorted(got)[:5]} != {sorted(exp)[:5]}")
+            errors += 1
+            continue
+        names = [(next(v for k, v in el["actor"].items() if k != "type") if len(el["actor"]) > 1 else "(unattributed)")
+                 for el in doc["data"]]
+        if names != sorted(names, key=str.encode) and len(set(names)) == len(names):
+            print(f"{f}: elements not sorted by member")
+            errors += 1
+        for key, e in exp.items():
+            el = got[key]
+            cm = el["core_metrics"]
+            pairs = [(cm["num_sessions"], e["num_sessions"]), (cm["lines_of_code"]["added"], e["added"]),
+                     (cm["lines_of_code"]["removed"], e["removed"]), (cm["commits_by_claude_code"], e["commits"]),
+                     (cm["pull_requests_by_claude_code"], e["pull_requests"]),
+                     (el["organization_id"], e["organization_id"]), (el["terminal_type"], e["terminal_type"]),
+                     (el["customer_type"], None)]
+            for tl, k in TOOL_KEYS.items():
+                pairs.append(((el["tool_actions"][k]["accepted"], el["tool_actions"][k]["rejected"]), e["tools"][tl]))
+            models = [(m["model"], m["estimated_cost"]["amount"], m["tokens"]["input"], m["tokens"]["output"],
+                       m["tokens"]["cache_read"], m["tokens"]["cache_creation"]) for m in el["model_breakdown"]]
+            if len(models) != len(e["models"]) or not all(
+                    all(same(x, y) for x, y in zip(a, b)) for a, b in zip(models, e["models"])):
+                print(f"{f} {key}: models {models} != {e['models']}")
+                errors += 1
+            for g, w in pairs:
+                if g != w:
+                    print(f"{f} {key}: {g} != {w}")
+                    errors += 1
+                    break
+    print(f"claude_code_usage: {len(files)} days checked")
+    return errors
 
 
 SCHEMAS = {
@@ -385,6 +580,27 @@ SCHEMAS = {
     "member_monthly": [("month", "date32[day]"), ("member", "string"), ("member_type", "string"), ("role", "string"),
                        ("spend_usd", "double"), ("lines_accepted", "int64"), ("sessions", "int64"),
                        ("active_days", "int64")],
+    "daily_by_dimension": [("date", "date32[day]"), ("dimension", "string"), ("value", "string"),
+                           ("active_users", "int64"), ("sessions", "int64"), ("spend_usd", "double"),
+                           ("requests", "int64"), ("lines_accepted", "int64"), ("lines_removed", "int64"),
+                           ("accepted", "int64"), ("rejected", "int64"), ("accept_rate", "double"),
+                           ("commits", "int64"), ("pull_requests", "int64")],
+    "monthly_by_dimension": [("month", "date32[day]"), ("dimension", "string"), ("value", "string"),
+                             ("active_users", "int64"), ("sessions", "int64"), ("spend_usd", "double"),
+                             ("lines_accepted", "int64"), ("accepted", "int64"), ("rejected", "int64"),
+                             ("accept_rate", "double")],
+    "member_daily_by_tool": [("date", "date32[day]"), ("member", "string"), ("member_type", "string"),
+                             ("tool", "string"), ("accepted", "int64"), ("rejected", "int64")],
+    "member_daily_by_model": [("date", "date32[day]"), ("member", "string"), ("member_type", "string"),
+                              ("model", "string"), ("requests", "int64"), ("spend_usd", "double"),
+                              ("input_tokens", "int64"), ("output_tokens", "int64"), ("cache_read_tokens", "int64"),
+                              ("cache_creation_tokens", "int64")],
+    "daily_adoption": [("date", "date32[day]"), ("active_users", "int64"), ("active_users_7d", "int64"),
+                       ("active_users_28d", "int64"), ("new_users", "int64"), ("roster_members", "int64"),
+                       ("roster_active_28d", "int64")],
+    "members": [("member", "string"), ("member_type", "string"), ("role", "string"), ("first_active", "date32[day]"),
+                ("last_active", "date32[day]"), ("active_days_28d", "int64"), ("spend_usd_28d", "double"),
+                ("in_roster", "bool")],
 }
 
 
@@ -403,11 +619,19 @@ def main():
     ap.add_argument("--roster")
     ap.add_argument("--timezone", default="UTC")
     ap.add_argument("--role", default="admin")
+    ap.add_argument("--config")
     args = ap.parse_args()
     import pyarrow.parquet as pq
 
-    expected = compute(args.input, args.roster, args.timezone)
-    errors = 0
+    dims = []
+    if args.config:
+        import tomllib
+
+        with open(args.config, "rb") as f:
+            conf = tomllib.load(f)
+        dims = [dict(v, name=k) for k, v in sorted(conf.get("dimensions", {}).items(), key=lambda kv: kv[0].encode())]
+    expected = compute(args.input, args.roster, args.timezone, dims)
+    errors = check_export(expected, args.output, args.role, args.timezone)
     for table, cols in SCHEMAS.items():
         path = os.path.join(args.output, "reports", args.role, table + ".parquet")
         got = pq.read_table(path)
