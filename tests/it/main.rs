@@ -4,6 +4,7 @@ mod badinput;
 mod bench;
 mod cli;
 mod dashboard;
+mod dimensions;
 mod faults;
 mod fixture;
 mod generated;
