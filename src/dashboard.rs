@@ -101,6 +101,8 @@ const MT: f64 = 16.0;
 const MB: f64 = 48.0;
 const BLUE: &str = "#1f4e79";
 const ORANGE: &str = "#a04a00";
+const GREEN: &str = "#2e6b30";
+const GREY: &str = "#666666";
 
 struct Series<'a> {
     label: &'a str,
@@ -249,6 +251,40 @@ fn chart(
     out
 }
 
+/// A chart of several per-day series as lines on one axis (classes `s0`, `s1`, …).
+fn lines_chart(id: &str, title: &str, desc: &str, days: &[String], series: Vec<Series>) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<figure><svg id="{id}" viewBox="0 0 {W} {H}" role="img" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        esc(title),
+        esc(desc)
+    );
+    let max = nice_max(
+        series
+            .iter()
+            .flat_map(|s| s.values.iter().cloned())
+            .fold(0.0, f64::max),
+    );
+    let unit = series.first().map_or("", |s| s.unit);
+    y_axis(&mut out, max, ML, "end", unit, "#333");
+    x_axis(&mut out, days);
+    for (k, s) in series.iter().enumerate() {
+        line(&mut out, days, s, max, &format!("s{k}"));
+    }
+    out.push_str("</svg><figcaption class=\"legend\">");
+    for s in &series {
+        let _ = write!(
+            out,
+            r#"<span style="color:{}">●</span> {} "#,
+            s.color,
+            esc(s.label)
+        );
+    }
+    out.push_str("</figcaption></figure>");
+    out
+}
+
 fn line(out: &mut String, days: &[String], s: &Series, max: f64, class: &str) {
     let n = days.len();
     let inner = H - MT - MB;
@@ -288,6 +324,175 @@ fn unavailable(what: &str) -> String {
         r#"<p class="na">{} is not available to this role.</p>"#,
         esc(what)
     )
+}
+
+/// Spend, lines and accept rate per value of the `team` dimension (else the first one), summed
+/// over the period, from `daily_by_dimension`.
+fn dimension_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    const TITLE: &str = "By team";
+    let Some(df) = find(
+        tables,
+        table::DAILY_BY_DIMENSION,
+        &[c::DIMENSION, c::VALUE, c::SPEND_USD, c::LINES_ACCEPTED, c::ACCEPTED, c::REJECTED],
+    ) else {
+        return Ok(section(TITLE, &unavailable("The team breakdown")));
+    };
+    let dims = strs(df, c::DIMENSION)?;
+    let Some(dim) = dims
+        .iter()
+        .find(|d| *d == "team")
+        .or_else(|| dims.iter().min())
+        .cloned()
+    else {
+        return Ok(section(
+            TITLE,
+            r#"<p class="na">No dimension is configured (see <code>[dimensions]</code> in the pipeline file).</p>"#,
+        ));
+    };
+    let values = strs(df, c::VALUE)?;
+    let (spend, lines) = (f64s(df, c::SPEND_USD)?, f64s(df, c::LINES_ACCEPTED)?);
+    let (acc, rej) = (f64s(df, c::ACCEPTED)?, f64s(df, c::REJECTED)?);
+    let mut sums = std::collections::BTreeMap::<&str, [f64; 4]>::new();
+    for i in (0..dims.len()).filter(|&i| dims[i] == dim) {
+        let e = sums.entry(values[i].as_str()).or_default();
+        for (k, v) in [spend[i], lines[i], acc[i], rej[i]].into_iter().enumerate() {
+            e[k] += v.unwrap_or(0.0);
+        }
+    }
+    let mut order: Vec<(&str, [f64; 4])> = sums.into_iter().collect();
+    order.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]).then(a.0.cmp(b.0)));
+    let top = order.first().map_or(0.0, |o| o.1[0]).max(f64::MIN_POSITIVE);
+    let mut rows = String::new();
+    for (value, [s, l, a, r]) in &order {
+        let rate = if a + r > 0.0 {
+            format!("{:.1}%", a / (a + r) * 100.0)
+        } else {
+            "no decisions".into()
+        };
+        let _ = write!(
+            rows,
+            r#"<tr data-value="{v}"><th scope="row">{v}</th><td data-v="{s}"><span class="rate-bar" style="width:{w:.0}%"></span> ${s:.2}</td><td data-v="{l}">{}</td><td>{rate}</td></tr>"#,
+            fmt_num(*l),
+            v = esc(value),
+            w = s / top * 100.0
+        );
+    }
+    Ok(section(
+        &format!("By {}", dim.replace('_', " ")),
+        &format!(
+            r#"<table id="by-dimension" class="rates"><caption>Spend, lines accepted and accept rate per {d} value, whole period; usage counts under the value it had when it happened</caption><thead><tr><th scope="col">{d}</th><th scope="col">Spend (USD)</th><th scope="col">Lines accepted</th><th scope="col">Accept rate</th></tr></thead><tbody>{rows}</tbody></table>"#,
+            d = esc(&dim)
+        ),
+    ))
+}
+
+/// Daily, 7-day and 28-day active users and the roster's seats, from `daily_adoption`.
+fn adoption_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    const TITLE: &str = "Adoption";
+    let Some(df) = find(
+        tables,
+        table::DAILY_ADOPTION,
+        &[c::DATE, c::ACTIVE_USERS, c::ACTIVE_USERS_7D, c::ACTIVE_USERS_28D],
+    ) else {
+        return Ok(section(TITLE, &unavailable("Adoption")));
+    };
+    let days = dates(df, c::DATE)?;
+    let mut series = vec![
+        Series { label: "Active users", unit: "users", values: values(df, c::ACTIVE_USERS)?, color: BLUE },
+        Series { label: "Active in 7 days", unit: "users", values: values(df, c::ACTIVE_USERS_7D)?, color: ORANGE },
+        Series { label: "Active in 28 days", unit: "users", values: values(df, c::ACTIVE_USERS_28D)?, color: GREEN },
+    ];
+    let seats = df
+        .column(c::ROSTER_MEMBERS)
+        .ok()
+        .and_then(|_| f64s(df, c::ROSTER_MEMBERS).ok())
+        .filter(|v| v.iter().any(Option::is_some));
+    let mut kpi = String::new();
+    if let Some(seats) = seats {
+        let seats: Vec<f64> = seats.into_iter().map(|v| v.unwrap_or(0.0)).collect();
+        let last = seats.last().copied().unwrap_or(0.0);
+        if let Ok(active) = f64s(df, c::ROSTER_ACTIVE_28D) {
+            let a = active.last().copied().flatten().unwrap_or(0.0);
+            let _ = write!(
+                kpi,
+                r#"<p class="kpi"><span id="seats-used">{}</span> of {} roster seats active in the last 28 days</p>"#,
+                fmt_num(a),
+                fmt_num(last)
+            );
+        }
+        series.push(Series { label: "Roster seats", unit: "users", values: seats, color: GREY });
+    }
+    Ok(section(
+        TITLE,
+        &format!(
+            "{kpi}{}",
+            lines_chart(
+                "adoption",
+                "Active users per day, in the last 7 and 28 days, and roster seats",
+                "Line chart: distinct members active on the day, in the 7 days and in the 28 days ending on it, and the roster's members.",
+                &days,
+                series,
+            )
+        ),
+    ))
+}
+
+/// Roster members with no activity in the 28 days ending on the last stored date, from `members`.
+fn quiet_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    const TITLE: &str = "Gone quiet";
+    let Some(df) = find(
+        tables,
+        table::MEMBERS,
+        &[c::MEMBER, c::MEMBER_TYPE, c::LAST_ACTIVE, c::IN_ROSTER],
+    ) else {
+        return Ok(section(TITLE, &unavailable("The list of quiet members")));
+    };
+    let members = strs(df, c::MEMBER)?;
+    let types = strs(df, c::MEMBER_TYPE)?;
+    let last: Vec<Option<i32>> = df
+        .column(c::LAST_ACTIVE)?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .collect();
+    let in_roster: Vec<bool> = df
+        .column(c::IN_ROSTER)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    let Some(newest) = last.iter().flatten().max().copied() else {
+        return Ok(section(TITLE, r#"<p class="na">No activity stored yet.</p>"#));
+    };
+    let mut rows = String::new();
+    let mut n = 0;
+    for i in 0..members.len() {
+        if !in_roster[i] || last[i].is_some_and(|l| l > newest - 28) {
+            continue;
+        }
+        n += 1;
+        let when = last[i].map_or_else(
+            || "never".to_string(),
+            |d| crate::facts::date_of_days(d).to_string(),
+        );
+        let _ = write!(
+            rows,
+            r#"<tr><th scope="row">{}</th><td>{}</td><td>{when}</td></tr>"#,
+            esc(&members[i]),
+            esc(&types[i])
+        );
+    }
+    let through = crate::facts::date_of_days(newest);
+    Ok(section(
+        TITLE,
+        &if n == 0 {
+            format!(r#"<p id="quiet-none">Every roster member was active in the 28 days to {through}.</p>"#)
+        } else {
+            format!(
+                r#"<p class="kpi"><span id="quiet-count">{n}</span> roster members not active in the 28 days to {through}</p><table id="quiet"><thead><tr><th scope="col">Member</th><th scope="col">Type</th><th scope="col">Last active</th></tr></thead><tbody>{rows}</tbody></table>"#
+            )
+        },
+    ))
 }
 
 /// The page's only script. The page's Content-Security-Policy allows this script by its hash and
@@ -582,6 +787,10 @@ pub fn render(
         None => section("Team insights", &unavailable("Team insights")),
     };
 
+    body += &dimension_section(tables)?;
+    body += &adoption_section(tables)?;
+    body += &quiet_section(tables)?;
+
     Ok(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -686,5 +895,49 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no network references"
         );
+    }
+
+    #[test]
+    fn quiet_members_are_roster_members_idle_for_28_days_and_teams_sum_the_period() {
+        let day = |d: i32| Some(20_000 + d);
+        let members = DataFrame::new_infer_height(vec![
+            Column::new("member".into(), ["a", "b", "c", "d", "e"]),
+            Column::new("member_type".into(), ["user"; 5]),
+            Column::new("last_active".into(), [day(30), day(2), day(3), None, day(1)])
+                .cast(&DataType::Date)
+                .unwrap(),
+            Column::new("in_roster".into(), [true, true, true, true, false]),
+        ])
+        .unwrap();
+        let by_dim = DataFrame::new_infer_height(vec![
+            Column::new("date".into(), [20_000i32, 20_001, 20_001, 20_001])
+                .cast(&DataType::Date)
+                .unwrap(),
+            Column::new("dimension".into(), ["cost_center", "team", "team", "team"]),
+            Column::new("value".into(), ["x", "pay", "pay", "web"]),
+            Column::new("spend_usd".into(), [9.0, 1.0, 2.0, 0.5]),
+            Column::new("lines_accepted".into(), [1i64, 2, 3, 4]),
+            Column::new("accepted".into(), [1i64, 3, 0, 0]),
+            Column::new("rejected".into(), [0i64, 1, 0, 0]),
+        ])
+        .unwrap();
+        let html = render(
+            "admin",
+            &[(table::MEMBERS, members), (table::DAILY_BY_DIMENSION, by_dim)],
+            "UTC",
+            "now",
+        )
+        .unwrap();
+        // 28 days ending on day 30 are days 3 … 30: b (day 2) and d (never) are quiet, c is not,
+        // e is not in the roster.
+        assert!(html.contains(r#"<span id="quiet-count">2</span>"#), "{html}");
+        let list = &html[html.find(r#"<table id="quiet""#).unwrap()..];
+        assert!(list.contains(">b<") && list.contains(">d<") && !list.contains(">c<"));
+        // The team dimension is preferred; its values summed over the period, by spend.
+        assert!(html.contains("<h2>By team</h2>"));
+        let t = &html[html.find(r#"<table id="by-dimension""#).unwrap()..];
+        let (pay, web) = (t.find(r#"data-value="pay""#).unwrap(), t.find(r#"data-value="web""#).unwrap());
+        assert!(pay < web);
+        assert!(t.contains("$3.00") && t.contains("75.0%") && !t.contains(r#"data-value="x""#));
     }
 }

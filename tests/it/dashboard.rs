@@ -56,18 +56,20 @@ fn dashboard_loads_offline_without_errors_and_shows_every_day_and_member() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let sample = repo().join("sample_data");
-    run(
+    // The embedded default's pipeline file (sample data, roster, the team and cost-centre
+    // dimensions), run from the repository as it expects.
+    run_in(
+        Some(&repo()),
         &[
             "run",
-            "--input",
-            sample.join("telemetry").to_str().unwrap(),
-            "--roster",
-            sample.join("roster.csv").to_str().unwrap(),
+            "--config",
+            "pipelines/local.toml",
             "--output",
             out.to_str().unwrap(),
             "--roles",
             "admin,billing",
         ],
+        &[],
         0,
     );
     let page = out.join("reports/admin/dashboard.html");
@@ -160,13 +162,49 @@ fn dashboard_loads_offline_without_errors_and_shows_every_day_and_member() {
     assert_eq!(visible, members);
     assert!(dom.contains("Time zone: <strong>UTC</strong>"));
 
+    // The team breakdown: a row per team value of the period, as in daily_by_dimension.
+    let mut teams: Vec<String> = csv_rows(&out.join("reports/admin/daily_by_dimension.csv"))
+        .into_iter()
+        .filter(|r| r[1] == "team")
+        .map(|r| r[2].clone())
+        .collect();
+    teams.sort();
+    teams.dedup();
+    assert!(teams.len() >= 4, "{teams:?}");
+    let table = &dom[dom.find(r#"<table id="by-dimension""#).expect("team table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    for t in &teams {
+        assert!(table.contains(&format!(r#"<tr data-value="{t}">"#)), "{t} in {table}");
+    }
+    assert_eq!(table.matches("<tr data-value=").count(), teams.len());
+    // Adoption: four lines (daily, 7 days, 28 days, seats), a point per day each.
+    let adoption = svg("adoption");
+    for k in 0..4 {
+        assert_eq!(
+            adoption.matches(&format!(r#"<circle class="s{k}""#)).count(),
+            days,
+            "adoption series {k}"
+        );
+    }
+    // Gone quiet: the roster's idle member (never active) and nobody active lately.
+    let members = csv_rows(&out.join("reports/admin/members.csv"));
+    let quiet: Vec<&Vec<String>> = members
+        .iter()
+        .filter(|r| r[7] == "true" && (r[4].is_empty() || r[4].as_str() < "2026-10-06"))
+        .collect();
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+    let list = &dom[dom.find(r#"<table id="quiet""#).expect("quiet list")..];
+    let list = &list[..list.find("</table>").unwrap()];
+    assert!(list.contains("idle@example.com") && list.contains("never"), "{list}");
+    assert_eq!(list.matches(r#"<tr><th scope="row">"#).count(), 1);
+
     // A screenshot for people to look at.
     let shot = out.join("reports/admin/dashboard.png");
     let o = browser(
         &dir.path().join("profile2"),
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=900,2400",
+            "--window-size=900,3600",
             "--hide-scrollbars",
         ],
         &page,
