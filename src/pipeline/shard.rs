@@ -29,6 +29,9 @@ pub struct Plan {
     pub timezone: String,
     pub inputs: Vec<String>,
     pub max_arrival_delay_days: u32,
+    /// The dimensions the shards store values for (5.5.1), as `name=attributes|roster;…`.
+    #[serde(default)]
+    pub dimensions: String,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -54,6 +57,7 @@ impl Plan {
             timezone: cfg.tz.name().to_string(),
             inputs: cfg.inputs.iter().map(|u| redact::url(u)).collect(),
             max_arrival_delay_days: cfg.max_arrival_delay_days,
+            dimensions: cfg.dimensions.describe(),
         }
     }
 

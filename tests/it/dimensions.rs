@@ -156,6 +156,30 @@ for k, r in got.items():
 print(len(files), "pages,", len(rows), "rows loaded")
 "#;
 
+/// The README's example queries (polars and DuckDB) run on `out`, and the two engines agree.
+fn readme_examples(out: &Path) {
+    let readme = read(repo().join("README.md"));
+    let start = readme.find("<!-- examples:start -->").expect("examples in the README");
+    let block = &readme[start..readme.find("<!-- examples:end -->").unwrap()];
+    let code = &block[block.find("```python\n").unwrap() + 10..block.rfind("```").unwrap()];
+    let code = code.replace(
+        r#"r = "out/reports/admin/""#,
+        &format!(r#"r = "{}/reports/admin/""#, out.display()),
+    );
+    assert!(code.contains(&out.display().to_string()), "the examples read `r`");
+    let script = format!(
+        "{code}\n\
+         for name in ['team_spend', 'team_spend_sql', 'member_tools', 'member_tools_sql', 'models', 'seats', 'quiet', 'quiet_sql', 'usage']:\n    \
+             assert len(globals()[name]) > 0, name\n\
+         assert team_spend.rows() == team_spend_sql.rows()\n\
+         assert member_tools['accepted'].to_list() == member_tools_sql['accepted'].to_list()\n\
+         assert quiet['member'].to_list() == quiet_sql['member'].to_list()\n\
+         print('examples ok', len(quiet))\n"
+    );
+    let ran = python(&script, &[]);
+    assert!(ran.contains("examples ok"), "{ran}");
+}
+
 #[test]
 fn dimension_breakdown_adoption_and_export_agree_with_the_reference_and_the_daily_tables() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,6 +209,7 @@ fn dimension_breakdown_adoption_and_export_agree_with_the_reference_and_the_dail
     python(SUMS, &[&out]);
     let loaded = python(LOADER, &[&out.join("reports/admin/claude_code_usage")]);
     assert!(loaded.starts_with("6 pages"), "{loaded}");
+    readme_examples(&out);
     // Members without a team in telemetry or roster (anonymous, unrostered) are under (none).
     let by_dim = read(out.join("reports/admin/daily_by_dimension.csv"));
     assert!(by_dim.contains("2026-10-28,team,(none),"), "{by_dim}");
