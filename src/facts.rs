@@ -913,7 +913,8 @@ impl Accumulator {
             dims: vec![(u8::MAX, sym::NONE); n],
             ..Default::default()
         });
-        let smaller = |a: u32, b: u32| b == sym::NONE || dict.resolve(a) < dict.resolve(b);
+        let smaller =
+            |a: u32, b: u32| a != b && (b == sym::NONE || dict.resolve(a) < dict.resolve(b));
         for (slot, k) in [(&mut e.org, 0), (&mut e.term, 1)] {
             for side in 0..2 {
                 let id = remap[tags[k * 2 + side] as usize];
@@ -927,7 +928,8 @@ impl Accumulator {
                 crate::dimensions::candidate(tags, keys, |t| remap[t as usize])
             {
                 if cur.1 == sym::NONE
-                    || (rank, dict.resolve(id)) < (cur.0, dict.resolve(cur.1))
+                    || (id != cur.1 && (rank, dict.resolve(id)) < (cur.0, dict.resolve(cur.1)))
+                    || rank < cur.0
                 {
                     *cur = (rank, id);
                 }

@@ -558,6 +558,10 @@ pub struct ObjectDecoder {
     pub rejected_dates: BTreeMap<i32, u64>,
     /// Event date of the record being decoded, once its time is known.
     pending_date: Option<i32>,
+    /// Tag values of the resource whose records are being decoded.
+    res_tags: Vec<u32>,
+    /// Per tag, the last record value and its id.
+    last_tag: Vec<Option<(String, u32)>>,
 }
 
 struct Row<'v, 'a> {
@@ -565,8 +569,8 @@ struct Row<'v, 'a> {
     name: u32,
     time_ns: i64,
     picked: Picked<'v, 'a>,
-    /// The record's and its resource's attributes, for the tags.
-    attrs: (&'v [KeyValue<'a>], &'v [KeyValue<'a>]),
+    /// The record's attributes, for the tags (its resource's are in `res_tags`).
+    attrs: &'v [KeyValue<'a>],
     dkey: u64,
     series: u64,
     start_ns: i64,
@@ -591,12 +595,29 @@ impl ObjectDecoder {
             late: BTreeMap::new(),
             rejected_dates: BTreeMap::new(),
             pending_date: None,
+            res_tags: Vec::new(),
+            last_tag: vec![None; ctx.tags.len()],
         }
     }
 
     /// The arrival day of the object whose lines come next (`None` outside arrival partitions).
     pub fn set_arrival_day(&mut self, day: Option<i32>) {
         self.arrival_day = day;
+    }
+
+    /// The tag values of a resource's attributes, for its records.
+    fn resource_tags(&mut self, resource: &[KeyValue<'_>]) {
+        self.res_tags.clear();
+        for key in self.ctx.tags {
+            let v = resource
+                .iter()
+                .find(|kv| kv.key.as_ref() == *key)
+                .and_then(|kv| kv.value.to_text());
+            self.res_tags.push(match v {
+                Some(t) if !t.is_empty() => self.dict.intern(&t),
+                _ => sym::NONE,
+            });
+        }
     }
 
     /// Decodes one line. `Err` means the line is quarantined whole (nothing of it is used).
@@ -615,6 +636,7 @@ impl ObjectDecoder {
         }
         for rl in doc.resource_logs.iter().flatten() {
             let res_hash = hash_attrs(&rl.resource.attributes);
+            self.resource_tags(&rl.resource.attributes);
             for sl in &rl.scope_logs {
                 let cc_scope = sl.scope.name.starts_with(otel::SCOPE_PREFIX);
                 for lr in &sl.log_records {
@@ -630,6 +652,7 @@ impl ObjectDecoder {
         }
         for rm in doc.resource_metrics.iter().flatten() {
             let res_hash = hash_attrs(&rm.resource.attributes);
+            self.resource_tags(&rm.resource.attributes);
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
                     let cc = m.name.starts_with(otel::PREFIX);
@@ -751,7 +774,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
-            attrs: (&lr.attributes, resource),
+            attrs: &lr.attributes,
             dkey,
             series: 0,
             start_ns: 0,
@@ -814,7 +837,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
-            attrs: (&dp.attributes, resource),
+            attrs: &dp.attributes,
             dkey,
             series,
             start_ns,
@@ -912,11 +935,22 @@ impl ObjectDecoder {
         r.typ.push(id(p.typ));
         r.start_type.push(id(p.start_type));
         // Each tag's record value, then its resource value (5.5.1: record before resource).
-        for key in self.ctx.tags {
-            for attrs in [row.attrs.0, row.attrs.1] {
-                let v = attrs.iter().find(|kv| kv.key.as_ref() == *key);
-                r.tags.push(id(v.map(|kv| &kv.value)));
-            }
+        for (k, key) in self.ctx.tags.iter().enumerate() {
+            let v = row.attrs.iter().find(|kv| kv.key.as_ref() == *key);
+            let own = match v.and_then(|kv| kv.value.to_text()) {
+                Some(t) if !t.is_empty() => match &self.last_tag[k] {
+                    // Records of one session repeat their values: no hash for a repeat.
+                    Some((last, id)) if last.as_str() == t.as_ref() => *id,
+                    _ => {
+                        let id = d.intern(&t);
+                        self.last_tag[k] = Some((t.into_owned(), id));
+                        id
+                    }
+                },
+                _ => sym::NONE,
+            };
+            r.tags.push(own);
+            r.tags.push(self.res_tags[k]);
         }
         Ok(())
     }
