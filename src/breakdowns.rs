@@ -235,82 +235,58 @@ fn monthly_frame(
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// Per (date, member, member type, key) sums of a per-member fact frame, sorted by those
-/// columns' bytes; `keep` decides which rows are written.
+/// A per-member fact frame's rows as a table, sorted by (date, member, member type, key) bytes.
+/// A date's facts hold one row per (member, key), and a month's frames are its dates' frames,
+/// so no row needs merging: the rows are only sorted (polars, in parallel) and renamed.
 fn per_member(
     facts: &DataFrame,
     key: &str,
     out_key: &str,
     measures: &[&str],
-    keep: impl Fn(&[i128]) -> bool,
+    keep: Option<Expr>,
 ) -> Result<DataFrame> {
-    let day = days(facts)?;
-    let member = strs(facts, fcol::MEMBER)?;
-    let typ = strs(facts, fcol::MEMBER_TYPE)?;
-    let k = strs(facts, key)?;
-    let cols: Vec<Vec<i64>> = measures
-        .iter()
-        .map(|m| ints(facts, m))
-        .collect::<Result<_>>()?;
-    let mut groups: BTreeMap<(i32, &str, &str, &str), Vec<i128>> = BTreeMap::new();
-    for r in 0..facts.height() {
-        let g = groups
-            .entry((
-                day[r],
-                member[r].unwrap_or(""),
-                typ[r].unwrap_or(""),
-                k[r].unwrap_or(""),
-            ))
-            .or_insert_with(|| vec![0; measures.len()]);
-        for (acc, col) in g.iter_mut().zip(&cols) {
-            *acc += col[r] as i128;
-        }
+    let mut lf = facts.clone().lazy();
+    if let Some(keep) = keep {
+        lf = lf.filter(keep);
     }
-    groups.retain(|_, v| keep(v));
-    let mut columns = vec![
-        date_column(c::DATE, groups.keys().map(|k| k.0).collect())?,
-        Column::new(
-            c::MEMBER.into(),
-            groups.keys().map(|k| k.1).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            c::MEMBER_TYPE.into(),
-            groups.keys().map(|k| k.2).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            out_key.into(),
-            groups.keys().map(|k| k.3).collect::<Vec<_>>(),
-        ),
+    let mut select = vec![
+        col(fcol::DATE).alias(c::DATE),
+        col(fcol::MEMBER).alias(c::MEMBER),
+        col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
+        col(key).alias(out_key),
     ];
-    for (i, m) in measures.iter().enumerate() {
-        if *m == fcol::SPEND_PICO {
-            columns.push(Column::new(
-                c::SPEND_USD.into(),
-                groups.values().map(|v| usd(v[i])).collect::<Vec<f64>>(),
-            ));
-        } else {
-            columns.push(Column::new(
-                (*m).into(),
-                groups
-                    .values()
-                    .map(|v| fit(v[i], m))
-                    .collect::<Result<Vec<i64>>>()?,
-            ));
-        }
+    select.extend(measures.iter().map(|m| {
+        let out = if *m == fcol::SPEND_PICO { c::SPEND_USD } else { m };
+        col(*m).cast(DataType::Int64).alias(out)
+    }));
+    let mut df = lf
+        .select(select)
+        .sort(
+            [c::DATE, c::MEMBER, c::MEMBER_TYPE, out_key],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    // Spend leaves integer 1e-12 USD here, in scalar code (the same bits every run).
+    if let Ok(pico) = df.column(c::SPEND_USD) {
+        let usd: Vec<f64> = pico
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0) as f64 / PICO_PER_USD)
+            .collect();
+        df.with_column(Column::new(c::SPEND_USD.into(), usd))?;
     }
-    Ok(DataFrame::new_infer_height(columns)?)
+    Ok(df)
 }
 
 /// `member_daily_by_tool` (5.5.2): rows with a decision.
 pub fn member_by_tool(tools: &DataFrame) -> Result<DataFrame> {
-    per_member(tools, fcol::TOOL, c::TOOL, &fcol::TOOL_MEASURES, |v| {
-        v[0] + v[1] > 0
-    })
+    let decided = (col(fcol::ACCEPTED) + col(fcol::REJECTED)).gt(lit(0));
+    per_member(tools, fcol::TOOL, c::TOOL, &fcol::TOOL_MEASURES, Some(decided))
 }
 
 /// `member_daily_by_model` (5.5.2): every (date, member, model) that contributed.
 pub fn member_by_model(models: &DataFrame) -> Result<DataFrame> {
-    per_member(models, fcol::MODEL, c::MODEL, &fcol::MODEL_MEASURES, |_| true)
+    per_member(models, fcol::MODEL, c::MODEL, &fcol::MODEL_MEASURES, None)
 }
 
 /// The internal per-(date, member) rows: role, spend (1e-12 USD, exact), and the smallest

@@ -216,12 +216,18 @@ pub fn build(
         out.push((name, to_usd(lf.collect()?)?));
         tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
     }
+    let t = std::time::Instant::now();
     let (by_dim_daily, by_dim_monthly) = breakdowns::by_dimension(&facts.sessions, roster, dims)?;
     out.push((table::DAILY_BY_DIMENSION, by_dim_daily));
     out.push((table::MONTHLY_BY_DIMENSION, by_dim_monthly));
+    tracing::debug!("dimension tables in {:.2}s", t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
     out.push((table::MEMBER_DAILY_BY_TOOL, breakdowns::member_by_tool(&facts.tools)?));
     out.push((table::MEMBER_DAILY_BY_MODEL, breakdowns::member_by_model(&facts.models)?));
+    tracing::debug!("per-member tool and model tables in {:.2}s", t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
     out.push((table::MEMBER_DAYS, breakdowns::member_days(&facts.sessions)?));
+    tracing::debug!("per-member days in {:.2}s", t.elapsed().as_secs_f64());
     Ok(out)
 }
 

@@ -693,6 +693,7 @@ async fn build_tables(
             Ok((name, months::Rows::Whole(df)))
         })
         .collect::<Result<Vec<_>>>()?;
+    tracing::debug!("adoption folded by {:.2}s", phase.elapsed().as_secs_f64());
     let (daily_adoption, members) = adoption.finish()?;
     tables.push((table::DAILY_ADOPTION, months::Rows::Whole(daily_adoption)));
     tables.push((table::MEMBERS, months::Rows::Whole(members)));
