@@ -67,9 +67,14 @@ fn least_privilege_policy_filters_tables_and_pseudonymises_members() {
             "dashboard.html",
             "member_monthly.csv",
             "member_monthly.parquet",
+            "monthly_by_dimension.csv",
+            "monthly_by_dimension.parquet",
         ]
     );
-    assert_eq!(names("developer").len(), 12);
+    // 9 tables × (Parquet + CSV), the dashboard and `_published.json`; no export.
+    assert_eq!(names("developer").len(), 20);
+    assert!(!out.join("reports/developer/claude_code_usage").exists());
+    assert!(out.join("reports/admin/claude_code_usage").is_dir());
     assert!(!names("developer")
         .iter()
         .any(|n| n.starts_with("member_daily")));

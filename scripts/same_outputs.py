@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Compares two output roots of cc-analytics file by file, as if one run had written both: every
+file byte for byte once run ids and wall-clock times are masked (gzip files decompressed
+first). Used to show that a change of the code's layout changes no output.
+
+    scripts/same_outputs.py OUT_A OUT_B
+
+Exit 0 when both roots hold the same files with the same bytes; else the differences are listed.
+The lease and the conditional-write probe (`_lease/`, `_probe/`) hold only run ids and times,
+and are left out.
+"""
+import gzip
+import os
+import re
+import sys
+
+RUN = re.compile(rb"\d{8}T\d{9}Z-[0-9a-f]{8}")
+TIME = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+BUILT = re.compile(rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+SKIP = ("_lease/", "_probe/")
+
+
+def tree(root):
+    out = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            rel = os.path.relpath(p, root)
+            if rel.startswith(SKIP):
+                continue
+            data = open(p, "rb").read()
+            if rel.endswith(".gz"):
+                data = gzip.decompress(data)
+            data = RUN.sub(b"RUN", data)
+            if not rel.endswith(".parquet"):
+                data = BUILT.sub(b"BUILT", TIME.sub(b"TIME", data))
+            out[RUN.sub(b"RUN", rel.encode()).decode()] = data
+    return out
+
+
+def main():
+    a, b = tree(sys.argv[1]), tree(sys.argv[2])
+    bad = sorted(set(a) ^ set(b))
+    for p in bad:
+        print(("only in A: " if p in a else "only in B: ") + p)
+    diff = sorted(p for p in set(a) & set(b) if a[p] != b[p])
+    for p in diff:
+        print("differs: " + p)
+    print(f"{len(a)} files in A, {len(b)} in B, {len(bad)} in one only, {len(diff)} differ")
+    sys.exit(1 if bad or diff else 0)
+
+
+if __name__ == "__main__":
+    main()
