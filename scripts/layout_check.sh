@@ -19,11 +19,13 @@ cd "$(dirname "$0")/.."
 BIN=$(realpath "$1")
 DEST=$2
 WORK=/tmp/cc-analytics-layout
+# The generated input is kept between calls: the objects' modification times are in the manifest.
+DATA=${LAYOUT_DATA:-/tmp/cc-analytics-layout-data}
 rm -rf "$WORK" "$DEST"
 mkdir -p "$WORK" "$DEST"
 cat > "$WORK/pipeline.toml" <<TOML
-input = ["$WORK/data/telemetry"]
-roster = "$WORK/data/roster.csv"
+input = ["$DATA/telemetry"]
+roster = "$DATA/roster.csv"
 output = "$WORK/out"
 timezone = "America/Los_Angeles"
 window_days = 3
@@ -36,7 +38,7 @@ roster = "cost_center"
 TOML
 "$BIN" -q run --config pipelines/local.toml --output "$WORK/out"
 mv "$WORK/out" "$DEST/sample"
-"$BIN" -q generate --output "$WORK/data" --members 24 --days 12 --start 2026-10-25 --seed 99
+[ -d "$DATA/telemetry" ] || "$BIN" -q generate --output "$DATA" --members 24 --days 12 --start 2026-10-25 --seed 99
 "$BIN" -q run --config "$WORK/pipeline.toml" --from 2026-10-25 --to 2026-11-05
 "$BIN" -q run --config "$WORK/pipeline.toml" --date 2026-11-03
 "$BIN" -q reports --config "$WORK/pipeline.toml"

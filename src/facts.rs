@@ -1211,10 +1211,20 @@ impl Accumulator {
         let members = &self.members;
         let models = keyed_frame(models, fcol::MODEL, &fcol::MODEL_MEASURES, text, members)?;
         let tools = keyed_frame(tools, fcol::TOOL, &fcol::TOOL_MEASURES, text, members)?;
+        // Member indices follow the order sessions were resolved in, which a run does not fix:
+        // rows are sorted by their strings, so that the same records give the same files.
+        let by = |key: &str| -> Vec<String> {
+            [fcol::DATE, fcol::MEMBER, fcol::MEMBER_TYPE, key]
+                .map(String::from)
+                .to_vec()
+        };
+        let sort = |df: DataFrame, key: &str| {
+            df.sort(by(key), SortMultipleOptions::default().with_maintain_order(true))
+        };
         Ok(FactSet {
-            sessions,
-            models,
-            tools,
+            sessions: sort(sessions, fcol::SESSION)?,
+            models: sort(models, fcol::MODEL)?,
+            tools: sort(tools, fcol::TOOL)?,
         })
     }
 }
