@@ -26,6 +26,14 @@ SKIP_NAMES = ("_fingerprint",)
 
 
 def tree(root):
+    # Run ids begin with their start time: the n-th run of each root becomes RUN<n>.
+    ids = set()
+    for d, _, names in os.walk(root):
+        for n in names:
+            ids.update(RUN.findall(os.path.join(d, n).encode()))
+            ids.update(RUN.findall(open(os.path.join(d, n), "rb").read()))
+    order = {r: b"RUN%d" % i for i, r in enumerate(sorted(ids))}
+    run = lambda data: RUN.sub(lambda m: order[m.group(0)], data)
     out = {}
     for d, _, names in os.walk(root):
         for n in names:
@@ -39,10 +47,10 @@ def tree(root):
             if rel.endswith(".jsonl.gz"):
                 # An objects file lists objects in the order concurrent listings finished.
                 data = b"\n".join(sorted(data.split(b"\n")))
-            data = RUN.sub(b"RUN", data)
+            data = run(data)
             if not rel.endswith(".parquet"):
                 data = ETAG.sub(b'"e_tag":"ETAG"', BUILT.sub(b"BUILT", TIME.sub(b"TIME", data)))
-            out[RUN.sub(b"RUN", rel.encode()).decode()] = data
+            out[run(rel.encode()).decode()] = data
     return out
 
 
