@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use cc_analytics::otlp::{DecodeContext, ObjectDecoder};
+use cc_analytics::decode::otlp::{DecodeContext, ObjectDecoder};
 use cc_analytics::source::decompress;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

@@ -12,17 +12,20 @@
 #   scripts/layout_check.sh target/release/cc-analytics /tmp/after
 #   scripts/same_outputs.py /tmp/before/sample /tmp/after/sample
 #   scripts/same_outputs.py /tmp/before/generated /tmp/after/generated
-# The runs write to one fixed path (/tmp/cc-analytics-layout/out), so that the manifests name the
-# same output, and each result is then moved to DEST.
+# The runs write to one fixed path (/tmp/cc-analytics-layout/out) with the binary copied to one
+# fixed path, so that the manifests name the same output and command; each result is then moved
+# to DEST.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(realpath "$1")
 DEST=$2
 WORK=/tmp/cc-analytics-layout
 # The generated input is kept between calls: the objects' modification times are in the manifest.
 DATA=${LAYOUT_DATA:-/tmp/cc-analytics-layout-data}
 rm -rf "$WORK" "$DEST"
 mkdir -p "$WORK" "$DEST"
+# One path for every binary compared: the manifests record the command line.
+cp "$1" "$WORK/cc-analytics"
+BIN=$WORK/cc-analytics
 cat > "$WORK/pipeline.toml" <<TOML
 input = ["$DATA/telemetry"]
 roster = "$DATA/roster.csv"

@@ -345,7 +345,10 @@ fn resource_tags(i: usize, later: bool) -> Vec<(&'static str, String)> {
     let key = if i % 7 == 3 { "team" } else { "team.id" };
     vec![
         (key, team_of(i, later).to_string()),
-        ("department", if i % 2 == 0 { "product" } else { "infra" }.to_string()),
+        (
+            "department",
+            if i % 2 == 0 { "product" } else { "infra" }.to_string(),
+        ),
         ("cost_center", cost_center_of(i)),
     ]
 }

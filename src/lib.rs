@@ -1,33 +1,25 @@
 //! cc-analytics: rebuilds an organisation's Claude Code analytics tables from raw
 //! OpenTelemetry telemetry (OTLP JSON) in object storage.
 //!
-//! Data flows one way: [`config`] → [`source`] (list, read) → [`otlp`] (decode) into the
-//! [`model`] records → [`facts`] (dedup, increments, identity, per-session rules) →
-//! [`reports`] (the seven tables) → [`sink`] (Parquet, CSV) → published per role by [`pipeline`],
-//! filtered by [`policy`].
+//! Data flows one way, one folder per stage: [`config`] (flags, pipeline file, dimensions,
+//! roster) → [`source`] (object stores: list, read, decompress) → [`decode`] (OTLP JSON into
+//! record columns, in parallel; rejected input quarantined) → [`facts`] (dedup, increments,
+//! identity, per-session rules; the per-date store and its commits) → [`reports`] (every table
+//! from the stored facts, a month at a time; adoption, the API-shaped export, the dashboard) →
+//! [`publish`] (the lease, role folders, two-phase publishing), filtered by [`policy`]. The
+//! [`pipeline`] runs them: one window, a backfill of windows, a shard, the reduce.
+//! [`sink`] encodes Parquet and CSV for the stages that write; [`manifest`] is the run's record.
 
-pub mod adoption;
-pub mod breakdowns;
 pub mod config;
-pub mod dashboard;
-pub mod dimensions;
+pub mod decode;
 pub mod error;
-pub mod export;
 pub mod facts;
 pub mod generate;
-pub mod ingest;
-pub mod late;
-pub mod lease;
 pub mod manifest;
-pub mod model;
-pub mod otlp;
 pub mod pipeline;
 pub mod policy;
 pub mod publish;
-pub mod quarantine;
-pub mod redact;
 pub mod reports;
-pub mod roster;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
                         outcome.manifest.run_id,
                         clock.elapsed().as_secs_f64(),
                         outcome.manifest.outputs.len(),
-                        cc_analytics::redact::url(&cfg.output)
+                        cc_analytics::policy::redact::url(&cfg.output)
                     );
                 }
                 Ok(())
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "cc-analytics: error: {}",
-                cc_analytics::redact::text(&e.to_string())
+                cc_analytics::policy::redact::text(&e.to_string())
             );
             ExitCode::from(e.exit_code())
         }
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
 
 /// The end-of-run summary for the operator (stderr).
 fn summary(o: &RunOutcome, cfg: &RunConfig, took: std::time::Duration) -> String {
-    let output = &cc_analytics::redact::url(&cfg.output);
+    let output = &cc_analytics::policy::redact::url(&cfg.output);
     let m = &o.manifest;
     let c = &m.counts;
     let by_reason = |r: &std::collections::BTreeMap<String, u64>| {

@@ -1,13 +1,11 @@
 //! One run of the job: check everything that can be refused, then work through the range
-//! window by window ([`window`]: list → read and decode → facts → checks → commit), then
-//! rebuild every table from the stored facts ([`store`]) and publish them per role
-//! ([`tables`]), with the run's manifest.
+//! window by window ([`window`]: list → read and decode → facts → checks → commit; a shard's
+//! block in [`shard`], a backfill's progress in [`progress`]), then rebuild every table from the
+//! stored facts ([`crate::facts::store`], [`crate::reports`]) and publish them per role
+//! ([`crate::publish::folders`]), with the run's manifest.
 
-mod months;
 mod progress;
 mod shard;
-mod store;
-mod tables;
 mod window;
 
 use std::collections::BTreeMap;
@@ -16,22 +14,26 @@ use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 
+use crate::config::roster::Roster;
 use crate::config::RunConfig;
+use crate::decode::otlp::{max_time_for, DecodeContext};
+use crate::decode::quarantine;
 use crate::error::{Error, Result};
+use crate::facts::store;
 use crate::facts::FactSet;
-use crate::lease::Lease;
 use crate::manifest::{Counts, Manifest, ObjectCounts, ObjectsFile};
-use crate::otlp::{max_time_for, DecodeContext};
+use crate::policy::redact;
 use crate::policy::Policy;
+use crate::publish::folders as tables;
+use crate::publish::lease::Lease;
 use crate::publish::{self, Publisher, Roots};
-use crate::roster::Roster;
-use crate::source::Location;
+use crate::reports::{self, months};
 use crate::schema::table;
-use crate::{quarantine, redact, reports};
+use crate::source::Location;
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
 async fn read_text(url: &str, what: &str) -> Result<String> {
-    let url = &crate::redact::url(url);
+    let url = &crate::policy::redact::url(url);
     let bytes = if url.contains("://") && !url.starts_with("file://") {
         let (dir, name) = url
             .rsplit_once('/')
@@ -77,7 +79,7 @@ async fn who_sees_what(cfg: &RunConfig) -> Result<(Policy, Vec<String>, Roster)>
             Some(r) if roster.column(column).is_none() => {
                 return Err(Error::usage(format!(
                     "dimension {dim:?} names the roster column {column:?}, which the roster {} lacks (its columns after aliases: {})",
-                    crate::redact::url(r),
+                    crate::policy::redact::url(r),
                     if roster.columns.is_empty() { "none".to_string() } else { roster.columns.join(", ") }
                 )));
             }
@@ -305,7 +307,7 @@ async fn hold_output(
         }
         return Ok(Some(lease));
     };
-    crate::lease::probe(state, run_id).await?;
+    crate::publish::lease::probe(state, run_id).await?;
     shard::join(state, plan).await?;
     if publish::interrupted(roots).await? {
         let lease = Lease::acquire(state, run_id).await?;
@@ -605,7 +607,7 @@ async fn build_tables(
     state: &Location,
     roster: &Roster,
     has_roster: bool,
-    dims: &crate::dimensions::Dimensions,
+    dims: &crate::config::dimensions::Dimensions,
 ) -> Result<(
     Vec<(&'static str, months::Rows)>,
     Vec<NaiveDate>,
@@ -627,11 +629,9 @@ async fn build_tables(
             .push((d, files));
     }
     let (mut rows, mut read_secs, mut rebuilt, mut reused) = (0usize, 0f64, 0usize, 0usize);
-    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> = table::MONTHLY
-        .iter()
-        .map(|n| (*n, Vec::new()))
-        .collect();
-    let mut adoption = crate::adoption::Adoption::new(roster, has_roster, last_day);
+    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> =
+        table::MONTHLY.iter().map(|n| (*n, Vec::new())).collect();
+    let mut adoption = crate::reports::adoption::Adoption::new(roster, has_roster, last_day);
     let mut warned = false;
     for (month, dates) in &by_month {
         let files: Vec<object_store::ObjectMeta> =
@@ -660,7 +660,7 @@ async fn build_tables(
                 let facts = FactSet::concat(sets)?;
                 read_secs += t.elapsed().as_secs_f64();
                 rows += facts.sessions.height();
-                let tables = reports::build(&facts, roster, dims)?;
+                let tables = reports::daily::build(&facts, roster, dims)?;
                 drop(facts);
                 months::save(state, *month, &fp, &tables).await?;
                 rebuilt += 1;
@@ -672,7 +672,10 @@ async fn build_tables(
                 adoption.add_month(&df)?;
             } else if !months::STREAMED.contains(&name) {
                 // Streamed tables are read back month by month when written.
-                let p = parts.iter_mut().find(|(n, _)| *n == name).expect("a monthly table");
+                let p = parts
+                    .iter_mut()
+                    .find(|(n, _)| *n == name)
+                    .expect("a monthly table");
                 p.1.push(df);
             }
         }

@@ -42,7 +42,7 @@ fn plan_of(cfg: &RunConfig) -> String {
         cfg.max_arrival_delay_days,
         cfg.inputs
             .iter()
-            .map(|u| crate::redact::url(u))
+            .map(|u| crate::policy::redact::url(u))
             .collect::<Vec<_>>()
             .join(","),
         cfg.limits.max_cost_usd,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, Shard};
 use crate::error::{Error, Result};
-use crate::redact;
+use crate::policy::redact;
 use crate::source::Location;
 
 const SHARDS_DIR: &str = "_shards";

@@ -9,15 +9,17 @@ use std::time::Instant;
 
 use chrono::{Days, NaiveDate};
 
-use super::{store, Setup};
+use super::Setup;
 use crate::config::RunConfig;
+use crate::decode::ingest::{ingest, Ingested, Task};
+use crate::decode::quarantine;
 use crate::error::{Error, Result};
+use crate::facts::late::{self, DateStatus};
+use crate::facts::store;
 use crate::facts::{self, Facts};
-use crate::ingest::{ingest, Ingested, Task};
-use crate::late::{self, DateStatus};
 use crate::manifest::{Counts, LateDate, ObjectCounts, OutputFile};
+use crate::policy::redact;
 use crate::source::{arrival_day, is_telemetry_key, Location};
-use crate::{quarantine, redact};
 
 /// The windows of a range: consecutive blocks of `days` dates, in order (one window without a
 /// range: every date of the input).
@@ -302,7 +304,7 @@ fn build(pass: &mut Pass) -> Result<(Facts, Counts)> {
         counts.records_rejected += facts.records_implausible;
         *counts
             .rejected_by_reason
-            .entry(crate::otlp::Reason::ImplausibleValue.to_string())
+            .entry(crate::decode::otlp::Reason::ImplausibleValue.to_string())
             .or_default() += facts.records_implausible;
     }
     tracing::info!(

@@ -174,14 +174,19 @@ fn dashboard_loads_offline_without_errors_and_shows_every_day_and_member() {
     let table = &dom[dom.find(r#"<table id="by-dimension""#).expect("team table")..];
     let table = &table[..table.find("</table>").unwrap()];
     for t in &teams {
-        assert!(table.contains(&format!(r#"<tr data-value="{t}">"#)), "{t} in {table}");
+        assert!(
+            table.contains(&format!(r#"<tr data-value="{t}">"#)),
+            "{t} in {table}"
+        );
     }
     assert_eq!(table.matches("<tr data-value=").count(), teams.len());
     // Adoption: four lines (daily, 7 days, 28 days, seats), a point per day each.
     let adoption = svg("adoption");
     for k in 0..4 {
         assert_eq!(
-            adoption.matches(&format!(r#"<circle class="s{k}""#)).count(),
+            adoption
+                .matches(&format!(r#"<circle class="s{k}""#))
+                .count(),
             days,
             "adoption series {k}"
         );
@@ -195,7 +200,10 @@ fn dashboard_loads_offline_without_errors_and_shows_every_day_and_member() {
     assert_eq!(quiet.len(), 1, "{quiet:?}");
     let list = &dom[dom.find(r#"<table id="quiet""#).expect("quiet list")..];
     let list = &list[..list.find("</table>").unwrap()];
-    assert!(list.contains("idle@example.com") && list.contains("never"), "{list}");
+    assert!(
+        list.contains("idle@example.com") && list.contains("never"),
+        "{list}"
+    );
     assert_eq!(list.matches(r#"<tr><th scope="row">"#).count(), 1);
 
     // A screenshot for people to look at.

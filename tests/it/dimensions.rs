@@ -159,14 +159,19 @@ print(len(files), "pages,", len(rows), "rows loaded")
 /// The README's example queries (polars and DuckDB) run on `out`, and the two engines agree.
 fn readme_examples(out: &Path) {
     let readme = read(repo().join("README.md"));
-    let start = readme.find("<!-- examples:start -->").expect("examples in the README");
+    let start = readme
+        .find("<!-- examples:start -->")
+        .expect("examples in the README");
     let block = &readme[start..readme.find("<!-- examples:end -->").unwrap()];
     let code = &block[block.find("```python\n").unwrap() + 10..block.rfind("```").unwrap()];
     let code = code.replace(
         r#"r = "out/reports/admin/""#,
         &format!(r#"r = "{}/reports/admin/""#, out.display()),
     );
-    assert!(code.contains(&out.display().to_string()), "the examples read `r`");
+    assert!(
+        code.contains(&out.display().to_string()),
+        "the examples read `r`"
+    );
     let script = format!(
         "{code}\n\
          for name in ['team_spend', 'team_spend_sql', 'member_tools', 'member_tools_sql', 'models', 'seats', 'quiet', 'quiet_sql', 'usage']:\n    \
@@ -236,7 +241,10 @@ fn dimension_breakdown_adoption_and_export_agree_with_the_reference_and_the_dail
         "same files"
     );
     for (k, v) in &a {
-        assert!(b[k] == *v, "{k} differs between the backfill and nightly runs");
+        assert!(
+            b[k] == *v,
+            "{k} differs between the backfill and nightly runs"
+        );
     }
 
     // A run without dimensions writes the two tables empty, with their columns.
@@ -300,7 +308,9 @@ fn pseudonymised_folders_carry_no_identity_in_the_new_tables_or_the_export() {
     assert!(identities.len() > 10, "{identities:?}");
     let dev = out.join("reports/developer");
     let files = walk(&dev);
-    assert!(files.iter().any(|f| f.ends_with("claude_code_usage/2026-11-02.json")));
+    assert!(files
+        .iter()
+        .any(|f| f.ends_with("claude_code_usage/2026-11-02.json")));
     assert!(files.iter().any(|f| f.ends_with("members.parquet")));
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
@@ -328,5 +338,9 @@ print("ok")
     let d = "claude_code_usage/2026-10-30.json";
     python(&script, &[&out.join("reports/admin").join(d), &dev.join(d)]);
     // `role` is dropped from the developer's members table.
-    assert!(!read(dev.join("members.csv")).lines().next().unwrap().contains("role"));
+    assert!(!read(dev.join("members.csv"))
+        .lines()
+        .next()
+        .unwrap()
+        .contains("role"));
 }

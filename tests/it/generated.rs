@@ -123,7 +123,10 @@ fn embedded_default_runs_on_sample_data() {
     );
     // The embedded default names two dimensions: both tables have rows for each.
     let dims = read(out.join("reports/admin/monthly_by_dimension.csv"));
-    assert!(dims.contains(",team,payments,") && dims.contains(",cost_center,eng-100,"), "{dims}");
+    assert!(
+        dims.contains(",team,payments,") && dims.contains(",cost_center,eng-100,"),
+        "{dims}"
+    );
 }
 
 #[test]

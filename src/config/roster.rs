@@ -167,11 +167,15 @@ mod tests {
             .to_string();
         assert!(e.contains("repeated"), "{e}");
         // Trailing attributes may be left out; more fields than the header is refused.
-        let r = Roster::parse("member,member_type,role,aliases,team\na,user,admin,\n", "r").unwrap();
+        let r =
+            Roster::parse("member,member_type,role,aliases,team\na,user,admin,\n", "r").unwrap();
         assert_eq!(r.members[0].extra, [""]);
-        let e = Roster::parse("member,member_type,role,aliases\na,user,admin,,x\n", "r.csv")
-            .unwrap_err()
-            .to_string();
+        let e = Roster::parse(
+            "member,member_type,role,aliases\na,user,admin,,x\n",
+            "r.csv",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("5 fields, the header has 4"), "{e}");
     }
 

@@ -2,8 +2,8 @@
 //! cost centre or the like, the attribute keys records carry for them, and the rule that picks
 //! one value per (session, day).
 
+use crate::decode::model::sym;
 use crate::error::{Error, Result};
-use crate::model::sym;
 
 pub const ORGANIZATION_ID: &str = "organization.id";
 pub const TERMINAL_TYPE: &str = "terminal.type";
@@ -163,7 +163,13 @@ mod tests {
         assert_eq!(d.dims[0].name, "cost_center", "sorted by name");
         assert_eq!(
             d.keys,
-            &[ORGANIZATION_ID, TERMINAL_TYPE, "cost_center", "team", "team.id"]
+            &[
+                ORGANIZATION_ID,
+                TERMINAL_TYPE,
+                "cost_center",
+                "team",
+                "team.id"
+            ]
         );
         assert_eq!(d.key_of, vec![vec![2, 3], vec![4, 3]]);
     }
@@ -171,7 +177,10 @@ mod tests {
     #[test]
     fn a_dimension_without_attributes_or_roster_is_refused() {
         let e = Dimensions::new(vec![dim("team", &[], None)]).unwrap_err();
-        assert!(e.to_string().contains("needs `attributes`, `roster`"), "{e}");
+        assert!(
+            e.to_string().contains("needs `attributes`, `roster`"),
+            "{e}"
+        );
     }
 
     #[test]

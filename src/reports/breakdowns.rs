@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use polars::prelude::*;
 
-use crate::dimensions::{fact_column, Dimensions, NONE_VALUE};
+use crate::config::dimensions::{fact_column, Dimensions, NONE_VALUE};
+use crate::config::roster::Roster;
 use crate::error::{Error, Result};
 use crate::facts::{date_column, fcol, PICO_PER_USD};
-use crate::roster::Roster;
 use crate::schema::col as c;
 
 /// Days since 1970-01-01 of each row of a frame's `date` column.
@@ -256,7 +256,11 @@ fn per_member(
         col(key).alias(out_key),
     ];
     select.extend(measures.iter().map(|m| {
-        let out = if *m == fcol::SPEND_PICO { c::SPEND_USD } else { m };
+        let out = if *m == fcol::SPEND_PICO {
+            c::SPEND_USD
+        } else {
+            m
+        };
         col(*m).cast(DataType::Int64).alias(out)
     }));
     let mut df = lf
@@ -281,7 +285,13 @@ fn per_member(
 /// `member_daily_by_tool` (5.5.2): rows with a decision.
 pub fn member_by_tool(tools: &DataFrame) -> Result<DataFrame> {
     let decided = (col(fcol::ACCEPTED) + col(fcol::REJECTED)).gt(lit(0));
-    per_member(tools, fcol::TOOL, c::TOOL, &fcol::TOOL_MEASURES, Some(decided))
+    per_member(
+        tools,
+        fcol::TOOL,
+        c::TOOL,
+        &fcol::TOOL_MEASURES,
+        Some(decided),
+    )
 }
 
 /// `member_daily_by_model` (5.5.2): every (date, member, model) that contributed.
@@ -317,12 +327,18 @@ pub fn member_days(sessions: &DataFrame) -> Result<DataFrame> {
     }
     let columns = vec![
         date_column(c::DATE, rows.keys().map(|k| k.0).collect())?,
-        Column::new(c::MEMBER.into(), rows.keys().map(|k| k.1).collect::<Vec<_>>()),
+        Column::new(
+            c::MEMBER.into(),
+            rows.keys().map(|k| k.1).collect::<Vec<_>>(),
+        ),
         Column::new(
             c::MEMBER_TYPE.into(),
             rows.keys().map(|k| k.2).collect::<Vec<_>>(),
         ),
-        Column::new(c::ROLE.into(), rows.values().map(|v| v.0).collect::<Vec<_>>()),
+        Column::new(
+            c::ROLE.into(),
+            rows.values().map(|v| v.0).collect::<Vec<_>>(),
+        ),
         Column::new(
             fcol::SPEND_PICO.into(),
             rows.values()
@@ -344,10 +360,10 @@ pub fn member_days(sessions: &DataFrame) -> Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dimensions::Dimension;
+    use crate::config::dimensions::Dimension;
+    use crate::decode::otlp::{DecodeContext, ObjectDecoder};
     use crate::facts::tests::DAY0;
     use crate::facts::Accumulator;
-    use crate::otlp::{DecodeContext, ObjectDecoder};
 
     fn kv(attrs: &[(&str, &str)]) -> String {
         attrs
@@ -403,7 +419,13 @@ mod tests {
         let v = strs(df, c::VALUE).unwrap();
         let u = ints(df, c::ACTIVE_USERS).unwrap();
         let s = ints(df, c::SESSIONS).unwrap();
-        let spend: Vec<f64> = df.column(c::SPEND_USD).unwrap().f64().unwrap().into_no_null_iter().collect();
+        let spend: Vec<f64> = df
+            .column(c::SPEND_USD)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         (0..df.height())
             .map(|r| (d[r] - day0, v[r].unwrap().to_string(), u[r], s[r], spend[r]))
             .collect()
@@ -414,8 +436,18 @@ mod tests {
     #[test]
     fn the_first_attribute_key_wins_over_a_smaller_value_of_a_later_key() {
         let lines = [
-            request(DAY0 + H, 1.0, &[("session.id", "s"), ("team", "alpha")], &[]),
-            request(DAY0 + 2 * H, 2.0, &[("session.id", "s"), ("team.id", "zeta")], &[]),
+            request(
+                DAY0 + H,
+                1.0,
+                &[("session.id", "s"), ("team", "alpha")],
+                &[],
+            ),
+            request(
+                DAY0 + 2 * H,
+                2.0,
+                &[("session.id", "s"), ("team.id", "zeta")],
+                &[],
+            ),
         ];
         let (daily, _) = run(&lines, "");
         assert_eq!(rows(&daily), [(0, "zeta".into(), 1, 1, 3.0)]);
@@ -425,13 +457,28 @@ mod tests {
     fn a_record_attribute_wins_over_a_resource_attribute_then_the_smaller_value() {
         let lines = [
             // One record: record value beats its own resource value.
-            request(DAY0 + H, 1.0, &[("session.id", "a"), ("team.id", "zz")], &[("team.id", "aa")]),
+            request(
+                DAY0 + H,
+                1.0,
+                &[("session.id", "a"), ("team.id", "zz")],
+                &[("team.id", "aa")],
+            ),
             // Across records of one session: a record value beats another record's resource value.
             request(DAY0 + H, 1.0, &[("session.id", "b")], &[("team.id", "aa")]),
-            request(DAY0 + 2 * H, 1.0, &[("session.id", "b"), ("team.id", "yy")], &[]),
+            request(
+                DAY0 + 2 * H,
+                1.0,
+                &[("session.id", "b"), ("team.id", "yy")],
+                &[],
+            ),
             // Two record values: the smaller by bytes ("B" < "a").
             request(DAY0 + H, 1.0, &[("session.id", "c"), ("team.id", "a")], &[]),
-            request(DAY0 + 2 * H, 1.0, &[("session.id", "c"), ("team.id", "B")], &[]),
+            request(
+                DAY0 + 2 * H,
+                1.0,
+                &[("session.id", "c"), ("team.id", "B")],
+                &[],
+            ),
         ];
         let (daily, _) = run(&lines, "");
         let values: Vec<String> = rows(&daily).into_iter().map(|r| r.1).collect();
@@ -444,11 +491,35 @@ mod tests {
                       r@x,user,developer,,gamma\n\
                       e@x,user,developer,,\n";
         let lines = [
-            request(DAY0 + H, 1.0, &[("session.id", "1"), ("user.email", "r@x")], &[]),
-            request(DAY0 + H, 2.0, &[("session.id", "2"), ("user.email", "e@x")], &[]),
-            request(DAY0 + H, 4.0, &[("session.id", "3"), ("user.email", "out@x")], &[]),
+            request(
+                DAY0 + H,
+                1.0,
+                &[("session.id", "1"), ("user.email", "r@x")],
+                &[],
+            ),
+            request(
+                DAY0 + H,
+                2.0,
+                &[("session.id", "2"), ("user.email", "e@x")],
+                &[],
+            ),
+            request(
+                DAY0 + H,
+                4.0,
+                &[("session.id", "3"), ("user.email", "out@x")],
+                &[],
+            ),
             // Telemetry beats the roster.
-            request(DAY0 + H, 8.0, &[("session.id", "4"), ("user.email", "r@x"), ("team", "delta")], &[]),
+            request(
+                DAY0 + H,
+                8.0,
+                &[
+                    ("session.id", "4"),
+                    ("user.email", "r@x"),
+                    ("team", "delta"),
+                ],
+                &[],
+            ),
         ];
         let (daily, _) = run(&lines, roster);
         assert_eq!(
@@ -464,11 +535,35 @@ mod tests {
     #[test]
     fn a_team_change_mid_range_keeps_earlier_days_under_the_old_team() {
         let lines = [
-            request(DAY0 + H, 1.0, &[("session.id", "s1"), ("user.email", "m@x")], &[("team.id", "old")]),
-            request(DAY0 + 86_400 + H, 2.0, &[("session.id", "s2"), ("user.email", "m@x")], &[("team.id", "new")]),
+            request(
+                DAY0 + H,
+                1.0,
+                &[("session.id", "s1"), ("user.email", "m@x")],
+                &[("team.id", "old")],
+            ),
+            request(
+                DAY0 + 86_400 + H,
+                2.0,
+                &[("session.id", "s2"), ("user.email", "m@x")],
+                &[("team.id", "new")],
+            ),
             // A session across midnight: its second day carries no team, the roster's applies.
-            request(DAY0 + 86_400 - 60, 4.0, &[("session.id", "s3"), ("user.email", "m@x"), ("team.id", "old")], &[]),
-            request(DAY0 + 86_400 + 60, 8.0, &[("session.id", "s3"), ("user.email", "m@x")], &[]),
+            request(
+                DAY0 + 86_400 - 60,
+                4.0,
+                &[
+                    ("session.id", "s3"),
+                    ("user.email", "m@x"),
+                    ("team.id", "old"),
+                ],
+                &[],
+            ),
+            request(
+                DAY0 + 86_400 + 60,
+                8.0,
+                &[("session.id", "s3"), ("user.email", "m@x")],
+                &[],
+            ),
         ];
         let roster = "member,member_type,role,aliases,team\nm@x,user,developer,,home\n";
         let (daily, monthly) = run(&lines, roster);
@@ -485,17 +580,41 @@ mod tests {
             let v = strs(&monthly, c::VALUE).unwrap();
             let u = ints(&monthly, c::ACTIVE_USERS).unwrap();
             let s = ints(&monthly, c::SESSIONS).unwrap();
-            (0..monthly.height()).map(|r| (v[r].unwrap().to_string(), u[r], s[r])).collect()
+            (0..monthly.height())
+                .map(|r| (v[r].unwrap().to_string(), u[r], s[r]))
+                .collect()
         };
-        assert_eq!(m, [("home".into(), 1, 1), ("new".into(), 1, 1), ("old".into(), 1, 2)]);
+        assert_eq!(
+            m,
+            [
+                ("home".into(), 1, 1),
+                ("new".into(), 1, 1),
+                ("old".into(), 1, 2)
+            ]
+        );
     }
 
     #[test]
     fn records_without_a_session_form_one_group_per_member_and_day() {
         let lines = [
-            request(DAY0 + H, 1.0, &[("user.email", "m@x"), ("team.id", "b")], &[]),
-            request(DAY0 + 2 * H, 2.0, &[("user.email", "m@x"), ("team.id", "a")], &[]),
-            request(DAY0 + 3 * H, 4.0, &[("user.email", "n@x"), ("team.id", "c")], &[]),
+            request(
+                DAY0 + H,
+                1.0,
+                &[("user.email", "m@x"), ("team.id", "b")],
+                &[],
+            ),
+            request(
+                DAY0 + 2 * H,
+                2.0,
+                &[("user.email", "m@x"), ("team.id", "a")],
+                &[],
+            ),
+            request(
+                DAY0 + 3 * H,
+                4.0,
+                &[("user.email", "n@x"), ("team.id", "c")],
+                &[],
+            ),
         ];
         let (daily, _) = run(&lines, "");
         // m's two records are one group (value a, spend 3); no sessions are counted.
@@ -508,16 +627,21 @@ mod tests {
     #[test]
     fn without_dimensions_the_tables_are_empty_with_their_columns() {
         let (daily, monthly) = by_dimension(
-            &DataFrame::new_infer_height(vec![
-                date_column(fcol::DATE, Vec::<i32>::new()).unwrap(),
-                Column::new(fcol::MEMBER.into(), Vec::<&str>::new()),
-                Column::new(fcol::MEMBER_TYPE.into(), Vec::<&str>::new()),
-                Column::new(fcol::SESSION.into(), Vec::<&str>::new()),
-                Column::new(fcol::AGENTS.into(), Vec::<bool>::new()),
-            ]
-            .into_iter()
-            .chain(DAILY_SUMS.iter().map(|m| Column::new((*m).into(), Vec::<i64>::new())))
-            .collect(),
+            &DataFrame::new_infer_height(
+                vec![
+                    date_column(fcol::DATE, Vec::<i32>::new()).unwrap(),
+                    Column::new(fcol::MEMBER.into(), Vec::<&str>::new()),
+                    Column::new(fcol::MEMBER_TYPE.into(), Vec::<&str>::new()),
+                    Column::new(fcol::SESSION.into(), Vec::<&str>::new()),
+                    Column::new(fcol::AGENTS.into(), Vec::<bool>::new()),
+                ]
+                .into_iter()
+                .chain(
+                    DAILY_SUMS
+                        .iter()
+                        .map(|m| Column::new((*m).into(), Vec::<i64>::new())),
+                )
+                .collect(),
             )
             .unwrap(),
             &Roster::default(),
@@ -525,7 +649,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(daily.height(), 0);
-        let names: Vec<&str> = daily.get_column_names().iter().map(|n| n.as_str()).collect();
+        let names: Vec<&str> = daily
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         assert_eq!(names[..3], ["date", "dimension", "value"]);
         assert_eq!(names.len(), 14);
         assert_eq!(monthly.width(), 10);

@@ -50,7 +50,7 @@ impl Location {
     pub fn parse(url: &str, create: bool) -> Result<Location> {
         // Credentials come from the environment: a URL's user info or query string (a presigned
         // signature, a SAS token) is not used, and never kept where it could be recorded.
-        let clean = crate::redact::url(url);
+        let clean = crate::policy::redact::url(url);
         if clean != url {
             tracing::warn!("{clean}: the URL's user info and query string are ignored (credentials come from the environment)");
         }
@@ -550,7 +550,7 @@ pub struct Listing {
 /// A comparable form of a location: `scheme://bucket/prefix` for object stores, the absolute
 /// path (its existing part with symbolic links resolved) for local ones.
 fn root_key(url: &str) -> String {
-    let url = crate::redact::url(url);
+    let url = crate::policy::redact::url(url);
     match url.split_once("://") {
         Some((scheme, rest)) if scheme != "file" => {
             let scheme = match scheme {

@@ -5,16 +5,19 @@
 //! A fact row is one (date, member, session, model, tool) with its measures; every report is a
 //! group-by over facts, so facts stored by earlier runs rebuild the reports without raw input.
 
+pub mod late;
+pub mod store;
+
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use crate::decode::model::{sym, Dict, Records, Seen, CUMULATIVE, EVENT, METRIC};
+use crate::decode::otlp::Limits;
 use crate::error::Result;
-use crate::model::{sym, Dict, Records, Seen, CUMULATIVE, EVENT, METRIC};
-use crate::otlp::Limits;
 
-use crate::roster::Roster;
+use crate::config::roster::Roster;
 use crate::schema::{member_type, UNATTRIBUTED_MEMBER};
 
 /// Fact columns (internal).
@@ -217,7 +220,10 @@ impl FactSet {
     /// The session frame with exactly these dimensions' columns, in the order facts are written:
     /// a date stored before a dimension was configured gets none for it (the roster fallback
     /// then applies), and is reported by returning true.
-    pub fn with_dimensions(mut self, dims: &crate::dimensions::Dimensions) -> Result<(FactSet, bool)> {
+    pub fn with_dimensions(
+        mut self,
+        dims: &crate::config::dimensions::Dimensions,
+    ) -> Result<(FactSet, bool)> {
         let mut missing = false;
         let mut order: Vec<String> = [
             fcol::DATE,
@@ -232,10 +238,14 @@ impl FactSet {
         .map(String::from)
         .to_vec();
         for d in &dims.dims {
-            let name = crate::dimensions::fact_column(&d.name);
+            let name = crate::config::dimensions::fact_column(&d.name);
             if self.sessions.column(&name).is_err() {
                 missing = true;
-                let nulls = Column::full_null(name.as_str().into(), self.sessions.height(), &DataType::String);
+                let nulls = Column::full_null(
+                    name.as_str().into(),
+                    self.sessions.height(),
+                    &DataType::String,
+                );
                 self.sessions.with_column(nulls)?;
             }
             order.push(name);
@@ -617,8 +627,8 @@ impl Accumulator {
     }
 
     /// Dimension values from these attribute keys (5.5.1; the records' tags must be those of
-    /// [`crate::dimensions::Dimensions::keys`]).
-    pub fn with_dimensions(mut self, dims: &crate::dimensions::Dimensions) -> Self {
+    /// [`crate::config::dimensions::Dimensions::keys`]).
+    pub fn with_dimensions(mut self, dims: &crate::config::dimensions::Dimensions) -> Self {
         self.dim_keys = dims.key_of.clone();
         self.dim_names = dims.dims.iter().map(|d| d.name.clone()).collect();
         self
@@ -925,7 +935,7 @@ impl Accumulator {
         }
         for (cur, keys) in e.dims.iter_mut().zip(&self.dim_keys) {
             if let Some((rank, id)) =
-                crate::dimensions::candidate(tags, keys, |t| remap[t as usize])
+                crate::config::dimensions::candidate(tags, keys, |t| remap[t as usize])
             {
                 if cur.1 == sym::NONE
                     || (id != cur.1 && (rank, dict.resolve(id)) < (cur.0, dict.resolve(cur.1)))
@@ -1202,7 +1212,7 @@ impl Accumulator {
         columns.push(tag_column(fcol::TERMINAL_TYPE, &|t| t.term));
         for (d, name) in self.dim_names.iter().enumerate() {
             columns.push(tag_column(
-                &crate::dimensions::fact_column(name),
+                &crate::config::dimensions::fact_column(name),
                 &|t| t.dims[d].1,
             ));
         }
@@ -1219,7 +1229,10 @@ impl Accumulator {
                 .to_vec()
         };
         let sort = |df: DataFrame, key: &str| {
-            df.sort(by(key), SortMultipleOptions::default().with_maintain_order(true))
+            df.sort(
+                by(key),
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
         };
         Ok(FactSet {
             sessions: sort(sessions, fcol::SESSION)?,
@@ -1282,7 +1295,7 @@ fn keyed_frame<const N: usize>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::otlp::{DecodeContext, ObjectDecoder};
+    use crate::decode::otlp::{DecodeContext, ObjectDecoder};
 
     /// 2026-10-08T00:00:00Z in seconds.
     pub const DAY0: i64 = 1_791_417_600;
@@ -1344,7 +1357,8 @@ pub(crate) mod tests {
         }
         let duplicates = acc.duplicates();
         let facts = acc.finish().unwrap();
-        let reports = crate::reports::build(&facts.set, &roster, &Default::default()).unwrap();
+        let reports =
+            crate::reports::daily::build(&facts.set, &roster, &Default::default()).unwrap();
         (facts, duplicates, reports)
     }
 
@@ -1590,7 +1604,9 @@ pub(crate) mod tests {
         assert!(acc.dict.strings().iter().all(|s| !s.starts_with("inst-")));
         assert!(acc.members.is_empty());
         let facts = acc.finish().unwrap();
-        let reports = crate::reports::build(&facts.set, &Roster::default(), &Default::default()).unwrap();
+        let reports =
+            crate::reports::daily::build(&facts.set, &Roster::default(), &Default::default())
+                .unwrap();
         let md = table(&reports, "member_daily");
         assert_eq!(strs(md, "member"), vec![Some("inst-000".into())]);
         assert_eq!(i64s(md, "commits"), vec![500]);

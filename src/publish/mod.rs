@@ -16,6 +16,9 @@
 //! _staging/<run_id>/_commit.json the journal: present once every file is staged and backed up
 //! ```
 
+pub mod folders;
+pub mod lease;
+
 use std::collections::BTreeSet;
 
 use chrono::Utc;

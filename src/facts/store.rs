@@ -19,8 +19,8 @@ use polars::prelude::*;
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::facts::late::DateStatus;
 use crate::facts::FactSet;
-use crate::late::DateStatus;
 use crate::source::Location;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};

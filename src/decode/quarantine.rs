@@ -9,9 +9,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 
+use crate::decode::otlp::Reason;
 use crate::error::{Error, Result};
 use crate::manifest::OutputFile;
-use crate::otlp::Reason;
 use crate::source::Location;
 
 pub const DIR: &str = "_quarantine";

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use crate::decode::otlp::{DecodeContext, ObjectDecoder, Reason};
+pub use crate::decode::quarantine::BadLine;
 use crate::error::{Error, Result};
 use crate::facts::{days_since_epoch, Accumulator};
 use crate::manifest::Counts;
-use crate::otlp::{DecodeContext, ObjectDecoder, Reason};
-pub use crate::quarantine::BadLine;
 use crate::source::{arrival_day, Decompressor, Location};
 
 /// Compressed bytes decoded per blocking task.
@@ -442,7 +442,7 @@ pub async fn ingest(
     concurrency: usize,
     progress: bool,
     mut acc: Accumulator,
-    quarantine: &mut crate::quarantine::Writer,
+    quarantine: &mut crate::decode::quarantine::Writer,
     max_bad_ratio: f64,
 ) -> Result<Ingested> {
     let total = tasks.len();

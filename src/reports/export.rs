@@ -124,14 +124,17 @@ pub fn entries(
 /// not exist (a daylight-saving change at midnight), the first instant of the day.
 pub fn local_midnight(d: NaiveDate, tz: Tz) -> String {
     let naive = d.and_hms_opt(0, 0, 0).expect("midnight");
-    let t = tz.from_local_datetime(&naive).earliest().unwrap_or_else(|| {
-        (1..=180)
-            .find_map(|m| {
-                tz.from_local_datetime(&(naive + chrono::Duration::minutes(m)))
-                    .earliest()
-            })
-            .expect("a day has a first instant")
-    });
+    let t = tz
+        .from_local_datetime(&naive)
+        .earliest()
+        .unwrap_or_else(|| {
+            (1..=180)
+                .find_map(|m| {
+                    tz.from_local_datetime(&(naive + chrono::Duration::minutes(m)))
+                        .earliest()
+                })
+                .expect("a day has a first instant")
+        });
     t.to_rfc3339_opts(SecondsFormat::Secs, tz == chrono_tz::UTC)
 }
 
@@ -153,7 +156,12 @@ impl View<'_> {
 }
 
 /// One day's page, its elements sorted by the member as written.
-pub fn page(d: NaiveDate, tz: Tz, entries: &BTreeMap<(String, String), Entry>, view: &View) -> Vec<u8> {
+pub fn page(
+    d: NaiveDate,
+    tz: Tz,
+    entries: &BTreeMap<(String, String), Entry>,
+    view: &View,
+) -> Vec<u8> {
     let date = local_midnight(d, tz);
     let mut data: Vec<(String, Value)> = entries
         .values()
@@ -284,17 +292,35 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 10, 27).unwrap();
         let v: Value = serde_json::from_slice(&page(d, chrono_tz::UTC, &es, &view)).unwrap();
         let data = v["data"].as_array().unwrap();
-        assert_eq!(data[0]["actor"], json!({"type": "user_actor", "email_address": "dev@x"}));
-        assert_eq!(data[1]["actor"], json!({"type": "api_actor", "api_key_name": "k"}));
-        assert_eq!(data[0]["tool_actions"]["write_tool"], json!({"accepted": 4, "rejected": 1}));
-        assert_eq!(data[1]["tool_actions"]["notebook_edit_tool"], json!({"accepted": 0, "rejected": 0}));
-        assert_eq!(data[0]["model_breakdown"][0]["estimated_cost"]["amount"], json!(125.0));
+        assert_eq!(
+            data[0]["actor"],
+            json!({"type": "user_actor", "email_address": "dev@x"})
+        );
+        assert_eq!(
+            data[1]["actor"],
+            json!({"type": "api_actor", "api_key_name": "k"})
+        );
+        assert_eq!(
+            data[0]["tool_actions"]["write_tool"],
+            json!({"accepted": 4, "rejected": 1})
+        );
+        assert_eq!(
+            data[1]["tool_actions"]["notebook_edit_tool"],
+            json!({"accepted": 0, "rejected": 0})
+        );
+        assert_eq!(
+            data[0]["model_breakdown"][0]["estimated_cost"]["amount"],
+            json!(125.0)
+        );
         assert_eq!(v["has_more"], json!(false));
         let dropped = View {
             name: &id,
             dropped: &[c::SPEND_USD],
         };
         let v: Value = serde_json::from_slice(&page(d, chrono_tz::UTC, &es, &dropped)).unwrap();
-        assert_eq!(v["data"][0]["model_breakdown"][0]["estimated_cost"]["amount"], Value::Null);
+        assert_eq!(
+            v["data"][0]["model_breakdown"][0]["estimated_cost"]["amount"],
+            Value::Null
+        );
     }
 }

@@ -3,10 +3,10 @@
 use chrono::Datelike;
 use polars::prelude::*;
 
-use crate::breakdowns;
+use crate::config::roster::Roster;
 use crate::error::Result;
 use crate::facts::{date_column, fcol, FactSet, PICO_PER_USD};
-use crate::roster::Roster;
+use crate::reports::breakdowns;
 use crate::schema::{col as c, table, ALL_TOOLS};
 
 fn i64c(name: &str) -> Expr {
@@ -97,7 +97,7 @@ fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
 pub fn build(
     facts: &FactSet,
     roster: &Roster,
-    dims: &crate::dimensions::Dimensions,
+    dims: &crate::config::dimensions::Dimensions,
 ) -> Result<Vec<(&'static str, DataFrame)>> {
     let t = std::time::Instant::now();
     let members = MemberKeys::of(&facts.sessions, roster)?;
@@ -222,11 +222,23 @@ pub fn build(
     out.push((table::MONTHLY_BY_DIMENSION, by_dim_monthly));
     tracing::debug!("dimension tables in {:.2}s", t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    out.push((table::MEMBER_DAILY_BY_TOOL, breakdowns::member_by_tool(&facts.tools)?));
-    out.push((table::MEMBER_DAILY_BY_MODEL, breakdowns::member_by_model(&facts.models)?));
-    tracing::debug!("per-member tool and model tables in {:.2}s", t.elapsed().as_secs_f64());
+    out.push((
+        table::MEMBER_DAILY_BY_TOOL,
+        breakdowns::member_by_tool(&facts.tools)?,
+    ));
+    out.push((
+        table::MEMBER_DAILY_BY_MODEL,
+        breakdowns::member_by_model(&facts.models)?,
+    ));
+    tracing::debug!(
+        "per-member tool and model tables in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
     let t = std::time::Instant::now();
-    out.push((table::MEMBER_DAYS, breakdowns::member_days(&facts.sessions)?));
+    out.push((
+        table::MEMBER_DAYS,
+        breakdowns::member_days(&facts.sessions)?,
+    ));
     tracing::debug!("per-member days in {:.2}s", t.elapsed().as_secs_f64());
     Ok(out)
 }

@@ -3,14 +3,14 @@
 
 use polars::prelude::*;
 
-use super::months::{self, Rows};
+use super::Publisher;
 use crate::config::RunConfig;
-use crate::dashboard;
 use crate::error::Result;
 use crate::manifest::{Manifest, OutputFile};
 use crate::policy::{Policy, RoleAccess};
-use crate::publish::Publisher;
-use crate::export;
+use crate::reports::dashboard;
+use crate::reports::export;
+use crate::reports::months::{self, Rows};
 use crate::schema::{col as c, table};
 use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
 use crate::source::Location;
@@ -112,7 +112,17 @@ pub async fn stage(
         }
     }
     let t = std::time::Instant::now();
-    stage_export(cfg, policy, roles, &access, export_dates, state, publisher, manifest).await?;
+    stage_export(
+        cfg,
+        policy,
+        roles,
+        &access,
+        export_dates,
+        state,
+        publisher,
+        manifest,
+    )
+    .await?;
     tracing::debug!("the export in {:.2}s", t.elapsed().as_secs_f64());
     if cfg.dashboard {
         for (role, visible) in roles.iter().zip(&visible) {
@@ -302,7 +312,10 @@ async fn stage_months(
             let (pq_bytes, csv_bytes) = std::thread::scope(|scope| {
                 let csv = scope.spawn(move || csv_part(&mut for_csv, k == 0));
                 let pq_bytes = writer.write(&mut df);
-                (pq_bytes, csv.join().expect("the CSV encoder does not panic"))
+                (
+                    pq_bytes,
+                    csv.join().expect("the CSV encoder does not panic"),
+                )
             });
             pq_file.write(pq_bytes?).await?;
             csv_file.write(csv_bytes?).await?;

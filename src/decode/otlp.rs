@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::model::{sym, Dict, Records, CUMULATIVE, DELTA, EVENT, METRIC};
+use crate::decode::model::{sym, Dict, Records, CUMULATIVE, DELTA, EVENT, METRIC};
 use crate::schema::otel;
 
 /// Earliest plausible event time: 2020-01-01T00:00:00Z.
@@ -115,7 +115,7 @@ pub struct DecodeContext {
     pub late_after_days: i32,
     /// Attribute keys whose values records carry as they are (record and resource value
     /// apart): `organization.id`, `terminal.type`, then the dimensions' keys
-    /// ([`crate::dimensions::Dimensions::keys`]).
+    /// ([`crate::config::dimensions::Dimensions::keys`]).
     pub tags: &'static [&'static str],
 }
 
@@ -127,7 +127,7 @@ impl DecodeContext {
             max_time_ns,
             limits: Limits::default(),
             late_after_days: 3,
-            tags: &crate::dimensions::BASE_TAGS,
+            tags: &crate::config::dimensions::BASE_TAGS,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Run configuration: the command line, an optional TOML file (or the embedded default),
 //! merged and validated once, so that everything after it is infallible.
 
+pub mod dimensions;
+pub mod roster;
+
 use std::path::PathBuf;
 
 use chrono::{Days, NaiveDate};
@@ -11,7 +14,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// The embedded default pipeline (`pipelines/local.toml`).
-pub const DEFAULT_CONFIG: &str = include_str!("../pipelines/local.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../pipelines/local.toml");
 
 #[derive(Parser, Debug)]
 #[command(
@@ -216,12 +219,12 @@ pub struct RunConfig {
     pub heal_late: bool,
     pub heal_max_days: u32,
     pub allow_shrink: bool,
-    pub limits: crate::otlp::Limits,
+    pub limits: crate::decode::otlp::Limits,
     pub window_days: u32,
     /// Shard mode (contract 4.3): this shard's index and the count; `range` is then the
     /// backfill's whole range, and `shard_block` gives this shard's dates.
     pub shard: Option<Shard>,
-    pub dimensions: crate::dimensions::Dimensions,
+    pub dimensions: crate::config::dimensions::Dimensions,
 }
 
 /// One shard of a backfill: index `index` of `count`.
@@ -436,8 +439,8 @@ impl RunConfig {
                 }
             }
         }
-        let defaults = crate::otlp::Limits::default();
-        let limits = crate::otlp::Limits {
+        let defaults = crate::decode::otlp::Limits::default();
+        let limits = crate::decode::otlp::Limits {
             max_cost_usd: file.max_cost_usd.unwrap_or(defaults.max_cost_usd),
             max_count: file.max_count.unwrap_or(defaults.max_count),
         };
@@ -488,13 +491,13 @@ impl RunConfig {
                 None
             },
             // The embedded default's dimensions, like its roster, belong to its sample input.
-            dimensions: crate::dimensions::Dimensions::new(
+            dimensions: crate::config::dimensions::Dimensions::new(
                 file.dimensions
                     .iter()
                     .filter(|_| {
                         args.config.is_some() || (args.input.is_empty() && args.roster.is_none())
                     })
-                    .map(|(name, d)| crate::dimensions::Dimension {
+                    .map(|(name, d)| crate::config::dimensions::Dimension {
                         name: name.clone(),
                         attributes: d.attributes.clone(),
                         roster: d.roster.clone(),

@@ -333,7 +333,14 @@ fn dimension_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
     let Some(df) = find(
         tables,
         table::DAILY_BY_DIMENSION,
-        &[c::DIMENSION, c::VALUE, c::SPEND_USD, c::LINES_ACCEPTED, c::ACCEPTED, c::REJECTED],
+        &[
+            c::DIMENSION,
+            c::VALUE,
+            c::SPEND_USD,
+            c::LINES_ACCEPTED,
+            c::ACCEPTED,
+            c::REJECTED,
+        ],
     ) else {
         return Ok(section(TITLE, &unavailable("The team breakdown")));
     };
@@ -392,15 +399,35 @@ fn adoption_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
     let Some(df) = find(
         tables,
         table::DAILY_ADOPTION,
-        &[c::DATE, c::ACTIVE_USERS, c::ACTIVE_USERS_7D, c::ACTIVE_USERS_28D],
+        &[
+            c::DATE,
+            c::ACTIVE_USERS,
+            c::ACTIVE_USERS_7D,
+            c::ACTIVE_USERS_28D,
+        ],
     ) else {
         return Ok(section(TITLE, &unavailable("Adoption")));
     };
     let days = dates(df, c::DATE)?;
     let mut series = vec![
-        Series { label: "Active users", unit: "users", values: values(df, c::ACTIVE_USERS)?, color: BLUE },
-        Series { label: "Active in 7 days", unit: "users", values: values(df, c::ACTIVE_USERS_7D)?, color: ORANGE },
-        Series { label: "Active in 28 days", unit: "users", values: values(df, c::ACTIVE_USERS_28D)?, color: GREEN },
+        Series {
+            label: "Active users",
+            unit: "users",
+            values: values(df, c::ACTIVE_USERS)?,
+            color: BLUE,
+        },
+        Series {
+            label: "Active in 7 days",
+            unit: "users",
+            values: values(df, c::ACTIVE_USERS_7D)?,
+            color: ORANGE,
+        },
+        Series {
+            label: "Active in 28 days",
+            unit: "users",
+            values: values(df, c::ACTIVE_USERS_28D)?,
+            color: GREEN,
+        },
     ];
     let seats = df
         .column(c::ROSTER_MEMBERS)
@@ -420,7 +447,12 @@ fn adoption_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
                 fmt_num(last)
             );
         }
-        series.push(Series { label: "Roster seats", unit: "users", values: seats, color: GREY });
+        series.push(Series {
+            label: "Roster seats",
+            unit: "users",
+            values: seats,
+            color: GREY,
+        });
     }
     Ok(section(
         TITLE,
@@ -462,7 +494,10 @@ fn quiet_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
         .map(|v| v.unwrap_or(false))
         .collect();
     let Some(newest) = last.iter().flatten().max().copied() else {
-        return Ok(section(TITLE, r#"<p class="na">No activity stored yet.</p>"#));
+        return Ok(section(
+            TITLE,
+            r#"<p class="na">No activity stored yet.</p>"#,
+        ));
     };
     let mut rows = String::new();
     let mut n = 0;
@@ -486,7 +521,9 @@ fn quiet_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
     Ok(section(
         TITLE,
         &if n == 0 {
-            format!(r#"<p id="quiet-none">Every roster member was active in the 28 days to {through}.</p>"#)
+            format!(
+                r#"<p id="quiet-none">Every roster member was active in the 28 days to {through}.</p>"#
+            )
         } else {
             format!(
                 r#"<p class="kpi"><span id="quiet-count">{n}</span> roster members not active in the 28 days to {through}</p><table id="quiet"><thead><tr><th scope="col">Member</th><th scope="col">Type</th><th scope="col">Last active</th></tr></thead><tbody>{rows}</tbody></table>"#
@@ -903,9 +940,12 @@ mod tests {
         let members = DataFrame::new_infer_height(vec![
             Column::new("member".into(), ["a", "b", "c", "d", "e"]),
             Column::new("member_type".into(), ["user"; 5]),
-            Column::new("last_active".into(), [day(30), day(2), day(3), None, day(1)])
-                .cast(&DataType::Date)
-                .unwrap(),
+            Column::new(
+                "last_active".into(),
+                [day(30), day(2), day(3), None, day(1)],
+            )
+            .cast(&DataType::Date)
+            .unwrap(),
             Column::new("in_roster".into(), [true, true, true, true, false]),
         ])
         .unwrap();
@@ -923,20 +963,29 @@ mod tests {
         .unwrap();
         let html = render(
             "admin",
-            &[(table::MEMBERS, members), (table::DAILY_BY_DIMENSION, by_dim)],
+            &[
+                (table::MEMBERS, members),
+                (table::DAILY_BY_DIMENSION, by_dim),
+            ],
             "UTC",
             "now",
         )
         .unwrap();
         // 28 days ending on day 30 are days 3 … 30: b (day 2) and d (never) are quiet, c is not,
         // e is not in the roster.
-        assert!(html.contains(r#"<span id="quiet-count">2</span>"#), "{html}");
+        assert!(
+            html.contains(r#"<span id="quiet-count">2</span>"#),
+            "{html}"
+        );
         let list = &html[html.find(r#"<table id="quiet""#).unwrap()..];
         assert!(list.contains(">b<") && list.contains(">d<") && !list.contains(">c<"));
         // The team dimension is preferred; its values summed over the period, by spend.
         assert!(html.contains("<h2>By team</h2>"));
         let t = &html[html.find(r#"<table id="by-dimension""#).unwrap()..];
-        let (pay, web) = (t.find(r#"data-value="pay""#).unwrap(), t.find(r#"data-value="web""#).unwrap());
+        let (pay, web) = (
+            t.find(r#"data-value="pay""#).unwrap(),
+            t.find(r#"data-value="web""#).unwrap(),
+        );
         assert!(pay < web);
         assert!(t.contains("$3.00") && t.contains("75.0%") && !t.contains(r#"data-value="x""#));
     }

@@ -1,6 +1,8 @@
 //! Role policy (contract 5.3): which tables each role may see, and which columns it sees
 //! pseudonymised.
 
+pub mod redact;
+
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
@@ -223,7 +225,10 @@ pseudonymise = ["member"]
     fn builtin_policy_lets_five_roles_see_everything() {
         let p = Policy::builtin();
         assert_eq!(p.visible_roles(), ANALYTICS_ROLES.to_vec());
-        assert_eq!(p.access("developer").unwrap().tables.len(), table::ALL.len());
+        assert_eq!(
+            p.access("developer").unwrap().tables.len(),
+            table::ALL.len()
+        );
         assert!(p.access("user").is_none());
         let e = p.select_roles(Some(&["user".to_string()])).unwrap_err();
         assert_eq!(e.exit_code(), 2);

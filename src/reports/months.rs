@@ -7,8 +7,8 @@
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::config::roster::Roster;
 use crate::error::{Error, Result};
-use crate::roster::Roster;
 use crate::schema::table;
 use crate::sink::parquet_bytes;
 use crate::source::Location;
@@ -24,7 +24,7 @@ fn dir(month: (i32, u32)) -> String {
 pub fn fingerprint(
     facts: &[object_store::ObjectMeta],
     roster: &Roster,
-    dims: &crate::dimensions::Dimensions,
+    dims: &crate::config::dimensions::Dimensions,
 ) -> String {
     let mut h = Sha256::new();
     h.update(format!(

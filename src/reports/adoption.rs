@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
+use crate::config::roster::Roster;
 use crate::error::Result;
 use crate::facts::{date_column, fcol, PICO_PER_USD};
-use crate::roster::Roster;
 use crate::schema::col as c;
 
 const NEVER: i32 = i32::MIN;
@@ -117,7 +117,10 @@ impl Adoption {
         let roster = |v: i64| self.has_roster.then_some(v);
         let daily = DataFrame::new_infer_height(vec![
             date_column(c::DATE, self.rows.iter().map(|r| r.0).collect())?,
-            Column::new(c::ACTIVE_USERS.into(), self.rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new(
+                c::ACTIVE_USERS.into(),
+                self.rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
             Column::new(
                 c::ACTIVE_USERS_7D.into(),
                 self.rows.iter().map(|r| r.2).collect::<Vec<_>>(),
@@ -126,7 +129,10 @@ impl Adoption {
                 c::ACTIVE_USERS_28D.into(),
                 self.rows.iter().map(|r| r.3).collect::<Vec<_>>(),
             ),
-            Column::new(c::NEW_USERS.into(), self.rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+            Column::new(
+                c::NEW_USERS.into(),
+                self.rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            ),
             Column::new(
                 c::ROSTER_MEMBERS.into(),
                 self.rows
@@ -145,18 +151,33 @@ impl Adoption {
         let members = DataFrame::new_infer_height(vec![
             Column::new(
                 c::MEMBER.into(),
-                order.iter().map(|&i| self.names[i].0.as_str()).collect::<Vec<_>>(),
+                order
+                    .iter()
+                    .map(|&i| self.names[i].0.as_str())
+                    .collect::<Vec<_>>(),
             ),
             Column::new(
                 c::MEMBER_TYPE.into(),
-                order.iter().map(|&i| self.names[i].1.as_str()).collect::<Vec<_>>(),
+                order
+                    .iter()
+                    .map(|&i| self.names[i].1.as_str())
+                    .collect::<Vec<_>>(),
             ),
             Column::new(
                 c::ROLE.into(),
-                order.iter().map(|&i| self.role[i].as_deref()).collect::<Vec<_>>(),
+                order
+                    .iter()
+                    .map(|&i| self.role[i].as_deref())
+                    .collect::<Vec<_>>(),
             ),
-            opt_date_column(c::FIRST_ACTIVE, order.iter().map(|&i| seen(self.first[i])).collect())?,
-            opt_date_column(c::LAST_ACTIVE, order.iter().map(|&i| seen(self.last[i])).collect())?,
+            opt_date_column(
+                c::FIRST_ACTIVE,
+                order.iter().map(|&i| seen(self.first[i])).collect(),
+            )?,
+            opt_date_column(
+                c::LAST_ACTIVE,
+                order.iter().map(|&i| seen(self.last[i])).collect(),
+            )?,
             Column::new(
                 c::ACTIVE_DAYS_28D.into(),
                 order.iter().map(|&i| self.days_28d[i]).collect::<Vec<_>>(),
@@ -170,7 +191,10 @@ impl Adoption {
             ),
             Column::new(
                 c::IN_ROSTER.into(),
-                order.iter().map(|&i| i < self.roster_len).collect::<Vec<_>>(),
+                order
+                    .iter()
+                    .map(|&i| i < self.roster_len)
+                    .collect::<Vec<_>>(),
             ),
         ])?;
         Ok((daily, members))
@@ -196,9 +220,18 @@ mod tests {
         DataFrame::new_infer_height(vec![
             date_column(fcol::DATE, r.iter().map(|x| day(x.0)).collect()).unwrap(),
             Column::new(c::MEMBER.into(), r.iter().map(|x| x.1).collect::<Vec<_>>()),
-            Column::new(c::MEMBER_TYPE.into(), r.iter().map(|_| "user").collect::<Vec<_>>()),
-            Column::new(c::ROLE.into(), r.iter().map(|_| None::<&str>).collect::<Vec<_>>()),
-            Column::new(fcol::SPEND_PICO.into(), r.iter().map(|x| x.2).collect::<Vec<_>>()),
+            Column::new(
+                c::MEMBER_TYPE.into(),
+                r.iter().map(|_| "user").collect::<Vec<_>>(),
+            ),
+            Column::new(
+                c::ROLE.into(),
+                r.iter().map(|_| None::<&str>).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                fcol::SPEND_PICO.into(),
+                r.iter().map(|x| x.2).collect::<Vec<_>>(),
+            ),
         ])
         .unwrap()
     }
@@ -234,18 +267,54 @@ mod tests {
         assert_eq!(ints(&daily, c::NEW_USERS), [1, 0, 1, 0, 0].map(Some));
         assert_eq!(ints(&daily, c::ROSTER_MEMBERS), [2; 5].map(Some));
         assert_eq!(ints(&daily, c::ROSTER_ACTIVE_28D), [1; 5].map(Some));
-        let names: Vec<_> = members.column(c::MEMBER).unwrap().str().unwrap().iter().flatten().collect();
+        let names: Vec<_> = members
+            .column(c::MEMBER)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
         assert_eq!(names, ["a", "b", "q"]);
         // 28 days ending 03-02 = 02-03 … 03-02: a on 02-20 and 03-01 (02-01 is outside).
-        assert_eq!(ints(&members, c::ACTIVE_DAYS_28D), [Some(2), Some(2), Some(0)]);
-        let spend: Vec<f64> = members.column(c::SPEND_USD_28D).unwrap().f64().unwrap().into_no_null_iter().collect();
+        assert_eq!(
+            ints(&members, c::ACTIVE_DAYS_28D),
+            [Some(2), Some(2), Some(0)]
+        );
+        let spend: Vec<f64> = members
+            .column(c::SPEND_USD_28D)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(spend, [10.0 / PICO_PER_USD, 20.0 / PICO_PER_USD, 0.0]);
-        let first = members.column(c::FIRST_ACTIVE).unwrap().cast(&DataType::Int32).unwrap();
+        let first = members
+            .column(c::FIRST_ACTIVE)
+            .unwrap()
+            .cast(&DataType::Int32)
+            .unwrap();
         let first: Vec<Option<i32>> = first.i32().unwrap().iter().collect();
-        assert_eq!(first, [Some(day("2026-02-01")), Some(day("2026-02-25")), None]);
-        let in_roster: Vec<bool> = members.column(c::IN_ROSTER).unwrap().bool().unwrap().iter().flatten().collect();
+        assert_eq!(
+            first,
+            [Some(day("2026-02-01")), Some(day("2026-02-25")), None]
+        );
+        let in_roster: Vec<bool> = members
+            .column(c::IN_ROSTER)
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
         assert_eq!(in_roster, [true, false, true]);
-        let role: Vec<Option<&str>> = members.column(c::ROLE).unwrap().str().unwrap().iter().collect();
+        let role: Vec<Option<&str>> = members
+            .column(c::ROLE)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
         assert_eq!(role, [Some("developer"), None, Some("admin")]);
     }
 

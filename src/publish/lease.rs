@@ -99,11 +99,11 @@ pub async fn probe(state: &Location, run_id: &str) -> Result<()> {
         (Ok(true), Ok(false)) => Ok(()),
         (Err(e), _) | (_, Err(e)) => Err(Error::usage(format!(
             "{} does not support conditional writes ({e}); cc-analytics needs a store that refuses a second create of one key (S3, GCS, Azure, local disk)",
-            crate::redact::url(&state.url)
+            crate::policy::redact::url(&state.url)
         ))),
         _ => Err(Error::usage(format!(
             "{} accepted a second conditional create of one key (If-None-Match: * ignored): two writers could not be kept apart on it; use a store that honours conditional writes",
-            crate::redact::url(&state.url)
+            crate::policy::redact::url(&state.url)
         ))),
     }
 }
@@ -153,7 +153,7 @@ impl Lease {
                         "another run ({} on {}) holds the lease of {} until {} and renews it while it runs; wait for it to finish (a dead run's lease expires within its length, {secs} s by default here)",
                         h.run_id,
                         h.host,
-                        crate::redact::url(&state.url),
+                        crate::policy::redact::url(&state.url),
                         h.expires_at.to_rfc3339()
                     )));
                 }
@@ -185,7 +185,7 @@ impl Lease {
         }
         Err(Error::Locked(format!(
             "could not take the lease of {}: other runs keep taking it",
-            crate::redact::url(&state.url)
+            crate::policy::redact::url(&state.url)
         )))
     }
 
@@ -254,7 +254,7 @@ impl Lease {
             return Err(Error::Locked(format!(
                 "run {} lost the lease of {} to another run (it could not renew it in time): nothing published",
                 self.run_id,
-                crate::redact::url(&self.state.url)
+                crate::policy::redact::url(&self.state.url)
             )));
         }
         Ok(())
