@@ -1,8 +1,10 @@
-//! Decoding: OTLP-JSON lines into record columns ([`otlp`], [`model`]), objects read and decoded
-//! in parallel and merged in order ([`ingest`]), rejected input written as it is found
-//! ([`quarantine`]).
+//! Decoding: OTLP-JSON lines into record columns ([`otlp`], with its values in `values` and the
+//! nesting check in `depth`; [`model`]), objects read and decoded in parallel and merged in order
+//! ([`ingest`]), rejected input written as it is found ([`quarantine`]).
 
+mod depth;
 pub mod ingest;
 pub mod model;
 pub mod otlp;
 pub mod quarantine;
+mod values;
