@@ -140,7 +140,6 @@ pub struct LineCounts {
     pub records_rejected: u64,
 }
 
-
 #[derive(Deserialize)]
 struct KeyValue<'a> {
     #[serde(borrow)]
@@ -756,7 +755,6 @@ impl ObjectDecoder {
         Ok(())
     }
 }
-
 
 /// The calendar day of a UTC nanosecond time in `tz`, as days since 1970-01-01.
 pub fn local_day(tz: &Tz, time_ns: i64) -> i32 {

@@ -611,223 +611,25 @@ pub fn render(
         _ => "no data".into(),
     };
 
+    let sections = [
+        lines_section,
+        rate_section,
+        activity_section,
+        spend_section,
+        team_section,
+        dimension_section,
+        adoption_section,
+        quiet_section,
+    ];
     let mut body = String::new();
+    for section in sections {
+        body += &section(tables)?;
+    }
+    page(role, tz, built_at, &range, &body)
+}
 
-    // Lines of code accepted.
-    body += &match find(tables, table::DAILY_LINES, &[c::DATE, c::LINES_ACCEPTED]) {
-        Some(df) => {
-            let days = dates(df, c::DATE)?;
-            let v: Vec<f64> = values(df, c::LINES_ACCEPTED)?;
-            let total: f64 = v.iter().sum();
-            let chart = chart(
-                "lines",
-                "Lines of code accepted per day",
-                "Bar chart: lines of code written by Claude Code and accepted, per day.",
-                &days,
-                Series {
-                    label: "Lines accepted",
-                    unit: "lines",
-                    values: v,
-                    color: BLUE,
-                },
-                None,
-                true,
-            );
-            section(
-                "Lines of code accepted",
-                &format!(
-                    r#"<p class="kpi"><span id="lines-total">{}</span> lines accepted in the period</p>{chart}"#,
-                    fmt_num(total)
-                ),
-            )
-        }
-        None => section("Lines of code accepted", &unavailable("Lines of code")),
-    };
-
-    // Suggestion accept rate: overall and per tool.
-    body += &match find(
-        tables,
-        table::DAILY_ACCEPT_RATE,
-        &[c::TOOL, c::ACCEPTED, c::REJECTED],
-    ) {
-        Some(df) => {
-            let tools = strs(df, c::TOOL)?;
-            let acc = f64s(df, c::ACCEPTED)?;
-            let rej = f64s(df, c::REJECTED)?;
-            let mut sums = std::collections::BTreeMap::<String, (f64, f64)>::new();
-            for i in 0..tools.len() {
-                let e = sums.entry(tools[i].clone()).or_default();
-                e.0 += acc[i].unwrap_or(0.0);
-                e.1 += rej[i].unwrap_or(0.0);
-            }
-            let rate = |t: &str| {
-                sums.get(t)
-                    .filter(|(a, r)| a + r > 0.0)
-                    .map(|(a, r)| a / (a + r))
-            };
-            let mut rows = String::new();
-            for t in std::iter::once("all").chain(EDIT_TOOLS) {
-                let (a, r) = sums.get(t).copied().unwrap_or_default();
-                let name = if t == "all" {
-                    "All code-editing tools"
-                } else {
-                    t
-                };
-                let (pct, width) = match rate(t) {
-                    Some(x) => (format!("{:.1}%", x * 100.0), x * 100.0),
-                    None => ("no decisions".into(), 0.0),
-                };
-                let _ = write!(
-                    rows,
-                    r#"<tr data-tool="{t}"><th scope="row">{name}</th><td>{}</td><td>{}</td><td><span class="rate-bar" style="width:{width:.0}%"></span> {pct}</td></tr>"#,
-                    fmt_num(a),
-                    fmt_num(r)
-                );
-            }
-            section(
-                "Suggestion accept rate",
-                &format!(
-                    r#"<p class="kpi"><span id="rate-all">{}</span> of code-editing suggestions accepted</p><table class="rates"><caption>Accepted and rejected suggestions per tool, whole period</caption><thead><tr><th scope="col">Tool</th><th scope="col">Accepted</th><th scope="col">Rejected</th><th scope="col">Accept rate</th></tr></thead><tbody>{rows}</tbody></table>"#,
-                    rate("all")
-                        .map(|x| format!("{:.1}%", x * 100.0))
-                        .unwrap_or_else(|| "—".into())
-                ),
-            )
-        }
-        None => section("Suggestion accept rate", &unavailable("The accept rate")),
-    };
-
-    // Activity: users (left) and sessions (right).
-    body += &match find(
-        tables,
-        table::DAILY_ACTIVITY,
-        &[c::DATE, c::ACTIVE_USERS, c::SESSIONS],
-    ) {
-        Some(df) => {
-            let days = dates(df, c::DATE)?;
-            let users = values(df, c::ACTIVE_USERS)?;
-            let sessions = values(df, c::SESSIONS)?;
-            section(
-                "Activity",
-                &chart(
-                    "activity",
-                    "Active users and sessions per day",
-                    "Line chart: active users per day on the left axis, sessions per day on the right axis.",
-                    &days,
-                    Series { label: "Active users", unit: "users", values: users, color: BLUE },
-                    Some(Series { label: "Sessions", unit: "sessions", values: sessions, color: ORANGE }),
-                    false,
-                ),
-            )
-        }
-        None => section("Activity", &unavailable("Activity")),
-    };
-
-    // Spend: users (left) and dollars (right).
-    body += &match find(
-        tables,
-        table::DAILY_SPEND,
-        &[c::DATE, c::ACTIVE_USERS, c::SPEND_USD],
-    ) {
-        Some(df) => {
-            let days = dates(df, c::DATE)?;
-            let users = values(df, c::ACTIVE_USERS)?;
-            let spend: Vec<f64> = values(df, c::SPEND_USD)?;
-            let total: f64 = spend.iter().sum();
-            section(
-                "Spend",
-                &format!(
-                    r#"<p class="kpi">$<span id="spend-total">{}</span> estimated spend in the period</p>{}"#,
-                    fmt_num(total),
-                    chart(
-                        "spend",
-                        "Active users and spend per day",
-                        "Line chart: active users per day on the left axis, estimated spend in US dollars per day on the right axis.",
-                        &days,
-                        Series { label: "Active users", unit: "users", values: users, color: BLUE },
-                        Some(Series { label: "Spend", unit: "USD", values: spend, color: ORANGE }),
-                        false,
-                    )
-                ),
-            )
-        }
-        None => section("Spend", &unavailable("Spend")),
-    };
-
-    // Team insights: every member with spend and lines per month.
-    body += &match find(
-        tables,
-        table::MEMBER_MONTHLY,
-        &[
-            c::MONTH,
-            c::MEMBER,
-            c::MEMBER_TYPE,
-            c::SPEND_USD,
-            c::LINES_ACCEPTED,
-        ],
-    ) {
-        Some(df) => {
-            let months = dates(df, c::MONTH)?;
-            let members = strs(df, c::MEMBER)?;
-            let types = strs(df, c::MEMBER_TYPE)?;
-            let spend = f64s(df, c::SPEND_USD)?;
-            let lines = f64s(df, c::LINES_ACCEPTED)?;
-            let mut uniq = months.clone();
-            uniq.sort();
-            uniq.dedup();
-            let latest = uniq.last().cloned().unwrap_or_default();
-            let mut opts = String::new();
-            for m in uniq.iter().rev() {
-                let sel = if *m == latest { " selected" } else { "" };
-                let _ = write!(opts, r#"<option value="{m}"{sel}>{}</option>"#, &m[..7]);
-            }
-            let mut rows = String::new();
-            // Highest spend first, as the header's sort mark says.
-            let mut order: Vec<usize> = (0..members.len()).collect();
-            order.sort_by(|&a, &b| {
-                months[a]
-                    .cmp(&months[b])
-                    .then(spend[b].unwrap_or(0.0).total_cmp(&spend[a].unwrap_or(0.0)))
-                    .then(members[a].cmp(&members[b]))
-            });
-            for i in order {
-                let hidden = if months[i] == latest { "" } else { " hidden" };
-                let kind = match types[i].as_str() {
-                    "api_key" => "API key",
-                    "user" => "User",
-                    "install" => "Install",
-                    _ => "Unattributed",
-                };
-                let s = spend[i].unwrap_or(0.0);
-                let l = lines[i].unwrap_or(0.0);
-                let _ = write!(
-                    rows,
-                    r#"<tr data-month="{}"{hidden}><th scope="row">{}</th><td>{kind}</td><td data-v="{s}">${:.2}</td><td data-v="{l}">{}</td></tr>"#,
-                    months[i],
-                    esc(&members[i]),
-                    s,
-                    fmt_num(l)
-                );
-            }
-            section(
-                "Team insights",
-                &format!(
-                    r#"<p><label for="month">Month</label> <select id="month">{opts}</select></p><table id="team" class="sortable"><caption>Members: spend and lines accepted this month. API keys are shown by key name, users by email{}.</caption><thead><tr><th scope="col"><button data-col="0">Member</button></th><th scope="col"><button data-col="1">Type</button></th><th scope="col" aria-sort="descending"><button data-col="2">Spend this month (USD)</button></th><th scope="col"><button data-col="3">Lines this month</button></th></tr></thead><tbody>{rows}</tbody></table>"#,
-                    if members.iter().any(|m| m.starts_with("m_")) {
-                        " or pseudonym"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        }
-        None => section("Team insights", &unavailable("Team insights")),
-    };
-
-    body += &dimension_section(tables)?;
-    body += &adoption_section(tables)?;
-    body += &quiet_section(tables)?;
-
+/// The whole document around the sections: header, styles, the script and its policy.
+fn page(role: &str, tz: &str, built_at: &str, range: &str, body: &str) -> Result<String> {
     Ok(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -871,6 +673,237 @@ thead th button {{ font: inherit; font-weight: 700; border: 0; background: none;
         built = esc(built_at),
         script_hash = script_hash(),
     ))
+}
+
+/// Lines of code accepted per day, from `daily_lines`.
+fn lines_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    Ok(
+        match find(tables, table::DAILY_LINES, &[c::DATE, c::LINES_ACCEPTED]) {
+            Some(df) => {
+                let days = dates(df, c::DATE)?;
+                let v: Vec<f64> = values(df, c::LINES_ACCEPTED)?;
+                let total: f64 = v.iter().sum();
+                let chart = chart(
+                    "lines",
+                    "Lines of code accepted per day",
+                    "Bar chart: lines of code written by Claude Code and accepted, per day.",
+                    &days,
+                    Series {
+                        label: "Lines accepted",
+                        unit: "lines",
+                        values: v,
+                        color: BLUE,
+                    },
+                    None,
+                    true,
+                );
+                section(
+                    "Lines of code accepted",
+                    &format!(
+                        r#"<p class="kpi"><span id="lines-total">{}</span> lines accepted in the period</p>{chart}"#,
+                        fmt_num(total)
+                    ),
+                )
+            }
+            None => section("Lines of code accepted", &unavailable("Lines of code")),
+        },
+    )
+}
+
+/// The suggestion accept rate, overall and per edit tool, from `daily_accept_rate`.
+fn rate_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    Ok(
+        match find(
+            tables,
+            table::DAILY_ACCEPT_RATE,
+            &[c::TOOL, c::ACCEPTED, c::REJECTED],
+        ) {
+            Some(df) => {
+                let tools = strs(df, c::TOOL)?;
+                let acc = f64s(df, c::ACCEPTED)?;
+                let rej = f64s(df, c::REJECTED)?;
+                let mut sums = std::collections::BTreeMap::<String, (f64, f64)>::new();
+                for i in 0..tools.len() {
+                    let e = sums.entry(tools[i].clone()).or_default();
+                    e.0 += acc[i].unwrap_or(0.0);
+                    e.1 += rej[i].unwrap_or(0.0);
+                }
+                let rate = |t: &str| {
+                    sums.get(t)
+                        .filter(|(a, r)| a + r > 0.0)
+                        .map(|(a, r)| a / (a + r))
+                };
+                let mut rows = String::new();
+                for t in std::iter::once("all").chain(EDIT_TOOLS) {
+                    let (a, r) = sums.get(t).copied().unwrap_or_default();
+                    let name = if t == "all" {
+                        "All code-editing tools"
+                    } else {
+                        t
+                    };
+                    let (pct, width) = match rate(t) {
+                        Some(x) => (format!("{:.1}%", x * 100.0), x * 100.0),
+                        None => ("no decisions".into(), 0.0),
+                    };
+                    let _ = write!(
+                        rows,
+                        r#"<tr data-tool="{t}"><th scope="row">{name}</th><td>{}</td><td>{}</td><td><span class="rate-bar" style="width:{width:.0}%"></span> {pct}</td></tr>"#,
+                        fmt_num(a),
+                        fmt_num(r)
+                    );
+                }
+                section(
+                    "Suggestion accept rate",
+                    &format!(
+                        r#"<p class="kpi"><span id="rate-all">{}</span> of code-editing suggestions accepted</p><table class="rates"><caption>Accepted and rejected suggestions per tool, whole period</caption><thead><tr><th scope="col">Tool</th><th scope="col">Accepted</th><th scope="col">Rejected</th><th scope="col">Accept rate</th></tr></thead><tbody>{rows}</tbody></table>"#,
+                        rate("all")
+                            .map(|x| format!("{:.1}%", x * 100.0))
+                            .unwrap_or_else(|| "—".into())
+                    ),
+                )
+            }
+            None => section("Suggestion accept rate", &unavailable("The accept rate")),
+        },
+    )
+}
+
+/// Active users (left axis) and sessions (right) per day, from `daily_activity`.
+fn activity_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    Ok(
+        match find(
+            tables,
+            table::DAILY_ACTIVITY,
+            &[c::DATE, c::ACTIVE_USERS, c::SESSIONS],
+        ) {
+            Some(df) => {
+                let days = dates(df, c::DATE)?;
+                let users = values(df, c::ACTIVE_USERS)?;
+                let sessions = values(df, c::SESSIONS)?;
+                section(
+                "Activity",
+                &chart(
+                    "activity",
+                    "Active users and sessions per day",
+                    "Line chart: active users per day on the left axis, sessions per day on the right axis.",
+                    &days,
+                    Series { label: "Active users", unit: "users", values: users, color: BLUE },
+                    Some(Series { label: "Sessions", unit: "sessions", values: sessions, color: ORANGE }),
+                    false,
+                ),
+            )
+            }
+            None => section("Activity", &unavailable("Activity")),
+        },
+    )
+}
+
+/// Active users (left axis) and spend (right) per day, from `daily_spend`.
+fn spend_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    Ok(
+        match find(
+            tables,
+            table::DAILY_SPEND,
+            &[c::DATE, c::ACTIVE_USERS, c::SPEND_USD],
+        ) {
+            Some(df) => {
+                let days = dates(df, c::DATE)?;
+                let users = values(df, c::ACTIVE_USERS)?;
+                let spend: Vec<f64> = values(df, c::SPEND_USD)?;
+                let total: f64 = spend.iter().sum();
+                section(
+                "Spend",
+                &format!(
+                    r#"<p class="kpi">$<span id="spend-total">{}</span> estimated spend in the period</p>{}"#,
+                    fmt_num(total),
+                    chart(
+                        "spend",
+                        "Active users and spend per day",
+                        "Line chart: active users per day on the left axis, estimated spend in US dollars per day on the right axis.",
+                        &days,
+                        Series { label: "Active users", unit: "users", values: users, color: BLUE },
+                        Some(Series { label: "Spend", unit: "USD", values: spend, color: ORANGE }),
+                        false,
+                    )
+                ),
+            )
+            }
+            None => section("Spend", &unavailable("Spend")),
+        },
+    )
+}
+
+/// Team insights: every member with spend and lines per month, from `member_monthly`.
+fn team_section(tables: &[(&'static str, DataFrame)]) -> Result<String> {
+    Ok(
+        match find(
+            tables,
+            table::MEMBER_MONTHLY,
+            &[
+                c::MONTH,
+                c::MEMBER,
+                c::MEMBER_TYPE,
+                c::SPEND_USD,
+                c::LINES_ACCEPTED,
+            ],
+        ) {
+            Some(df) => {
+                let months = dates(df, c::MONTH)?;
+                let members = strs(df, c::MEMBER)?;
+                let types = strs(df, c::MEMBER_TYPE)?;
+                let spend = f64s(df, c::SPEND_USD)?;
+                let lines = f64s(df, c::LINES_ACCEPTED)?;
+                let mut uniq = months.clone();
+                uniq.sort();
+                uniq.dedup();
+                let latest = uniq.last().cloned().unwrap_or_default();
+                let mut opts = String::new();
+                for m in uniq.iter().rev() {
+                    let sel = if *m == latest { " selected" } else { "" };
+                    let _ = write!(opts, r#"<option value="{m}"{sel}>{}</option>"#, &m[..7]);
+                }
+                let mut rows = String::new();
+                // Highest spend first, as the header's sort mark says.
+                let mut order: Vec<usize> = (0..members.len()).collect();
+                order.sort_by(|&a, &b| {
+                    months[a]
+                        .cmp(&months[b])
+                        .then(spend[b].unwrap_or(0.0).total_cmp(&spend[a].unwrap_or(0.0)))
+                        .then(members[a].cmp(&members[b]))
+                });
+                for i in order {
+                    let hidden = if months[i] == latest { "" } else { " hidden" };
+                    let kind = match types[i].as_str() {
+                        "api_key" => "API key",
+                        "user" => "User",
+                        "install" => "Install",
+                        _ => "Unattributed",
+                    };
+                    let s = spend[i].unwrap_or(0.0);
+                    let l = lines[i].unwrap_or(0.0);
+                    let _ = write!(
+                        rows,
+                        r#"<tr data-month="{}"{hidden}><th scope="row">{}</th><td>{kind}</td><td data-v="{s}">${:.2}</td><td data-v="{l}">{}</td></tr>"#,
+                        months[i],
+                        esc(&members[i]),
+                        s,
+                        fmt_num(l)
+                    );
+                }
+                section(
+                    "Team insights",
+                    &format!(
+                        r#"<p><label for="month">Month</label> <select id="month">{opts}</select></p><table id="team" class="sortable"><caption>Members: spend and lines accepted this month. API keys are shown by key name, users by email{}.</caption><thead><tr><th scope="col"><button data-col="0">Member</button></th><th scope="col"><button data-col="1">Type</button></th><th scope="col" aria-sort="descending"><button data-col="2">Spend this month (USD)</button></th><th scope="col"><button data-col="3">Lines this month</button></th></tr></thead><tbody>{rows}</tbody></table>"#,
+                        if members.iter().any(|m| m.starts_with("m_")) {
+                            " or pseudonym"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
+            None => section("Team insights", &unavailable("Team insights")),
+        },
+    )
 }
 
 #[cfg(test)]
