@@ -79,6 +79,20 @@ fn measure(is_spend: bool, inc: f64) -> i64 {
     }
 }
 
+/// Whether a tool id is one of the code-editing tools.
+fn edit_tool(t: u32) -> bool {
+    sym::EDIT_TOOLS.contains(&t)
+}
+
+/// A request's model, `unknown` where it is missing (3.6).
+fn or_unknown(m: u32) -> u32 {
+    if m == sym::NONE {
+        sym::UNKNOWN_MODEL
+    } else {
+        m
+    }
+}
+
 /// `own` of a record with a session: its member is the session's, known at the end.
 const BY_SESSION: u32 = u32::MAX;
 
@@ -325,7 +339,6 @@ impl Accumulator {
 
     /// Adds the records of one object or batch (string ids from `from`), in order, leaving out
     /// those already seen (3.3: the first one is kept).
-    #[allow(clippy::needless_range_loop)] // one index walks many parallel columns
     pub fn add(&mut self, rec: &Records, from: &Dict) {
         let remap = self.remap(rec, from);
         // Roster member of each string of the batch (identities are looked up, not interned).
@@ -339,198 +352,230 @@ impl Accumulator {
                     .flatten()
             })
             .collect();
-        let edit_tool = |t: u32| sym::EDIT_TOOLS.contains(&t);
-        let or_unknown = |m: u32| {
-            if m == sym::NONE {
-                sym::UNKNOWN_MODEL
-            } else {
-                m
-            }
-        };
         for i in 0..rec.len() {
-            let (kind, time_ns) = (rec.kind[i], rec.time_ns[i]);
-            let name = remap[rec.name[i] as usize];
-            let session = remap[rec.session[i] as usize];
-            let date = rec.date[i];
-            let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi)
-                || self.extra.binary_search(&date).is_ok();
-            // Records outside the dates keep no state of their own (no dedup key): they only
-            // help resolve their session's member, and a cumulative point is a base.
-            if in_range {
-                if !self
-                    .seen
-                    .insert(date, kind, name, session, time_ns, rec.dkey[i])
-                {
-                    self.duplicates += 1;
-                    continue;
-                }
-                self.kept += 1;
-            }
-            let cand = candidate(
-                [rec.email[i], rec.api_key[i], rec.account[i], rec.user_id[i]],
-                time_ns,
-                from,
-                &roster_of,
-            );
-            if session != sym::NONE {
-                match self.best.get_mut(&session) {
-                    Some(b) if b.as_ref() <= cand => {}
-                    Some(b) => *b = cand.to_owned(),
-                    None => {
-                        self.best.insert(session, cand.to_owned());
-                    }
-                }
-                if name == sym::M_SESSION && remap[rec.start_type[i] as usize] == sym::AGENTS_VIEW {
-                    self.agents.insert(session);
-                }
-            }
-            if !in_range {
-                self.outside += 1;
-                if !(kind == METRIC && rec.temporality[i] == CUMULATIVE) {
-                    continue;
-                }
-            }
-            let group = Group {
-                date,
-                session,
-                own: if session == sym::NONE {
-                    self.member_of(cand)
-                } else {
-                    BY_SESSION
-                },
+            let Some((group, in_range)) = self.admit(rec, i, from, &remap, &roster_of) else {
+                continue;
             };
             if in_range && rec.tag_count > 0 {
                 self.tag(group, rec.tags_of(i), &remap);
             }
-            let (model, tool) = (remap[rec.model[i] as usize], remap[rec.tool[i] as usize]);
-            let (typ, decision) = (remap[rec.typ[i] as usize], remap[rec.decision[i] as usize]);
+            match rec.kind[i] {
+                EVENT if in_range => self.add_event(rec, i, group, &remap),
+                METRIC => self.add_metric(rec, i, group, in_range, &remap),
+                _ => {}
+            }
+        }
+    }
 
-            if kind == EVENT {
-                if !in_range {
-                    continue;
-                }
-                if name == sym::API_REQUEST {
-                    let r = self.models.row((group, or_unknown(model)));
-                    let tokens = [
-                        rec.input_tokens[i],
-                        rec.output_tokens[i],
-                        rec.cache_read_tokens[i],
-                        rec.cache_creation_tokens[i],
-                    ];
-                    let adds = [
-                        (by_model::REQUESTS, 1),
-                        (by_model::EV_SPEND, to_pico(rec.cost[i].unwrap_or(0.0))),
-                        (by_model::EV_SPEND + 1, tokens[0].unwrap_or(0)),
-                        (by_model::EV_SPEND + 2, tokens[1].unwrap_or(0)),
-                        (by_model::EV_SPEND + 3, tokens[2].unwrap_or(0)),
-                        (by_model::EV_SPEND + 4, tokens[3].unwrap_or(0)),
-                        (by_model::EV_RECORDS, 1),
-                    ];
-                    if !self.models.try_add(r, &adds) {
-                        self.implausible += 1;
-                    }
-                } else if name == sym::TOOL_DECISION && edit_tool(tool) {
-                    let r = self.tools.row((group, tool));
-                    match decision {
-                        sym::ACCEPT => self.tools.add(r, by_tool::EV_ACCEPTED, 1),
-                        sym::REJECT => self.tools.add(r, by_tool::EV_REJECTED, 1),
-                        _ => {}
-                    }
-                    self.tools.add(r, by_tool::EV_RECORDS, 1);
-                } else {
-                    let r = self.plain.row(group);
-                    self.plain.add(r, plain::RECORDS, 1);
-                }
-                continue;
+    /// Record `i`'s first step: deduplicated (in the dates), its identity candidate offered to
+    /// its session, and its group; `None` when nothing more of it counts. Records outside the
+    /// dates keep no state of their own (no dedup key): they only help resolve their session's
+    /// member, and a cumulative point is a base.
+    fn admit(
+        &mut self,
+        rec: &Records,
+        i: usize,
+        from: &Dict,
+        remap: &[u32],
+        roster_of: &[Option<u32>],
+    ) -> Option<(Group, bool)> {
+        let (kind, time_ns) = (rec.kind[i], rec.time_ns[i]);
+        let name = remap[rec.name[i] as usize];
+        let session = remap[rec.session[i] as usize];
+        let date = rec.date[i];
+        let in_range = self.range.is_none_or(|(lo, hi)| lo <= date && date <= hi)
+            || self.extra.binary_search(&date).is_ok();
+        if in_range {
+            if !self
+                .seen
+                .insert(date, kind, name, session, time_ns, rec.dkey[i])
+            {
+                self.duplicates += 1;
+                return None;
             }
-            if kind != METRIC {
-                continue;
+            self.kept += 1;
+        }
+        let cand = candidate(
+            [rec.email[i], rec.api_key[i], rec.account[i], rec.user_id[i]],
+            time_ns,
+            from,
+            roster_of,
+        );
+        if session != sym::NONE {
+            match self.best.get_mut(&session) {
+                Some(b) if b.as_ref() <= cand => {}
+                Some(b) => *b = cand.to_owned(),
+                None => {
+                    self.best.insert(session, cand.to_owned());
+                }
             }
-            // 3.6: what a metric point feeds.
-            let feed = match name {
-                sym::M_COST => Some(Feed::Model(by_model::MET_SPEND)),
-                sym::M_TOKEN => Some(Feed::Model(match typ {
-                    sym::INPUT => by_model::MET_SPEND + 1,
-                    sym::OUTPUT => by_model::MET_SPEND + 2,
-                    sym::CACHE_READ => by_model::MET_SPEND + 3,
-                    sym::CACHE_CREATION => by_model::MET_SPEND + 4,
-                    _ => u8::MAX,
-                })),
-                sym::M_DECISION if edit_tool(tool) => Some(Feed::Tool(match decision {
+            if name == sym::M_SESSION && remap[rec.start_type[i] as usize] == sym::AGENTS_VIEW {
+                self.agents.insert(session);
+            }
+        }
+        if !in_range {
+            self.outside += 1;
+            if !(kind == METRIC && rec.temporality[i] == CUMULATIVE) {
+                return None;
+            }
+        }
+        let own = if session == sym::NONE {
+            self.member_of(cand)
+        } else {
+            BY_SESSION
+        };
+        Some((Group { date, session, own }, in_range))
+    }
+
+    /// An event of the dates: a request's spend and tokens under its model, an edit tool's
+    /// decision, or a record of activity only.
+    fn add_event(&mut self, rec: &Records, i: usize, group: Group, remap: &[u32]) {
+        let name = remap[rec.name[i] as usize];
+        let tool = remap[rec.tool[i] as usize];
+        if name == sym::API_REQUEST {
+            let r = self
+                .models
+                .row((group, or_unknown(remap[rec.model[i] as usize])));
+            let tokens = [
+                rec.input_tokens[i],
+                rec.output_tokens[i],
+                rec.cache_read_tokens[i],
+                rec.cache_creation_tokens[i],
+            ];
+            let adds = [
+                (by_model::REQUESTS, 1),
+                (by_model::EV_SPEND, to_pico(rec.cost[i].unwrap_or(0.0))),
+                (by_model::EV_SPEND + 1, tokens[0].unwrap_or(0)),
+                (by_model::EV_SPEND + 2, tokens[1].unwrap_or(0)),
+                (by_model::EV_SPEND + 3, tokens[2].unwrap_or(0)),
+                (by_model::EV_SPEND + 4, tokens[3].unwrap_or(0)),
+                (by_model::EV_RECORDS, 1),
+            ];
+            if !self.models.try_add(r, &adds) {
+                self.implausible += 1;
+            }
+        } else if name == sym::TOOL_DECISION && edit_tool(tool) {
+            let r = self.tools.row((group, tool));
+            match remap[rec.decision[i] as usize] {
+                sym::ACCEPT => self.tools.add(r, by_tool::EV_ACCEPTED, 1),
+                sym::REJECT => self.tools.add(r, by_tool::EV_REJECTED, 1),
+                _ => {}
+            }
+            self.tools.add(r, by_tool::EV_RECORDS, 1);
+        } else {
+            let r = self.plain.row(group);
+            self.plain.add(r, plain::RECORDS, 1);
+        }
+    }
+
+    /// 3.6: what a metric point feeds (a measure of a model, tool or plain row), if anything.
+    fn feed_of(rec: &Records, i: usize, remap: &[u32]) -> Option<Feed> {
+        let (typ, tool) = (remap[rec.typ[i] as usize], remap[rec.tool[i] as usize]);
+        match remap[rec.name[i] as usize] {
+            sym::M_COST => Some(Feed::Model(by_model::MET_SPEND)),
+            sym::M_TOKEN => Some(Feed::Model(match typ {
+                sym::INPUT => by_model::MET_SPEND + 1,
+                sym::OUTPUT => by_model::MET_SPEND + 2,
+                sym::CACHE_READ => by_model::MET_SPEND + 3,
+                sym::CACHE_CREATION => by_model::MET_SPEND + 4,
+                _ => u8::MAX,
+            })),
+            sym::M_DECISION if edit_tool(tool) => {
+                Some(Feed::Tool(match remap[rec.decision[i] as usize] {
                     sym::ACCEPT => by_tool::MET_ACCEPTED,
                     sym::REJECT => by_tool::MET_REJECTED,
                     _ => u8::MAX,
-                })),
-                sym::M_LINES => Some(Feed::Plain(match typ {
-                    sym::ADDED => plain::LINES_ACCEPTED,
-                    sym::REMOVED => plain::LINES_REMOVED,
-                    _ => u8::MAX,
-                })),
-                sym::M_COMMIT => Some(Feed::Plain(plain::COMMITS)),
-                sym::M_PR => Some(Feed::Plain(plain::PULL_REQUESTS)),
-                _ => None,
-            };
-            let row = if !in_range {
-                u32::MAX
-            } else {
-                match feed {
-                    Some(Feed::Model(_)) => {
-                        let r = self.models.row((group, or_unknown(model)));
-                        self.models.add(r, by_model::MET_RECORDS, 1);
-                        r
-                    }
-                    Some(Feed::Tool(_)) => {
-                        let r = self.tools.row((group, tool));
-                        self.tools.add(r, by_tool::MET_RECORDS, 1);
-                        r
-                    }
-                    Some(Feed::Plain(_)) | None => {
-                        let r = self.plain.row(group);
-                        self.plain.add(r, plain::RECORDS, 1);
-                        r
-                    }
-                }
-            };
-            let Some(feed) = feed.filter(|f| {
-                !matches!(
-                    f,
-                    Feed::Model(u8::MAX) | Feed::Tool(u8::MAX) | Feed::Plain(u8::MAX)
-                )
-            }) else {
-                continue;
-            };
-            if rec.temporality[i] == CUMULATIVE {
-                // Its increment needs the series' previous point: kept, also outside the dates,
-                // where it is the base of the next one.
-                let next = self.series_feed.len() as u32;
-                let series = *self
-                    .series
-                    .entry((name, rec.series[i], rec.start_ns[i]))
-                    .or_insert(next);
-                if series == next {
-                    self.series_feed.push(feed);
-                }
-                if row == u32::MAX {
-                    // Outside the dates a point only serves as the base of the next one: of
-                    // each date, only the last can be (the last to arrive among equal times).
-                    let last = self
-                        .outside_last
-                        .entry((series, date))
-                        .or_insert((i64::MIN, 0.0));
-                    if time_ns >= last.0 {
-                        *last = (time_ns, rec.value[i]);
-                    }
-                } else {
-                    self.cumulative.push(CumulativePoint {
-                        series,
-                        row,
-                        time_ns,
-                        value: rec.value[i],
-                    });
-                }
-            } else if row != u32::MAX && !self.feed(feed, row, rec.value[i]) {
-                self.reject_point(feed, row);
+                }))
             }
+            sym::M_LINES => Some(Feed::Plain(match typ {
+                sym::ADDED => plain::LINES_ACCEPTED,
+                sym::REMOVED => plain::LINES_REMOVED,
+                _ => u8::MAX,
+            })),
+            sym::M_COMMIT => Some(Feed::Plain(plain::COMMITS)),
+            sym::M_PR => Some(Feed::Plain(plain::PULL_REQUESTS)),
+            _ => None,
+        }
+    }
+
+    /// A metric point: counted on its row (in the dates), then its increment added (delta) or
+    /// the point kept for its series (cumulative; outside the dates only as a base).
+    fn add_metric(&mut self, rec: &Records, i: usize, group: Group, in_range: bool, remap: &[u32]) {
+        let feed = Self::feed_of(rec, i, remap);
+        let row = if !in_range {
+            u32::MAX
+        } else {
+            match feed {
+                Some(Feed::Model(_)) => {
+                    let model = or_unknown(remap[rec.model[i] as usize]);
+                    let r = self.models.row((group, model));
+                    self.models.add(r, by_model::MET_RECORDS, 1);
+                    r
+                }
+                Some(Feed::Tool(_)) => {
+                    let r = self.tools.row((group, remap[rec.tool[i] as usize]));
+                    self.tools.add(r, by_tool::MET_RECORDS, 1);
+                    r
+                }
+                Some(Feed::Plain(_)) | None => {
+                    let r = self.plain.row(group);
+                    self.plain.add(r, plain::RECORDS, 1);
+                    r
+                }
+            }
+        };
+        let Some(feed) = feed.filter(|f| {
+            !matches!(
+                f,
+                Feed::Model(u8::MAX) | Feed::Tool(u8::MAX) | Feed::Plain(u8::MAX)
+            )
+        }) else {
+            return;
+        };
+        if rec.temporality[i] == CUMULATIVE {
+            self.keep_cumulative(rec, i, group.date, row, feed, remap);
+        } else if row != u32::MAX && !self.feed(feed, row, rec.value[i]) {
+            self.reject_point(feed, row);
+        }
+    }
+
+    /// A cumulative point: its increment needs the series' previous point, so it is kept, also
+    /// outside the dates, where it is the base of the next one.
+    fn keep_cumulative(
+        &mut self,
+        rec: &Records,
+        i: usize,
+        date: i32,
+        row: u32,
+        feed: Feed,
+        remap: &[u32],
+    ) {
+        let (name, time_ns) = (remap[rec.name[i] as usize], rec.time_ns[i]);
+        let next = self.series_feed.len() as u32;
+        let series = *self
+            .series
+            .entry((name, rec.series[i], rec.start_ns[i]))
+            .or_insert(next);
+        if series == next {
+            self.series_feed.push(feed);
+        }
+        if row == u32::MAX {
+            // Outside the dates a point only serves as the base of the next one: of each
+            // date, only the last can be (the last to arrive among equal times).
+            let last = self
+                .outside_last
+                .entry((series, date))
+                .or_insert((i64::MIN, 0.0));
+            if time_ns >= last.0 {
+                *last = (time_ns, rec.value[i]);
+            }
+        } else {
+            self.cumulative.push(CumulativePoint {
+                series,
+                row,
+                time_ns,
+                value: rec.value[i],
+            });
         }
     }
 
