@@ -4,10 +4,99 @@
 
 use super::*;
 
+/// Fact rows at the three grains: per (date, member, session), per (date, member, model) and per
+/// (date, member, tool).
+#[derive(Default)]
+struct Grains {
+    sessions: BTreeMap<(i32, u32, u32), Measures>,
+    models: BTreeMap<(i32, u32, u32), [i64; 6]>,
+    tools: BTreeMap<(i32, u32, u32), [i64; 2]>,
+}
+
+impl Grains {
+    /// A fact (date, member, session, model, tool) with measures `m`, summed into each grain.
+    fn emit(
+        &mut self,
+        date: i32,
+        member: u32,
+        session: u32,
+        model: u32,
+        tool: u32,
+        m: Measures,
+    ) -> Result<()> {
+        if m[out::RECORDS] == 0 {
+            return Ok(());
+        }
+        add(
+            self.sessions
+                .entry((date, member, session))
+                .or_insert([0; 13]),
+            &m,
+        )?;
+        if model != sym::NONE {
+            add(
+                self.models.entry((date, member, model)).or_insert([0; 6]),
+                &m[out::REQUESTS..=out::SPEND + 4],
+            )?;
+        }
+        if tool != sym::NONE {
+            add(
+                self.tools.entry((date, member, tool)).or_insert([0; 2]),
+                &m[out::ACCEPTED..=out::REJECTED],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds sums into a row, refusing (not wrapping) one that would pass 2^63.
+fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) -> Result<()> {
+    for (a, b) in row.iter_mut().zip(m) {
+        *a = a.checked_add(*b).ok_or_else(|| {
+            crate::Error::Other(
+                "a session's sums pass what a 64-bit integer holds: implausible input".into(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 impl Accumulator {
     /// Applies the whole-run rules and returns the facts, sorted by date, member, session,
     /// model and tool.
     pub fn finish(mut self) -> Result<Facts> {
+        self.release_indexes();
+        self.apply_cumulative();
+        let (has_req, has_dec) = self.precedence();
+        let chosen = self.chosen_members();
+        let member_of = |g: &Group| {
+            if g.own == BY_SESSION {
+                chosen[&g.session]
+            } else {
+                g.own
+            }
+        };
+        let tagged: Map<(i32, u32, u32), GroupTags> = std::mem::take(&mut self.tagged)
+            .into_iter()
+            .map(|(g, t)| ((g.date, member_of(&g), g.session), t))
+            .collect();
+        let grains = self.fact_rows(&has_req, &has_dec, &member_of)?;
+        let records_used = grains
+            .sessions
+            .values()
+            .map(|m| m[out::RECORDS] as u64)
+            .sum();
+        let set = self.frames(&grains.sessions, &tagged, &grains.models, &grains.tools)?;
+        Ok(Facts {
+            set,
+            records_used,
+            records_outside_range: self.outside,
+            records_implausible: self.implausible,
+        })
+    }
+
+    /// What reading needed and the rules do not: the dedup keys and the partial rows' indexes.
+    fn release_indexes(&mut self) {
         tracing::debug!(
             "merged: {} records kept, {} dedup keys (capacity {}), {}/{}/{} partial rows by model/tool/other, {} cumulative points in {} series, {} sessions, {} strings",
             self.kept,
@@ -27,10 +116,12 @@ impl Accumulator {
             drop(std::mem::take(idx));
         }
         drop(std::mem::take(&mut self.plain.index));
+    }
 
-        // 3.4: a cumulative point's increment is its value minus the previous point of its series
-        // (name, attributes, start time); the first counts whole, and so does a drop (a reset).
-        // The sort is stable: points of equal time keep their order of arrival.
+    /// 3.4: a cumulative point's increment is its value minus the previous point of its series
+    /// (name, attributes, start time); the first counts whole, and so does a drop (a reset).
+    /// The sort is stable: points of equal time keep their order of arrival.
+    fn apply_cumulative(&mut self) {
         let mut points = std::mem::take(&mut self.cumulative);
         points.extend(std::mem::take(&mut self.outside_last).into_iter().map(
             |((series, _), (time_ns, value))| CumulativePoint {
@@ -53,9 +144,11 @@ impl Accumulator {
                 self.reject_point(feed, p.row);
             }
         }
-        drop(points);
+    }
 
-        // 3.6: which (session, day) groups have events that take precedence over metrics.
+    /// 3.6: the (session, day) groups whose `api_request` events, and those whose
+    /// `tool_decision` events, take precedence over their metrics.
+    fn precedence(&self) -> (Set<Group>, Set<Group>) {
         let mut has_req: Set<Group> = Set::default();
         let mut has_dec: Set<Group> = Set::default();
         for ((g, _), m) in &self.models.rows {
@@ -68,63 +161,29 @@ impl Accumulator {
                 has_dec.insert(*g);
             }
         }
-        // Partial rows → fact rows (date, member, session, model, tool): the member of the
-        // session; metric points that events override count as records only, under no model or
-        // tool.
+        (has_req, has_dec)
+    }
+
+    /// 3.5: each session's member, from its best candidate.
+    fn chosen_members(&mut self) -> Map<u32, u32> {
         let best = std::mem::take(&mut self.best);
-        let chosen: Map<u32, u32> = best
-            .iter()
+        best.iter()
             .map(|(s, c)| (*s, self.member_of(c.as_ref())))
-            .collect();
-        drop(best);
-        let member_of = |g: &Group| {
-            if g.own == BY_SESSION {
-                chosen[&g.session]
-            } else {
-                g.own
-            }
-        };
-        let tagged: Map<(i32, u32, u32), GroupTags> = std::mem::take(&mut self.tagged)
-            .into_iter()
-            .map(|(g, t)| ((g.date, member_of(&g), g.session), t))
-            .collect();
-        let mut sessions: BTreeMap<(i32, u32, u32), Measures> = BTreeMap::new();
-        let mut models: BTreeMap<(i32, u32, u32), [i64; 6]> = BTreeMap::new();
-        let mut tools: BTreeMap<(i32, u32, u32), [i64; 2]> = BTreeMap::new();
-        fn add<const N: usize>(row: &mut [i64; N], m: &[i64]) -> Result<()> {
-            for (a, b) in row.iter_mut().zip(m) {
-                *a = a.checked_add(*b).ok_or_else(|| {
-                    crate::Error::Other(
-                        "a session's sums pass what a 64-bit integer holds: implausible input"
-                            .into(),
-                    )
-                })?;
-            }
-            Ok(())
-        }
-        // A fact (date, member, session, model, tool) with measures `m`, summed into each grain.
+            .collect()
+    }
+
+    /// Partial rows → fact rows (date, member, session, model, tool), the member of the
+    /// session's; metric points that events override count as records only, under no model or
+    /// tool.
+    fn fact_rows(
+        &self,
+        has_req: &Set<Group>,
+        has_dec: &Set<Group>,
+        member_of: &dyn Fn(&Group) -> u32,
+    ) -> Result<Grains> {
+        let mut grains = Grains::default();
         let mut emit = |g: &Group, model: u32, tool: u32, m: Measures| {
-            if m[out::RECORDS] == 0 {
-                return Ok(());
-            }
-            let (date, member) = (g.date, member_of(g));
-            add(
-                sessions.entry((date, member, g.session)).or_insert([0; 13]),
-                &m,
-            )?;
-            if model != sym::NONE {
-                add(
-                    models.entry((date, member, model)).or_insert([0; 6]),
-                    &m[out::REQUESTS..=out::SPEND + 4],
-                )?;
-            }
-            if tool != sym::NONE {
-                add(
-                    tools.entry((date, member, tool)).or_insert([0; 2]),
-                    &m[out::ACCEPTED..=out::REJECTED],
-                )?;
-            }
-            Ok::<(), crate::Error>(())
+            grains.emit(g.date, member_of(g), g.session, model, tool, m)
         };
         let records_only = |n: i64| std::array::from_fn(|i| if i == out::RECORDS { n } else { 0 });
         for ((g, model), p) in &self.models.rows {
@@ -156,12 +215,8 @@ impl Accumulator {
             m[out::RECORDS] = p[by_tool::EV_RECORDS as usize] + met(by_tool::MET_RECORDS);
             emit(g, sym::NONE, *tool, m)?;
             if !use_metrics {
-                emit(
-                    g,
-                    sym::NONE,
-                    sym::NONE,
-                    records_only(p[by_tool::MET_RECORDS as usize]),
-                )?;
+                let only = records_only(p[by_tool::MET_RECORDS as usize]);
+                emit(g, sym::NONE, sym::NONE, only)?;
             }
         }
         for (g, p) in &self.plain.rows {
@@ -173,14 +228,7 @@ impl Accumulator {
             m[out::RECORDS] = p[plain::RECORDS as usize];
             emit(g, sym::NONE, sym::NONE, m)?;
         }
-        let records_used = sessions.values().map(|m| m[out::RECORDS] as u64).sum();
-        let set = self.frames(&sessions, &tagged, &models, &tools)?;
-        Ok(Facts {
-            set,
-            records_used,
-            records_outside_range: self.outside,
-            records_implausible: self.implausible,
-        })
+        Ok(grains)
     }
 
     /// The fact frames with their strings: the stable, run-independent form stored under
