@@ -5,6 +5,7 @@
 //! ([`crate::publish::folders`]), with the run's manifest.
 
 mod progress;
+mod rebuild;
 mod shard;
 mod window;
 
@@ -20,15 +21,12 @@ use crate::decode::otlp::{max_time_for, DecodeContext};
 use crate::decode::quarantine;
 use crate::error::{Error, Result};
 use crate::facts::store;
-use crate::facts::FactSet;
 use crate::manifest::{Counts, Manifest, ObjectCounts, ObjectsFile};
 use crate::policy::redact;
 use crate::policy::Policy;
 use crate::publish::folders as tables;
 use crate::publish::lease::Lease;
 use crate::publish::{self, Publisher, Roots};
-use crate::reports::{self, months};
-use crate::schema::table;
 use crate::source::Location;
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
@@ -538,7 +536,7 @@ impl<'a> RunState<'a> {
             });
         }
         let (tables, stored, (rebuilt, reused)) =
-            build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
+            rebuild::build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
         // The export covers the dates this run recomputed (or skipped as committed by an
         // earlier attempt of its backfill); `reports`, a rebuild, covers every stored date.
         let export_dates: Vec<NaiveDate> = if always {
@@ -595,117 +593,6 @@ impl<'a> RunState<'a> {
             late_warning: warning,
         })
     }
-}
-
-/// Every table from the stored facts, a month at a time: each per-month table's rows of a
-/// month depend on that month's facts alone (the daily tables on their date, the monthly ones
-/// on their month), so only one month of facts is in memory, and the tables are the months'
-/// rows in order. A month whose facts, roster and dimensions have not changed since its rows
-/// were last built is not rebuilt ([`months`]). Adoption folds every month's per-member rows
-/// in date order. Returns the tables, the stored dates and the months (rebuilt, reused).
-async fn build_tables(
-    state: &Location,
-    roster: &Roster,
-    has_roster: bool,
-    dims: &crate::config::dimensions::Dimensions,
-) -> Result<(
-    Vec<(&'static str, months::Rows)>,
-    Vec<NaiveDate>,
-    (usize, usize),
-)> {
-    use chrono::Datelike;
-    let phase = Instant::now();
-    let dates = store::stored_dates(state).await?;
-    let last_day = dates
-        .last_key_value()
-        .map_or(0, |(d, _)| crate::facts::days_since_epoch(*d));
-    let stored: Vec<NaiveDate> = dates.keys().copied().collect();
-    type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
-    let mut by_month: BTreeMap<(i32, u32), Vec<DateFiles>> = BTreeMap::new();
-    for (d, files) in dates {
-        by_month
-            .entry((d.year(), d.month()))
-            .or_default()
-            .push((d, files));
-    }
-    let (mut rows, mut read_secs, mut rebuilt, mut reused) = (0usize, 0f64, 0usize, 0usize);
-    let mut parts: Vec<(&'static str, Vec<polars::prelude::DataFrame>)> =
-        table::MONTHLY.iter().map(|n| (*n, Vec::new())).collect();
-    let mut adoption = crate::reports::adoption::Adoption::new(roster, has_roster, last_day);
-    let mut warned = false;
-    for (month, dates) in &by_month {
-        let files: Vec<object_store::ObjectMeta> =
-            dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
-        let fp = months::fingerprint(&files, roster, dims);
-        let tables = match months::load(state, *month, &fp).await? {
-            Some(t) => {
-                reused += 1;
-                t
-            }
-            None => {
-                let t = Instant::now();
-                let mut sets = Vec::new();
-                for set in store::read_facts(state, dates).await? {
-                    let (set, missing) = set.with_dimensions(dims)?;
-                    if missing && !warned {
-                        warned = true;
-                        tracing::warn!(
-                            "dates stored before a dimension was configured (the first in {}-{:02}) carry no telemetry values for it: they use the roster's column or (none); recompute them with run --from … --to … to attribute them from telemetry",
-                            month.0,
-                            month.1
-                        );
-                    }
-                    sets.push(set);
-                }
-                let facts = FactSet::concat(sets)?;
-                read_secs += t.elapsed().as_secs_f64();
-                rows += facts.sessions.height();
-                let tables = reports::daily::build(&facts, roster, dims)?;
-                drop(facts);
-                months::save(state, *month, &fp, &tables).await?;
-                rebuilt += 1;
-                tables
-            }
-        };
-        for (name, df) in tables {
-            if name == table::MEMBER_DAYS {
-                adoption.add_month(&df)?;
-            } else if !months::STREAMED.contains(&name) {
-                // Streamed tables are read back month by month when written.
-                let p = parts
-                    .iter_mut()
-                    .find(|(n, _)| *n == name)
-                    .expect("a monthly table");
-                p.1.push(df);
-            }
-        }
-    }
-    let month_list: Vec<(i32, u32)> = by_month.keys().copied().collect();
-    let mut tables = parts
-        .into_iter()
-        .map(|(name, p)| {
-            if months::STREAMED.contains(&name) {
-                return Ok((name, months::Rows::Months(month_list.clone())));
-            }
-            let mut it = p.into_iter();
-            let mut df = it.next().expect("a month at least");
-            for more in it {
-                df.vstack_mut_owned(more)?;
-            }
-            df.rechunk_mut();
-            Ok((name, months::Rows::Whole(df)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    tracing::debug!("adoption folded by {:.2}s", phase.elapsed().as_secs_f64());
-    let (daily_adoption, members) = adoption.finish()?;
-    tables.push((table::DAILY_ADOPTION, months::Rows::Whole(daily_adoption)));
-    tables.push((table::MEMBERS, months::Rows::Whole(members)));
-    debug_assert!(tables.iter().map(|t| t.0).eq(table::ALL));
-    tracing::info!(
-        "built the tables of {rebuilt} months from {rows} stored fact rows ({read_secs:.2}s reading), reused {reused} months, in {:.2}s",
-        phase.elapsed().as_secs_f64()
-    );
-    Ok((tables, stored, (rebuilt, reused)))
 }
 
 async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {

@@ -104,10 +104,51 @@ pub fn build(
     let (per_member_day, month_sessions) = per_member_day(&facts.sessions, &members)?;
     let per_member_day = per_member_day.lazy();
     tracing::debug!("per member and day in {:.2}s", t.elapsed().as_secs_f64());
-    let date = || col(fcol::DATE);
-    let per_date = per_member_day
+    let per_date = per_date(&per_member_day);
+    let tables = [
+        (
+            table::DAILY_ACTIVITY,
+            of_dates(&per_date, [i64c(c::ACTIVE_USERS), i64c(c::SESSIONS)]),
+        ),
+        (
+            table::DAILY_SPEND,
+            of_dates(&per_date, [i64c(c::ACTIVE_USERS), spend_usd()]),
+        ),
+        (table::DAILY_SPEND_BY_MODEL, spend_by_model(&facts.models)),
+        (
+            table::DAILY_ACCEPT_RATE,
+            accept_rate(&facts.tools, &per_date)?,
+        ),
+        (
+            table::DAILY_LINES,
+            of_dates(&per_date, [i64c(c::LINES_ACCEPTED), i64c(c::LINES_REMOVED)]),
+        ),
+        (table::MEMBER_DAILY, member_daily(&per_member_day)),
+        (
+            table::MEMBER_MONTHLY,
+            monthly(month_sessions, per_member_day, roster, &members.sorted)?,
+        ),
+    ];
+    let mut out = Vec::with_capacity(tables.len() + 5);
+    for (name, lf) in tables {
+        let t = std::time::Instant::now();
+        out.push((name, to_usd(lf.collect()?)?));
+        tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
+    }
+    let t = std::time::Instant::now();
+    out.extend(breakdowns(facts, roster, dims)?);
+    tracing::debug!(
+        "dimension and per-member tables in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// Per date: active users (one row per member), sessions and the sums the daily tables show.
+fn per_date(per_member_day: &LazyFrame) -> LazyFrame {
+    per_member_day
         .clone()
-        .group_by([date()])
+        .group_by([col(fcol::DATE)])
         .agg([
             len().alias(c::ACTIVE_USERS),
             col(c::SESSIONS).sum(),
@@ -117,48 +158,41 @@ pub fn build(
             col(fcol::ACCEPTED).sum(),
             col(fcol::REJECTED).sum(),
         ])
-        .cache();
+        .cache()
+}
 
-    let daily_activity = sorted(
-        per_date
-            .clone()
-            .select([date(), i64c(c::ACTIVE_USERS), i64c(c::SESSIONS)]),
-        &[c::DATE],
-    );
-    let daily_spend = sorted(
-        per_date
-            .clone()
-            .select([date(), i64c(c::ACTIVE_USERS), spend_usd()]),
-        &[c::DATE],
-    );
-    let daily_lines = sorted(
-        per_date
-            .clone()
-            .select([date(), i64c(c::LINES_ACCEPTED), i64c(c::LINES_REMOVED)]),
-        &[c::DATE],
-    );
+/// A daily table: the date and `columns` of the per-date sums, by date.
+fn of_dates<const N: usize>(per_date: &LazyFrame, columns: [Expr; N]) -> LazyFrame {
+    let mut select = vec![col(fcol::DATE)];
+    select.extend(columns);
+    sorted(per_date.clone().select(select), &[c::DATE])
+}
 
-    let daily_spend_by_model = sorted(
-        facts
-            .models
+/// `daily_spend_by_model`: the model facts summed per (date, model).
+fn spend_by_model(models: &DataFrame) -> LazyFrame {
+    sorted(
+        models
             .clone()
             .lazy()
-            .group_by([date(), col(fcol::MODEL)])
+            .group_by([col(fcol::DATE), col(fcol::MODEL)])
             .agg(sums(&SPEND_MEASURES))
             .select(
                 [
-                    vec![date(), col(fcol::MODEL).alias(c::MODEL)],
+                    vec![col(fcol::DATE), col(fcol::MODEL).alias(c::MODEL)],
                     outputs(&SPEND_MEASURES),
                 ]
                 .concat(),
             ),
         &[c::DATE, c::MODEL],
-    );
+    )
+}
 
+/// `daily_accept_rate`: a row per (date, edit tool) with a decision, and `all` on every date.
+fn accept_rate(tools: &DataFrame, per_date: &LazyFrame) -> Result<LazyFrame> {
     let rate_cols = || {
         let total = col(c::ACCEPTED) + col(c::REJECTED);
         [
-            date(),
+            col(fcol::DATE),
             col(c::TOOL),
             i64c(c::ACCEPTED),
             i64c(c::REJECTED),
@@ -168,11 +202,10 @@ pub fn build(
                 .alias(c::ACCEPT_RATE),
         ]
     };
-    let tool_rows = facts
-        .tools
+    let tool_rows = tools
         .clone()
         .lazy()
-        .group_by([date(), col(fcol::TOOL).alias(c::TOOL)])
+        .group_by([col(fcol::DATE), col(fcol::TOOL).alias(c::TOOL)])
         .agg([col(fcol::ACCEPTED).sum(), col(fcol::REJECTED).sum()])
         .filter((col(c::ACCEPTED) + col(c::REJECTED)).gt(lit(0)))
         .select(rate_cols());
@@ -180,15 +213,18 @@ pub fn build(
         .clone()
         .with_column(lit(ALL_TOOLS).alias(c::TOOL))
         .select(rate_cols());
-    let daily_accept_rate = sorted(
+    Ok(sorted(
         concat([tool_rows, all_rows], UnionArgs::default())?,
         &[c::DATE, c::TOOL],
-    );
+    ))
+}
 
-    let member_daily = per_member_day.clone().select(
+/// `member_daily`: the per-(date, member) sums as written.
+fn member_daily(per_member_day: &LazyFrame) -> LazyFrame {
+    per_member_day.clone().select(
         [
             vec![
-                date(),
+                col(fcol::DATE),
                 col(fcol::MEMBER).alias(c::MEMBER),
                 col(fcol::MEMBER_TYPE).alias(c::MEMBER_TYPE),
                 col(fcol::ROLE).alias(c::ROLE),
@@ -197,50 +233,32 @@ pub fn build(
             outputs(&MEMBER_MEASURES),
         ]
         .concat(),
-    );
+    )
+}
 
-    let member_monthly = monthly(month_sessions, per_member_day, roster, &members.sorted)?;
-
-    let tables = [
-        (table::DAILY_ACTIVITY, daily_activity),
-        (table::DAILY_SPEND, daily_spend),
-        (table::DAILY_SPEND_BY_MODEL, daily_spend_by_model),
-        (table::DAILY_ACCEPT_RATE, daily_accept_rate),
-        (table::DAILY_LINES, daily_lines),
-        (table::MEMBER_DAILY, member_daily),
-        (table::MEMBER_MONTHLY, member_monthly),
-    ];
-    let mut out = Vec::with_capacity(tables.len());
-    for (name, lf) in tables {
-        let t = std::time::Instant::now();
-        out.push((name, to_usd(lf.collect()?)?));
-        tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
-    }
-    let t = std::time::Instant::now();
+/// The tables of 5.5.1 and 5.5.2, then the internal per-(date, member) rows.
+fn breakdowns(
+    facts: &FactSet,
+    roster: &Roster,
+    dims: &crate::config::dimensions::Dimensions,
+) -> Result<Vec<(&'static str, DataFrame)>> {
     let (by_dim_daily, by_dim_monthly) = breakdowns::by_dimension(&facts.sessions, roster, dims)?;
-    out.push((table::DAILY_BY_DIMENSION, by_dim_daily));
-    out.push((table::MONTHLY_BY_DIMENSION, by_dim_monthly));
-    tracing::debug!("dimension tables in {:.2}s", t.elapsed().as_secs_f64());
-    let t = std::time::Instant::now();
-    out.push((
-        table::MEMBER_DAILY_BY_TOOL,
-        breakdowns::member_by_tool(&facts.tools)?,
-    ));
-    out.push((
-        table::MEMBER_DAILY_BY_MODEL,
-        breakdowns::member_by_model(&facts.models)?,
-    ));
-    tracing::debug!(
-        "per-member tool and model tables in {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
-    let t = std::time::Instant::now();
-    out.push((
-        table::MEMBER_DAYS,
-        breakdowns::member_days(&facts.sessions)?,
-    ));
-    tracing::debug!("per-member days in {:.2}s", t.elapsed().as_secs_f64());
-    Ok(out)
+    Ok(vec![
+        (table::DAILY_BY_DIMENSION, by_dim_daily),
+        (table::MONTHLY_BY_DIMENSION, by_dim_monthly),
+        (
+            table::MEMBER_DAILY_BY_TOOL,
+            breakdowns::member_by_tool(&facts.tools)?,
+        ),
+        (
+            table::MEMBER_DAILY_BY_MODEL,
+            breakdowns::member_by_model(&facts.models)?,
+        ),
+        (
+            table::MEMBER_DAYS,
+            breakdowns::member_days(&facts.sessions)?,
+        ),
+    ])
 }
 
 /// An integer for each (member, member_type), in the strings' byte order: grouping and sorting

@@ -1,0 +1,192 @@
+//! Every table from the stored facts, a month at a time: each per-month table's rows of a month
+//! depend on that month's facts alone (the daily tables on their date, the monthly ones on their
+//! month), so only one month of facts is in memory, and the tables are the months' rows in
+//! order. A month whose facts, roster and dimensions have not changed since its rows were last
+//! built is not rebuilt ([`months`]). Adoption folds every month's per-member rows in date order.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{Datelike, NaiveDate};
+use polars::prelude::DataFrame;
+
+use crate::config::dimensions::Dimensions;
+use crate::config::roster::Roster;
+use crate::error::Result;
+use crate::facts::{store, FactSet};
+use crate::reports::adoption::Adoption;
+use crate::reports::{self, months};
+use crate::schema::table;
+use crate::source::Location;
+
+type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
+type Month = (i32, u32);
+
+/// What the rebuild did, for the log and the manifest.
+#[derive(Default)]
+struct Stats {
+    rows: usize,
+    read_secs: f64,
+    rebuilt: usize,
+    reused: usize,
+    /// Whether the warning about dates stored before a dimension was given.
+    warned: bool,
+}
+
+/// Every table, in `table::ALL` order; the stored dates; the months (rebuilt, reused).
+pub(super) async fn build_tables(
+    state: &Location,
+    roster: &Roster,
+    has_roster: bool,
+    dims: &Dimensions,
+) -> Result<(
+    Vec<(&'static str, months::Rows)>,
+    Vec<NaiveDate>,
+    (usize, usize),
+)> {
+    let phase = Instant::now();
+    let dates = store::stored_dates(state).await?;
+    let last_day = dates
+        .last_key_value()
+        .map_or(0, |(d, _)| crate::facts::days_since_epoch(*d));
+    let stored: Vec<NaiveDate> = dates.keys().copied().collect();
+    let mut by_month: BTreeMap<Month, Vec<DateFiles>> = BTreeMap::new();
+    for (d, files) in dates {
+        by_month
+            .entry((d.year(), d.month()))
+            .or_default()
+            .push((d, files));
+    }
+    let mut stats = Stats::default();
+    let mut assembly = Assembly::new(Adoption::new(roster, has_roster, last_day));
+    for (month, dates) in &by_month {
+        let rows = month_rows(state, *month, dates, roster, dims, &mut stats).await?;
+        assembly.add(rows)?;
+    }
+    tracing::debug!("adoption folded by {:.2}s", phase.elapsed().as_secs_f64());
+    let tables = assembly.finish(by_month.keys().copied().collect())?;
+    tracing::info!(
+        "built the tables of {} months from {} stored fact rows ({:.2}s reading), reused {} months, in {:.2}s",
+        stats.rebuilt,
+        stats.rows,
+        stats.read_secs,
+        stats.reused,
+        phase.elapsed().as_secs_f64()
+    );
+    Ok((tables, stored, (stats.rebuilt, stats.reused)))
+}
+
+/// A month's rows of every per-month table and its per-member rows: the stored ones when the
+/// month's fingerprint is unchanged, else rebuilt from its facts and stored.
+async fn month_rows(
+    state: &Location,
+    month: Month,
+    dates: &[DateFiles],
+    roster: &Roster,
+    dims: &Dimensions,
+    stats: &mut Stats,
+) -> Result<Vec<(&'static str, DataFrame)>> {
+    let files: Vec<object_store::ObjectMeta> =
+        dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+    let fp = months::fingerprint(&files, roster, dims);
+    if let Some(t) = months::load(state, month, &fp).await? {
+        stats.reused += 1;
+        return Ok(t);
+    }
+    let t = Instant::now();
+    let facts = read_month(state, month, dates, dims, stats).await?;
+    stats.read_secs += t.elapsed().as_secs_f64();
+    stats.rows += facts.sessions.height();
+    let tables = reports::daily::build(&facts, roster, dims)?;
+    drop(facts);
+    months::save(state, month, &fp, &tables).await?;
+    stats.rebuilt += 1;
+    Ok(tables)
+}
+
+/// A month's stored facts, each date's with exactly the run's dimension columns.
+async fn read_month(
+    state: &Location,
+    month: Month,
+    dates: &[DateFiles],
+    dims: &Dimensions,
+    stats: &mut Stats,
+) -> Result<FactSet> {
+    let mut sets = Vec::new();
+    for set in store::read_facts(state, dates).await? {
+        let (set, missing) = set.with_dimensions(dims)?;
+        if missing && !stats.warned {
+            stats.warned = true;
+            tracing::warn!(
+                "dates stored before a dimension was configured (the first in {}-{:02}) carry no telemetry values for it: they use the roster's column or (none); recompute them with run --from … --to … to attribute them from telemetry",
+                month.0,
+                month.1
+            );
+        }
+        sets.push(set);
+    }
+    FactSet::concat(sets)
+}
+
+/// The tables as the months come in: the rows of the tables held whole, adoption folded.
+struct Assembly {
+    parts: Vec<(&'static str, Vec<DataFrame>)>,
+    adoption: Adoption,
+}
+
+impl Assembly {
+    fn new(adoption: Adoption) -> Assembly {
+        Assembly {
+            parts: table::MONTHLY.iter().map(|n| (*n, Vec::new())).collect(),
+            adoption,
+        }
+    }
+
+    fn add(&mut self, tables: Vec<(&'static str, DataFrame)>) -> Result<()> {
+        for (name, df) in tables {
+            if name == table::MEMBER_DAYS {
+                self.adoption.add_month(&df)?;
+            } else if !months::STREAMED.contains(&name) {
+                // Streamed tables are read back month by month when written.
+                let p = self
+                    .parts
+                    .iter_mut()
+                    .find(|(n, _)| *n == name)
+                    .expect("a monthly table");
+                p.1.push(df);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every table in `table::ALL` order: the months' rows stacked, streamed tables by their
+    /// months, then adoption's two.
+    fn finish(self, month_list: Vec<Month>) -> Result<Vec<(&'static str, months::Rows)>> {
+        let mut tables = self
+            .parts
+            .into_iter()
+            .map(|(name, p)| {
+                if months::STREAMED.contains(&name) {
+                    return Ok((name, months::Rows::Months(month_list.clone())));
+                }
+                Ok((name, months::Rows::Whole(stack(p)?)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (daily_adoption, members) = self.adoption.finish()?;
+        tables.push((table::DAILY_ADOPTION, months::Rows::Whole(daily_adoption)));
+        tables.push((table::MEMBERS, months::Rows::Whole(members)));
+        debug_assert!(tables.iter().map(|t| t.0).eq(table::ALL));
+        Ok(tables)
+    }
+}
+
+/// The months' rows of one table, one after the other.
+fn stack(parts: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut it = parts.into_iter();
+    let mut df = it.next().expect("a month at least");
+    for more in it {
+        df.vstack_mut_owned(more)?;
+    }
+    df.rechunk_mut();
+    Ok(df)
+}
