@@ -351,25 +351,8 @@ impl RunConfig {
         now: chrono::DateTime<chrono::Utc>,
         need_inputs: bool,
     ) -> Result<RunConfig> {
-        let file = match &args.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    Error::usage(format!("cannot read config {}: {e}", p.display()))
-                })?;
-                FileConfig::parse(&text, &p.display().to_string())?
-            }
-            None => FileConfig::parse(DEFAULT_CONFIG, "pipelines/local.toml (embedded)")?,
-        };
-        let tz_name = args
-            .timezone
-            .clone()
-            .or(file.timezone.clone())
-            .unwrap_or_else(|| "UTC".into());
-        let tz: Tz = tz_name.parse().map_err(|_| {
-            Error::usage(format!(
-                "unknown time zone {tz_name:?} (use an IANA name such as Europe/Berlin)"
-            ))
-        })?;
+        let file = read_file(args)?;
+        let tz = time_zone(args, &file)?;
         let inputs = if args.input.is_empty() {
             file.input.clone()
         } else {
@@ -383,45 +366,7 @@ impl RunConfig {
             .clone()
             .or(file.output.clone())
             .ok_or_else(|| Error::usage("no --output given and none in the config"))?;
-        let today = now.with_timezone(&tz).date_naive();
-        let flag_range = args.date.is_some() || args.from.is_some();
-        let (date, from, to) = if flag_range {
-            (args.date.clone(), args.from.clone(), args.to.clone())
-        } else {
-            (file.date.clone(), file.from.clone(), file.to.clone())
-        };
-        let lookback = args.lookback_days.or(file.lookback_days);
-        let range = match (date, from, to) {
-            (Some(d), None, None) => {
-                let d = parse_day(&d, today)?;
-                let start = d
-                    .checked_sub_days(Days::new(lookback.unwrap_or(0) as u64))
-                    .ok_or_else(|| Error::usage("--lookback-days reaches before year 1"))?;
-                Some((start, d))
-            }
-            (None, Some(f), Some(t)) => {
-                let (f, t) = (parse_day(&f, today)?, parse_day(&t, today)?);
-                if f > t {
-                    return Err(Error::usage(format!("--from {f} is after --to {t}")));
-                }
-                if lookback.is_some() {
-                    return Err(Error::usage(
-                        "--lookback-days goes with --date, not --from/--to",
-                    ));
-                }
-                Some((f, t))
-            }
-            (None, None, None) => {
-                if lookback.is_some() {
-                    return Err(Error::usage("--lookback-days needs --date"));
-                }
-                None
-            }
-            (Some(_), _, _) => {
-                return Err(Error::usage("--date cannot be combined with --from/--to"))
-            }
-            _ => return Err(Error::usage("--from and --to go together")),
-        };
+        let range = date_range(args, &file, now.with_timezone(&tz).date_naive())?;
         let max_bad_ratio = args.max_bad_ratio.or(file.max_bad_ratio).unwrap_or(0.01);
         if !(0.0..=1.0).contains(&max_bad_ratio) {
             return Err(Error::usage(format!(
@@ -429,49 +374,25 @@ impl RunConfig {
             )));
         }
         let roles = args.roles.clone().or(file.roles.clone());
-        if let Some(roles) = &roles {
-            for r in roles {
-                if !crate::schema::ROLES.contains(&r.as_str()) {
-                    return Err(Error::usage(format!(
-                        "unknown role {r:?} (one of {})",
-                        crate::schema::ROLES.join(", ")
-                    )));
-                }
-            }
-        }
-        let defaults = crate::decode::otlp::Limits::default();
-        let limits = crate::decode::otlp::Limits {
-            max_cost_usd: file.max_cost_usd.unwrap_or(defaults.max_cost_usd),
-            max_count: file.max_count.unwrap_or(defaults.max_count),
-        };
-        if !(limits.max_cost_usd > 0.0 && limits.max_count > 0.0)
-            || limits.max_cost_usd > 1e6
-            || limits.max_count > 1e15
-        {
-            return Err(Error::usage(
-                "max_cost_usd must lie in (0, 1e6] and max_count in (0, 1e15]: sums of bounded values must fit 64-bit integers",
-            ));
-        }
+        check_roles(roles.as_deref())?;
         let state = args.state.clone().or(file.state.clone());
         if state.as_deref() == Some(output.as_str()) {
             return Err(Error::usage(
                 "state is the output root itself: leave it out, or give a root apart from the reports",
             ));
         }
+        // The embedded default's roster and dimensions belong to its sample input: with other
+        // inputs (or another roster) given on the command line they do not apply.
+        let embedded_sample = args.config.is_none() && !args.input.is_empty();
         Ok(RunConfig {
             inputs,
             output,
             state,
-            // The embedded default's roster belongs to its sample input: with other inputs given
-            // on the command line it does not apply.
-            roster: args
-                .roster
-                .clone()
-                .or(if args.config.is_none() && !args.input.is_empty() {
-                    None
-                } else {
-                    file.roster.clone()
-                }),
+            roster: args.roster.clone().or(if embedded_sample {
+                None
+            } else {
+                file.roster.clone()
+            }),
             policy: args.policy.clone().or(file.policy.clone()),
             tz,
             range,
@@ -483,29 +404,134 @@ impl RunConfig {
             heal_late: args.heal_late || file.heal_late.unwrap_or(false),
             heal_max_days: file.heal_max_days.unwrap_or(31),
             allow_shrink: args.allow_shrink,
-            limits,
+            limits: limits(&file)?,
             window_days: args.window_days.or(file.window_days).unwrap_or(7).max(1),
             shard: if need_inputs {
                 resolve_shard(args, file.shard_count, range, &|v| std::env::var(v).ok())?
             } else {
                 None
             },
-            // The embedded default's dimensions, like its roster, belong to its sample input.
-            dimensions: crate::config::dimensions::Dimensions::new(
-                file.dimensions
-                    .iter()
-                    .filter(|_| {
-                        args.config.is_some() || (args.input.is_empty() && args.roster.is_none())
-                    })
-                    .map(|(name, d)| crate::config::dimensions::Dimension {
-                        name: name.clone(),
-                        attributes: d.attributes.clone(),
-                        roster: d.roster.clone(),
-                    })
-                    .collect(),
+            dimensions: dimensions(
+                &file,
+                args.config.is_some() || (args.input.is_empty() && args.roster.is_none()),
             )?,
         })
     }
+}
+
+/// The pipeline file named by `--config`, else the embedded default.
+fn read_file(args: &RunArgs) -> Result<FileConfig> {
+    match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::usage(format!("cannot read config {}: {e}", p.display())))?;
+            FileConfig::parse(&text, &p.display().to_string())
+        }
+        None => FileConfig::parse(DEFAULT_CONFIG, "pipelines/local.toml (embedded)"),
+    }
+}
+
+fn time_zone(args: &RunArgs, file: &FileConfig) -> Result<Tz> {
+    let tz_name = args
+        .timezone
+        .clone()
+        .or(file.timezone.clone())
+        .unwrap_or_else(|| "UTC".into());
+    tz_name.parse().map_err(|_| {
+        Error::usage(format!(
+            "unknown time zone {tz_name:?} (use an IANA name such as Europe/Berlin)"
+        ))
+    })
+}
+
+/// The dates to recompute from `--date` (with `--lookback-days`) or `--from/--to`, the flags
+/// before the file; `None`: every date in the input.
+fn date_range(
+    args: &RunArgs,
+    file: &FileConfig,
+    today: NaiveDate,
+) -> Result<Option<(NaiveDate, NaiveDate)>> {
+    let flag_range = args.date.is_some() || args.from.is_some();
+    let (date, from, to) = if flag_range {
+        (args.date.clone(), args.from.clone(), args.to.clone())
+    } else {
+        (file.date.clone(), file.from.clone(), file.to.clone())
+    };
+    let lookback = args.lookback_days.or(file.lookback_days);
+    match (date, from, to) {
+        (Some(d), None, None) => {
+            let d = parse_day(&d, today)?;
+            let start = d
+                .checked_sub_days(Days::new(lookback.unwrap_or(0) as u64))
+                .ok_or_else(|| Error::usage("--lookback-days reaches before year 1"))?;
+            Ok(Some((start, d)))
+        }
+        (None, Some(f), Some(t)) => {
+            let (f, t) = (parse_day(&f, today)?, parse_day(&t, today)?);
+            if f > t {
+                return Err(Error::usage(format!("--from {f} is after --to {t}")));
+            }
+            if lookback.is_some() {
+                return Err(Error::usage(
+                    "--lookback-days goes with --date, not --from/--to",
+                ));
+            }
+            Ok(Some((f, t)))
+        }
+        (None, None, None) => {
+            if lookback.is_some() {
+                return Err(Error::usage("--lookback-days needs --date"));
+            }
+            Ok(None)
+        }
+        (Some(_), _, _) => Err(Error::usage("--date cannot be combined with --from/--to")),
+        _ => Err(Error::usage("--from and --to go together")),
+    }
+}
+
+fn check_roles(roles: Option<&[String]>) -> Result<()> {
+    for r in roles.unwrap_or_default() {
+        if !crate::schema::ROLES.contains(&r.as_str()) {
+            return Err(Error::usage(format!(
+                "unknown role {r:?} (one of {})",
+                crate::schema::ROLES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The plausibility bounds of the pipeline file, within what keeps every sum in 64 bits.
+fn limits(file: &FileConfig) -> Result<crate::decode::otlp::Limits> {
+    let defaults = crate::decode::otlp::Limits::default();
+    let limits = crate::decode::otlp::Limits {
+        max_cost_usd: file.max_cost_usd.unwrap_or(defaults.max_cost_usd),
+        max_count: file.max_count.unwrap_or(defaults.max_count),
+    };
+    if !(limits.max_cost_usd > 0.0 && limits.max_count > 0.0)
+        || limits.max_cost_usd > 1e6
+        || limits.max_count > 1e15
+    {
+        return Err(Error::usage(
+            "max_cost_usd must lie in (0, 1e6] and max_count in (0, 1e15]: sums of bounded values must fit 64-bit integers",
+        ));
+    }
+    Ok(limits)
+}
+
+/// The file's dimensions (none when `apply` is false: the embedded default's, off its sample).
+fn dimensions(file: &FileConfig, apply: bool) -> Result<crate::config::dimensions::Dimensions> {
+    crate::config::dimensions::Dimensions::new(
+        file.dimensions
+            .iter()
+            .filter(|_| apply)
+            .map(|(name, d)| crate::config::dimensions::Dimension {
+                name: name.clone(),
+                attributes: d.attributes.clone(),
+                roster: d.roster.clone(),
+            })
+            .collect(),
+    )
 }
 
 /// `YYYY-MM-DD`, `today` or `yesterday`.
