@@ -44,25 +44,28 @@ pub enum Command {
     Generate(crate::generate::GenerateArgs),
 }
 
-/// `reports`: the flags of `run` that the tables depend on.
+/// The flags `run` and `reports` share: the output, how it is shown, and what the tables
+/// depend on. `reports` takes these alone.
 #[derive(Args, Debug, Default, Clone)]
-pub struct ReportsArgs {
+pub struct OutputArgs {
     /// Pipeline file (TOML). Without it the embedded default `pipelines/local.toml` is used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Output root (a path or URL).
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,
-    /// Root of the internal state, when apart from the reports.
+    /// Root for the job's internal state (stored facts, run manifests, quarantine, staging,
+    /// lease), apart from the reports. Default: the output root.
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
-    /// Roster CSV (member,member_type,role,aliases).
+    /// Roster CSV (member,member_type,role,aliases[,attributes…]).
     #[arg(long, value_name = "URL")]
     pub roster: Option<String>,
     /// Role policy (TOML). Without it the built-in policy applies.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<String>,
-    /// IANA time zone the stored facts were computed in (default UTC).
+    /// IANA time zone of days and months (default UTC); stored facts keep the one they were
+    /// computed in.
     #[arg(long, value_name = "TZ")]
     pub timezone: Option<String>,
     /// Roles to write reports for, comma-separated (default: every role that may see something).
@@ -73,27 +76,16 @@ pub struct ReportsArgs {
     pub no_dashboard: bool,
 }
 
+/// `reports`: the flags of `run` that the tables depend on.
+pub type ReportsArgs = OutputArgs;
+
 #[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
-    /// Pipeline file (TOML). Without it the embedded default `pipelines/local.toml` is used.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Telemetry prefix: a path, file://, s3://, gs:// or az:// URL. Repeatable.
     #[arg(long, value_name = "URL")]
     pub input: Vec<String>,
-    /// Output root (a path or URL).
-    #[arg(long, value_name = "URL")]
-    pub output: Option<String>,
-    /// Root for the job's internal state (stored facts, run manifests, quarantine, staging,
-    /// lease), apart from the reports. Default: the output root.
-    #[arg(long, value_name = "URL")]
-    pub state: Option<String>,
-    /// Roster CSV (member,member_type,role,aliases).
-    #[arg(long, value_name = "URL")]
-    pub roster: Option<String>,
-    /// Role policy (TOML). Without it the built-in policy applies.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<String>,
     /// Recompute one day: YYYY-MM-DD, today or yesterday (in --timezone).
     #[arg(long, value_name = "D", conflicts_with_all = ["from", "to"])]
     pub date: Option<String>,
@@ -106,18 +98,9 @@ pub struct RunArgs {
     /// With --date D: recompute D-N … D.
     #[arg(long, value_name = "N")]
     pub lookback_days: Option<u32>,
-    /// IANA time zone of days and months (default UTC).
-    #[arg(long, value_name = "TZ")]
-    pub timezone: Option<String>,
-    /// Roles to write reports for, comma-separated (default: every role that may see something).
-    #[arg(long, value_name = "ROLE,...", value_delimiter = ',')]
-    pub roles: Option<Vec<String>>,
     /// Largest share of bad lines tolerated before the run fails with exit 3 (default 0.01).
     #[arg(long, value_name = "F")]
     pub max_bad_ratio: Option<f64>,
-    /// Do not write `dashboard.html` next to each role's tables.
-    #[arg(long)]
-    pub no_dashboard: bool,
     /// Also recompute the event dates of late records (contract 4.4), at most `heal_max_days`
     /// before the first date.
     #[arg(long)]
@@ -330,14 +313,7 @@ impl RunConfig {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<RunConfig> {
         let run = RunArgs {
-            config: args.config.clone(),
-            output: args.output.clone(),
-            state: args.state.clone(),
-            roster: args.roster.clone(),
-            policy: args.policy.clone(),
-            timezone: args.timezone.clone(),
-            roles: args.roles.clone(),
-            no_dashboard: args.no_dashboard,
+            out: args.clone(),
             ..Default::default()
         };
         let mut cfg = Self::resolve_with(&run, now, false)?;
@@ -362,6 +338,7 @@ impl RunConfig {
             return Err(Error::usage("no --input given and none in the config"));
         }
         let output = args
+            .out
             .output
             .clone()
             .or(file.output.clone())
@@ -373,9 +350,9 @@ impl RunConfig {
                 "--max-bad-ratio {max_bad_ratio} is not between 0 and 1"
             )));
         }
-        let roles = args.roles.clone().or(file.roles.clone());
+        let roles = args.out.roles.clone().or(file.roles.clone());
         check_roles(roles.as_deref())?;
-        let state = args.state.clone().or(file.state.clone());
+        let state = args.out.state.clone().or(file.state.clone());
         if state.as_deref() == Some(output.as_str()) {
             return Err(Error::usage(
                 "state is the output root itself: leave it out, or give a root apart from the reports",
@@ -383,23 +360,23 @@ impl RunConfig {
         }
         // The embedded default's roster and dimensions belong to its sample input: with other
         // inputs (or another roster) given on the command line they do not apply.
-        let embedded_sample = args.config.is_none() && !args.input.is_empty();
+        let embedded_sample = args.out.config.is_none() && !args.input.is_empty();
         Ok(RunConfig {
             inputs,
             output,
             state,
-            roster: args.roster.clone().or(if embedded_sample {
+            roster: args.out.roster.clone().or(if embedded_sample {
                 None
             } else {
                 file.roster.clone()
             }),
-            policy: args.policy.clone().or(file.policy.clone()),
+            policy: args.out.policy.clone().or(file.policy.clone()),
             tz,
             range,
             roles,
             max_bad_ratio,
             max_arrival_delay_days: file.max_arrival_delay_days.unwrap_or(3),
-            dashboard: !args.no_dashboard && file.dashboard.unwrap_or(true),
+            dashboard: !args.out.no_dashboard && file.dashboard.unwrap_or(true),
             quarantine_retention_days: file.quarantine_retention_days.unwrap_or(30),
             heal_late: args.heal_late || file.heal_late.unwrap_or(false),
             heal_max_days: file.heal_max_days.unwrap_or(31),
@@ -413,7 +390,7 @@ impl RunConfig {
             },
             dimensions: dimensions(
                 &file,
-                args.config.is_some() || (args.input.is_empty() && args.roster.is_none()),
+                args.out.config.is_some() || (args.input.is_empty() && args.out.roster.is_none()),
             )?,
         })
     }
@@ -421,7 +398,7 @@ impl RunConfig {
 
 /// The pipeline file named by `--config`, else the embedded default.
 fn read_file(args: &RunArgs) -> Result<FileConfig> {
-    match &args.config {
+    match &args.out.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| Error::usage(format!("cannot read config {}: {e}", p.display())))?;
@@ -433,6 +410,7 @@ fn read_file(args: &RunArgs) -> Result<FileConfig> {
 
 fn time_zone(args: &RunArgs, file: &FileConfig) -> Result<Tz> {
     let tz_name = args
+        .out
         .timezone
         .clone()
         .or(file.timezone.clone())
@@ -584,7 +562,7 @@ mod tests {
         let c = RunConfig::resolve(
             &args(|a| {
                 a.date = Some("yesterday".into());
-                a.timezone = Some("America/Los_Angeles".into());
+                a.out.timezone = Some("America/Los_Angeles".into());
                 a.lookback_days = Some(2);
             }),
             now(),
@@ -599,7 +577,7 @@ mod tests {
     fn bad_flags_are_usage_errors() {
         let cases: Vec<(RunArgs, &str)> = vec![
             (
-                args(|a| a.timezone = Some("Mars/Olympus".into())),
+                args(|a| a.out.timezone = Some("Mars/Olympus".into())),
                 "Mars/Olympus",
             ),
             (args(|a| a.date = Some("2026-13-01".into())), "2026-13-01"),
@@ -610,7 +588,7 @@ mod tests {
                 }),
                 "after",
             ),
-            (args(|a| a.roles = Some(vec!["boss".into()])), "boss"),
+            (args(|a| a.out.roles = Some(vec!["boss".into()])), "boss"),
             (args(|a| a.max_bad_ratio = Some(2.0)), "max-bad-ratio"),
         ];
         for (a, needle) in cases {
