@@ -323,10 +323,42 @@ async fn commit(
     status: BTreeMap<NaiveDate, DateStatus>,
     staging_id: &str,
 ) -> Result<std::result::Result<Done, Failed>> {
-    let (cfg, state) = (s.cfg, s.state);
     let (facts, counts) = build(&mut pass)?;
     let dates: Vec<NaiveDate> = facts.set.dates()?;
-    let late_dates = counts
+    let late_dates = late_dates(&counts, &status, &fresh, &dates, &healed);
+    let done = Done {
+        counts,
+        objects: pass.objects.clone(),
+        dates: dates.clone(),
+        healed: healed.clone(),
+        late_dates,
+        unhealed: fresh.clone(),
+        quarantined: std::mem::take(&mut pass.quarantined),
+        entries: std::mem::take(&mut pass.entries),
+    };
+    if let Some(error) = too_much_bad_input(s, &pass, &done) {
+        return Ok(Err(Failed { done, error }));
+    }
+    if done.counts.records_used == 0 {
+        return Ok(Ok(done));
+    }
+    let new_records = late::records_by_date(&facts.set.sessions)?;
+    if let Some(error) = shrink_guard(s, &dates, &new_records).await? {
+        return Ok(Err(Failed { done, error }));
+    }
+    commit_dates(s, &pass, &facts, &dates, &new_records, &fresh, staging_id).await?;
+    Ok(Ok(done))
+}
+
+/// Per event date with late records: how many, and what this run did about them.
+fn late_dates(
+    counts: &Counts,
+    status: &BTreeMap<NaiveDate, DateStatus>,
+    fresh: &BTreeMap<NaiveDate, u64>,
+    dates: &[NaiveDate],
+    healed: &[NaiveDate],
+) -> BTreeMap<String, LateDate> {
+    counts
         .late_by_date
         .iter()
         .map(|(d, &n)| {
@@ -343,19 +375,11 @@ async fn commit(
                 },
             )
         })
-        .collect();
-    let done = Done {
-        counts,
-        objects: pass.objects.clone(),
-        dates: dates.clone(),
-        healed: healed.clone(),
-        late_dates,
-        unhealed: fresh.clone(),
-        quarantined: std::mem::take(&mut pass.quarantined),
-        entries: std::mem::take(&mut pass.entries),
-    };
-    let failed = |done: Done, error: Error| Ok(Err(Failed { done, error }));
+        .collect()
+}
 
+/// The window's input stopped early or is worse than `--max-bad-ratio` (exit 3).
+fn too_much_bad_input(s: &Setup<'_>, pass: &Pass, done: &Done) -> Option<Error> {
     let where_ = match pass.range {
         Some((a, b)) if a != b => format!(" in {a} … {b}"),
         Some((a, _)) => format!(" on {a}"),
@@ -363,66 +387,81 @@ async fn commit(
     };
     if let Some(why) = &pass.ing.stopped_early {
         let msg = format!("{why}{where_}; see _quarantine/{}/", s.run_id);
-        return failed(done, Error::TooMuchBadInput(msg));
+        return Some(Error::TooMuchBadInput(msg));
     }
     let ratio = done.counts.bad_ratio();
-    if ratio > cfg.max_bad_ratio {
+    if ratio > s.cfg.max_bad_ratio {
         let msg = format!(
             "{:.4} of the lines{where_} are bad ({} quarantined, {} with rejected records, of {}), above --max-bad-ratio {}; see _quarantine/{}/",
             ratio,
             done.counts.lines_quarantined,
             done.counts.lines_with_rejected_records,
             done.counts.lines_read,
-            cfg.max_bad_ratio,
+            s.cfg.max_bad_ratio,
             s.run_id
         );
-        return failed(done, Error::TooMuchBadInput(msg));
+        return Some(Error::TooMuchBadInput(msg));
     }
-    if done.counts.records_used == 0 {
-        return Ok(Ok(done));
-    }
+    None
+}
 
-    // The shrink guard (4.4): a date whose new facts use fewer than half the stored records.
-    let new_records = late::records_by_date(&facts.set.sessions)?;
+/// The shrink guard (4.4): a date whose new facts use fewer than half the stored records is
+/// not replaced, unless `--allow-shrink`.
+async fn shrink_guard(
+    s: &Setup<'_>,
+    dates: &[NaiveDate],
+    new_records: &BTreeMap<NaiveDate, u64>,
+) -> Result<Option<Error>> {
     let mut stored_records = BTreeMap::new();
-    for d in &dates {
-        if let Some(st) = store::current_of(state, *d).await? {
+    for d in dates {
+        if let Some(st) = store::current_of(s.state, *d).await? {
             if st.commit.version.is_some() {
                 stored_records.insert(*d, st.commit.status.records_used);
             }
         }
     }
-    let shrunk = late::shrunk(&stored_records, &new_records);
-    if !shrunk.is_empty() && !cfg.allow_shrink {
-        let msg = format!(
-            "the input holds fewer than half the records the stored facts of {} dates use ({}): raw objects may have expired; nothing published; rerun with --allow-shrink to replace them anyway",
-            shrunk.len(),
-            shrunk.join("; ")
-        );
-        return failed(done, Error::Other(msg));
+    let shrunk = late::shrunk(&stored_records, new_records);
+    if shrunk.is_empty() || s.cfg.allow_shrink {
+        return Ok(None);
     }
+    Ok(Some(Error::Other(format!(
+        "the input holds fewer than half the records the stored facts of {} dates use ({}): raw objects may have expired; nothing published; rerun with --allow-shrink to replace them anyway",
+        shrunk.len(),
+        shrunk.join("; ")
+    ))))
+}
 
-    // Commit each date: its facts and status, or (late records seen) its status alone.
+/// Commits each date: its facts and status, or (late records seen, date not recomputed) its
+/// status alone.
+async fn commit_dates(
+    s: &Setup<'_>,
+    pass: &Pass,
+    facts: &facts::Facts,
+    dates: &[NaiveDate],
+    new_records: &BTreeMap<NaiveDate, u64>,
+    fresh: &BTreeMap<NaiveDate, u64>,
+    staging_id: &str,
+) -> Result<()> {
+    let state = s.state;
     state
-        .put(&state.child(store::FACTS_META), store::meta_bytes(cfg))
+        .put(&state.child(store::FACTS_META), store::meta_bytes(s.cfg))
         .await?;
     let mut by_date = facts.set.by_date()?;
     let empty = facts.set.empty();
     let started_at = s.started.to_rfc3339();
-    let fresh_ = &fresh;
-    for d in &dates {
+    for d in dates {
         let day = by_date.remove(d).unwrap_or_else(|| empty.clone());
         let st = DateStatus {
             recomputed_by: Some(s.run_id.to_string()),
             recomputed_at: Some(started_at.clone()),
             arrival_through: Some(pass.arrival_through),
             records_used: new_records.get(d).copied().unwrap_or(0),
-            late_since: fresh_.get(d).copied().unwrap_or(0),
-            late_seen_by: fresh_.contains_key(d).then(|| s.run_id.to_string()),
+            late_since: fresh.get(d).copied().unwrap_or(0),
+            late_seen_by: fresh.contains_key(d).then(|| s.run_id.to_string()),
         };
         store::commit_date(state, *d, staging_id, s.run_id, Some(&day), |_| st.clone()).await?;
     }
-    for (d, n) in &fresh {
+    for (d, n) in fresh {
         if dates.contains(d) {
             continue;
         }
@@ -434,8 +473,7 @@ async fn commit(
         })
         .await?;
     }
-    drop((facts, by_date));
-    Ok(Ok(done))
+    Ok(())
 }
 
 /// The end-of-run warning for late records left out of the tables, with the command that
