@@ -350,16 +350,35 @@ fn check_totals(groups: &[(i32, u32, usize)], columns: &[Vec<i64>]) -> Result<()
 /// every table but two. A single pass over the facts: a year of a large organisation's facts is
 /// millions of rows, and a group-by on a date and an integer key is all it needs.
 fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame, DataFrame)> {
-    let n = facts.height();
     let dates = facts.column(fcol::DATE)?.cast(&DataType::Int32)?;
     let dates: Vec<i32> = dates.i32()?.into_no_null_iter().collect();
-    let group_of = |r: usize| (dates[r] as i64) << 32 | members.keys[r] as i64;
+    let (groups, gid) = group_rows(&dates, &members.keys);
+    let counted = facts
+        .clone()
+        .lazy()
+        .select([counted_session().alias("c")])
+        .collect()?;
+    let counted: Vec<bool> = counted
+        .column("c")?
+        .bool()?
+        .iter()
+        .map(|c| c.unwrap_or(false))
+        .collect();
+    let sums = group_sums(facts, &groups, &gid, &counted, &dates)?;
+    check_totals(&groups, &sums)?;
+    let per_member_day = per_member_day_frame(facts, members, &groups, sums)?;
+    let month_sessions = month_sessions(facts, members, &counted, &dates)?;
+    Ok((per_member_day, month_sessions))
+}
 
-    // Rows of one (date, member) mostly sit together: find the runs of equal groups in row
-    // order, sort the runs (far fewer than rows) and number the distinct groups in sorted order.
+/// The (date, member) group of every row, numbered in (date, member key) order, and each
+/// group's date, member key and first row (for the role). Rows of one group mostly sit
+/// together: the runs of equal groups in row order are sorted (far fewer than rows).
+fn group_rows(dates: &[i32], keys: &[u32]) -> (Vec<(i32, u32, usize)>, Vec<u32>) {
+    let group_of = |r: usize| (dates[r] as i64) << 32 | keys[r] as i64;
     let mut runs: Vec<(i64, usize)> = Vec::new(); // (group, first row)
-    let mut run_of_row: Vec<u32> = Vec::with_capacity(n);
-    for r in 0..n {
+    let mut run_of_row: Vec<u32> = Vec::with_capacity(dates.len());
+    for r in 0..dates.len() {
         if r == 0 || group_of(r) != group_of(r - 1) {
             runs.push((group_of(r), r));
         }
@@ -368,34 +387,36 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
     let mut by_group: Vec<u32> = (0..runs.len() as u32).collect();
     by_group.sort_unstable_by_key(|&i| runs[i as usize]);
     let mut group_of_run = vec![0u32; runs.len()];
-    // Per group: its date, member key and first row (for the role).
     let mut groups: Vec<(i32, u32, usize)> = Vec::new();
     for (k, &i) in by_group.iter().enumerate() {
         let (g, row) = runs[i as usize];
         if k == 0 || runs[by_group[k - 1] as usize].0 != g {
-            groups.push((dates[row], members.keys[row], row));
+            groups.push((dates[row], keys[row], row));
         }
         group_of_run[i as usize] = (groups.len() - 1) as u32;
     }
-    let gid: Vec<u32> = run_of_row
+    let gid = run_of_row
         .iter()
         .map(|&run| group_of_run[run as usize])
         .collect();
-    drop(run_of_row);
+    (groups, gid)
+}
 
-    // Sums, one column at a time, in row order.
-    let mut columns_out: Vec<Vec<i64>> = Vec::new();
-    let counted = facts
-        .clone()
-        .lazy()
-        .select([counted_session().alias("c")])
-        .collect()?;
-    let counted = counted.column("c")?.bool()?.clone();
+/// Per group: the counted sessions (a session has one member and one row per date), then each
+/// of `MEMBER_MEASURES`, every sum checked.
+fn group_sums(
+    facts: &DataFrame,
+    groups: &[(i32, u32, usize)],
+    gid: &[u32],
+    counted: &[bool],
+    dates: &[i32],
+) -> Result<Vec<Vec<i64>>> {
+    let mut out: Vec<Vec<i64>> = Vec::new();
     let mut sessions_count = vec![0i64; groups.len()];
     for (r, c) in counted.iter().enumerate() {
-        sessions_count[gid[r] as usize] += c.unwrap_or(false) as i64;
+        sessions_count[gid[r] as usize] += *c as i64;
     }
-    columns_out.push(sessions_count);
+    out.push(sessions_count);
     for m in MEMBER_MEASURES {
         // Measures are never null: the values of each chunk, as they lie.
         let mut sums = vec![0i64; groups.len()];
@@ -407,11 +428,19 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
                 r += 1;
             }
         }
-        columns_out.push(sums);
+        out.push(sums);
     }
-    check_totals(&groups, &columns_out)?;
+    Ok(out)
+}
 
-    // Names and roles gathered by index: no string is copied.
+/// The per-(date, member) frame: names and roles gathered by index (no string is copied), then
+/// the sessions and the sums.
+fn per_member_day_frame(
+    facts: &DataFrame,
+    members: &MemberKeys,
+    groups: &[(i32, u32, usize)],
+    sums: Vec<Vec<i64>>,
+) -> Result<DataFrame> {
     let names = DataFrame::new_infer_height(vec![
         Column::new(
             fcol::MEMBER.into(),
@@ -445,34 +474,35 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
     ];
     for (name, values) in std::iter::once(c::SESSIONS)
         .chain(MEMBER_MEASURES)
-        .zip(columns_out)
+        .zip(sums)
     {
         columns.push(Column::new(name.into(), values));
     }
-    let per_member_day = DataFrame::new_infer_height(columns)?;
+    Ok(DataFrame::new_infer_height(columns)?)
+}
 
-    // Distinct counted session ids per (month, member): sorted by their hash, equal hashes
-    // compared as strings, so that the count is exact.
+/// Distinct counted session ids per (month, member): sorted by their hash, equal hashes
+/// compared as strings, so that the count is exact.
+fn month_sessions(
+    facts: &DataFrame,
+    members: &MemberKeys,
+    counted: &[bool],
+    dates: &[i32],
+) -> Result<DataFrame> {
     let sessions = facts.column(fcol::SESSION)?.str()?;
     let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-    let mut month_sessions: Vec<(i32, u32, u64, u32)> = Vec::new();
-    let counted_rows = counted
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.unwrap_or(false))
-        .map(|(r, _)| r);
     let flat: Vec<&str> = sessions.iter().map(|s| s.unwrap_or("")).collect();
-    for r in counted_rows {
-        {
-            let s = flat[r];
-            month_sessions.push((
+    let mut month_sessions: Vec<(i32, u32, u64, u32)> = (0..counted.len())
+        .filter(|&r| counted[r])
+        .map(|r| {
+            (
                 month_of(dates[r]),
                 members.keys[r],
-                hasher.hash_one(s),
+                hasher.hash_one(flat[r]),
                 r as u32,
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     month_sessions.sort_unstable();
     let (mut month, mut key, mut count) = (Vec::new(), Vec::new(), Vec::new());
     for (i, s) in month_sessions.iter().enumerate() {
@@ -493,12 +523,11 @@ fn per_member_day(facts: &DataFrame, members: &MemberKeys) -> Result<(DataFrame,
             *count.last_mut().expect("a group") += 1;
         }
     }
-    let month_sessions = DataFrame::new_infer_height(vec![
+    Ok(DataFrame::new_infer_height(vec![
         date_column(c::MONTH, month)?,
         Column::new(MEMBER_KEY.into(), key),
         Column::new(c::SESSIONS.into(), count),
-    ])?;
-    Ok((per_member_day, month_sessions))
+    ])?)
 }
 
 /// The first day of the month of a day (days since 1970-01-01).
