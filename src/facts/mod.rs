@@ -309,6 +309,12 @@ where
 }
 
 /// The date of a day count since 1970-01-01 (the inverse of `days_since_epoch`).
+/// The first day of the month of a day (both as days since 1970-01-01).
+pub fn month_start(day: i32) -> i32 {
+    use chrono::Datelike;
+    days_since_epoch(date_of_days(day).with_day(1).expect("day 1 exists"))
+}
+
 pub fn date_of_days(days: i32) -> NaiveDate {
     NaiveDate::from_num_days_from_ce_opt(days + 719_163).expect("a date within range")
 }

@@ -31,7 +31,7 @@ use crate::source::Location;
 
 /// Reads a small whole object (roster, policy) named by a URL or local path.
 async fn read_text(url: &str, what: &str) -> Result<String> {
-    let url = &crate::policy::redact::url(url);
+    let url = &redact::url(url);
     let bytes = if url.contains("://") && !url.starts_with("file://") {
         let (dir, name) = url
             .rsplit_once('/')
@@ -77,7 +77,7 @@ async fn who_sees_what(cfg: &RunConfig) -> Result<(Policy, Vec<String>, Roster)>
             Some(r) if roster.column(column).is_none() => {
                 return Err(Error::usage(format!(
                     "dimension {dim:?} names the roster column {column:?}, which the roster {} lacks (its columns after aliases: {})",
-                    crate::policy::redact::url(r),
+                    redact::url(r),
                     if roster.columns.is_empty() { "none".to_string() } else { roster.columns.join(", ") }
                 )));
             }

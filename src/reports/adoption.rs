@@ -15,7 +15,8 @@ const NEVER: i32 = i32::MIN;
 
 /// Folds months of per-(date, member) rows, in date order, into the two tables.
 pub struct Adoption {
-    ids: HashMap<(String, String), u32>,
+    /// Member → member type → id.
+    ids: HashMap<String, HashMap<String, u32>>,
     names: Vec<(String, String)>,
     /// The roster's members are the first `roster_len` ids, with the roster's role.
     roster_len: usize,
@@ -56,12 +57,17 @@ impl Adoption {
     }
 
     fn id(&mut self, member: &str, typ: &str) -> u32 {
-        if let Some(&id) = self.ids.get(&(member.to_string(), typ.to_string())) {
+        // Looked up by borrowed strings: a known member costs no allocation (every stored
+        // (date, member) row comes through here each run).
+        if let Some(&id) = self.ids.get(member).and_then(|t| t.get(typ)) {
             return id;
         }
         let id = self.names.len() as u32;
         self.names.push((member.to_string(), typ.to_string()));
-        self.ids.insert((member.to_string(), typ.to_string()), id);
+        self.ids
+            .entry(member.to_string())
+            .or_default()
+            .insert(typ.to_string(), id);
         self.role.push(None);
         self.first.push(NEVER);
         self.last.push(NEVER);

@@ -9,7 +9,7 @@ use polars::prelude::*;
 use crate::config::dimensions::{fact_column, Dimensions, NONE_VALUE};
 use crate::config::roster::Roster;
 use crate::error::{Error, Result};
-use crate::facts::{date_column, fcol, PICO_PER_USD};
+use crate::facts::{date_column, fcol, month_start, PICO_PER_USD};
 use crate::schema::col as c;
 
 /// Days since 1970-01-01 of each row of a frame's `date` column.
@@ -42,13 +42,6 @@ fn usd(pico: i128) -> f64 {
 fn rate(accepted: i128, rejected: i128) -> Option<f64> {
     let total = accepted + rejected;
     (total > 0).then(|| accepted as f64 / total as f64)
-}
-
-/// The first day of the month of a day (days since 1970-01-01).
-pub fn month_start(day: i32) -> i32 {
-    use chrono::Datelike;
-    let d = crate::facts::date_of_days(day);
-    crate::facts::days_since_epoch(d.with_day(1).expect("day 1 exists"))
 }
 
 /// The roster member a resolved member is, by name and type.
@@ -263,23 +256,14 @@ fn per_member(
         };
         col(*m).cast(DataType::Int64).alias(out)
     }));
-    let mut df = lf
+    let df = lf
         .select(select)
         .sort(
             [c::DATE, c::MEMBER, c::MEMBER_TYPE, out_key],
             SortMultipleOptions::default().with_maintain_order(true),
         )
         .collect()?;
-    // Spend leaves integer 1e-12 USD here, in scalar code (the same bits every run).
-    if let Ok(pico) = df.column(c::SPEND_USD) {
-        let usd: Vec<f64> = pico
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0) as f64 / PICO_PER_USD)
-            .collect();
-        df.with_column(Column::new(c::SPEND_USD.into(), usd))?;
-    }
-    Ok(df)
+    super::daily::to_usd(df)
 }
 
 /// `member_daily_by_tool` (5.5.2): rows with a decision.

@@ -1,6 +1,5 @@
 //! Facts → the seven output tables of contract 5.2, with their exact names, order and types.
 
-use chrono::Datelike;
 use polars::prelude::*;
 
 use crate::config::roster::Roster;
@@ -22,7 +21,8 @@ fn spend_usd() -> Expr {
         .alias(c::SPEND_USD)
 }
 
-fn to_usd(mut df: DataFrame) -> Result<DataFrame> {
+/// The `spend_usd` column of a collected table, from 1e-12 USD to USD.
+pub(super) fn to_usd(mut df: DataFrame) -> Result<DataFrame> {
     if let Ok(pico) = df.column(c::SPEND_USD) {
         let usd: Vec<Option<f64>> = pico
             .i64()?
@@ -496,7 +496,7 @@ fn month_sessions(
         .filter(|&r| counted[r])
         .map(|r| {
             (
-                month_of(dates[r]),
+                crate::facts::month_start(dates[r]),
                 members.keys[r],
                 hasher.hash_one(flat[r]),
                 r as u32,
@@ -528,12 +528,6 @@ fn month_sessions(
         Column::new(MEMBER_KEY.into(), key),
         Column::new(c::SESSIONS.into(), count),
     ])?)
-}
-
-/// The first day of the month of a day (days since 1970-01-01).
-fn month_of(day: i32) -> i32 {
-    let d = crate::facts::date_of_days(day);
-    crate::facts::days_since_epoch(d.with_day(1).expect("day 1 exists"))
 }
 
 /// `member_monthly`: every (month, member) with activity, plus each roster member with zeros
