@@ -1,5 +1,5 @@
-//! Decoding: OTLP-JSON lines into record columns ([`otlp`], with its values in `values` and the
-//! nesting check in `depth`; [`model`]), objects read and decoded in parallel and merged in order
+//! Decoding: OTLP-JSON lines into record columns ([`otlp`], with the wire shapes in `wire`, their
+//! values in `values` and the nesting check in `depth`; [`model`]), objects read and decoded in parallel and merged in order
 //! ([`ingest`]), rejected input written as it is found ([`quarantine`]).
 
 mod depth;
@@ -8,3 +8,4 @@ pub mod model;
 pub mod otlp;
 pub mod quarantine;
 mod values;
+mod wire;

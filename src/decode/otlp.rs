@@ -1,18 +1,15 @@
 //! Streaming decoder of OTLP-JSON lines (as the OpenTelemetry Collector writes them) into
 //! record columns. Borrowed serde structs, no JSON tree; strings are interned per object.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::depth::{too_deep, MAX_DEPTH};
 use super::values::{AnyValue, Num};
+use super::wire::{hash_attrs, mix, DataPoint, Doc, KeyValue, LogRecord, Picked};
 use crate::decode::model::{sym, Dict, Records, CUMULATIVE, DELTA, EVENT, METRIC};
 use crate::schema::otel;
 
@@ -138,203 +135,6 @@ pub struct LineCounts {
     pub records_parsed: u64,
     pub records_ignored: u64,
     pub records_rejected: u64,
-}
-
-#[derive(Deserialize)]
-struct KeyValue<'a> {
-    #[serde(borrow)]
-    key: Cow<'a, str>,
-    #[serde(borrow, default)]
-    value: AnyValue<'a>,
-}
-
-#[derive(Deserialize, Default)]
-struct Resource<'a> {
-    #[serde(borrow, default)]
-    attributes: Vec<KeyValue<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-struct Scope<'a> {
-    #[serde(borrow, default)]
-    name: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct Doc<'a> {
-    #[serde(rename = "resourceLogs", borrow, default)]
-    resource_logs: Option<Vec<ResourceLogs<'a>>>,
-    #[serde(rename = "resourceMetrics", borrow, default)]
-    resource_metrics: Option<Vec<ResourceMetrics<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ResourceLogs<'a> {
-    #[serde(borrow, default)]
-    resource: Resource<'a>,
-    #[serde(rename = "scopeLogs", borrow, default)]
-    scope_logs: Vec<ScopeLogs<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ScopeLogs<'a> {
-    #[serde(borrow, default)]
-    scope: Scope<'a>,
-    #[serde(rename = "logRecords", borrow, default)]
-    log_records: Vec<LogRecord<'a>>,
-}
-
-#[derive(Deserialize)]
-struct LogRecord<'a> {
-    #[serde(rename = "timeUnixNano", borrow, default)]
-    time_unix_nano: Option<Num<'a>>,
-    #[serde(rename = "observedTimeUnixNano", borrow, default)]
-    observed_time_unix_nano: Option<Num<'a>>,
-    #[serde(borrow, default)]
-    body: Option<AnyValue<'a>>,
-    #[serde(borrow, default)]
-    attributes: Vec<KeyValue<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResourceMetrics<'a> {
-    #[serde(borrow, default)]
-    resource: Resource<'a>,
-    #[serde(rename = "scopeMetrics", borrow, default)]
-    scope_metrics: Vec<ScopeMetrics<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ScopeMetrics<'a> {
-    #[serde(borrow, default)]
-    metrics: Vec<Metric<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Metric<'a> {
-    #[serde(borrow, default)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    sum: Option<Points<'a>>,
-    #[serde(borrow, default)]
-    gauge: Option<Points<'a>>,
-    #[serde(borrow, default)]
-    histogram: Option<Points<'a>>,
-    #[serde(rename = "exponentialHistogram", borrow, default)]
-    exponential_histogram: Option<Points<'a>>,
-    #[serde(borrow, default)]
-    summary: Option<Points<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Points<'a> {
-    #[serde(rename = "dataPoints", borrow, default)]
-    data_points: Vec<DataPoint<'a>>,
-    #[serde(rename = "aggregationTemporality", borrow, default)]
-    aggregation_temporality: Option<Num<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DataPoint<'a> {
-    #[serde(borrow, default)]
-    attributes: Vec<KeyValue<'a>>,
-    #[serde(rename = "startTimeUnixNano", borrow, default)]
-    start_time_unix_nano: Option<Num<'a>>,
-    #[serde(rename = "timeUnixNano", borrow, default)]
-    time_unix_nano: Option<Num<'a>>,
-    #[serde(rename = "asDouble", borrow, default)]
-    as_double: Option<Num<'a>>,
-    #[serde(rename = "asInt", borrow, default)]
-    as_int: Option<Num<'a>>,
-}
-
-/// The attributes this job reads, picked out of a record's (or resource's) attribute list.
-#[derive(Default)]
-struct Picked<'v, 'a> {
-    session: Option<&'v AnyValue<'a>>,
-    email: Option<&'v AnyValue<'a>>,
-    api_key: Option<&'v AnyValue<'a>>,
-    account: Option<&'v AnyValue<'a>>,
-    user_id: Option<&'v AnyValue<'a>>,
-    event_name: Option<&'v AnyValue<'a>>,
-    event_timestamp: Option<&'v AnyValue<'a>>,
-    event_sequence: Option<&'v AnyValue<'a>>,
-    model: Option<&'v AnyValue<'a>>,
-    cost_usd: Option<&'v AnyValue<'a>>,
-    cost_usd_micros: Option<&'v AnyValue<'a>>,
-    input_tokens: Option<&'v AnyValue<'a>>,
-    output_tokens: Option<&'v AnyValue<'a>>,
-    cache_read_tokens: Option<&'v AnyValue<'a>>,
-    cache_creation_tokens: Option<&'v AnyValue<'a>>,
-    tool_name: Option<&'v AnyValue<'a>>,
-    tool: Option<&'v AnyValue<'a>>,
-    decision: Option<&'v AnyValue<'a>>,
-    typ: Option<&'v AnyValue<'a>>,
-    start_type: Option<&'v AnyValue<'a>>,
-}
-
-impl<'v, 'a> Picked<'v, 'a> {
-    /// Record attributes first; resource attributes fill what the record lacks.
-    fn from(record: &'v [KeyValue<'a>], resource: &'v [KeyValue<'a>]) -> Self {
-        let mut p = Picked::default();
-        for kv in resource.iter().chain(record.iter()).rev() {
-            let slot = match kv.key.as_ref() {
-                "session.id" => &mut p.session,
-                "user.email" => &mut p.email,
-                "api_key.name" => &mut p.api_key,
-                "user.account_uuid" => &mut p.account,
-                "user.id" => &mut p.user_id,
-                "event.name" => &mut p.event_name,
-                "event.timestamp" => &mut p.event_timestamp,
-                "event.sequence" => &mut p.event_sequence,
-                "model" => &mut p.model,
-                "cost_usd" => &mut p.cost_usd,
-                "cost_usd_micros" => &mut p.cost_usd_micros,
-                "input_tokens" => &mut p.input_tokens,
-                "output_tokens" => &mut p.output_tokens,
-                "cache_read_tokens" => &mut p.cache_read_tokens,
-                "cache_creation_tokens" => &mut p.cache_creation_tokens,
-                "tool_name" => &mut p.tool_name,
-                "tool" => &mut p.tool,
-                "decision" => &mut p.decision,
-                "type" => &mut p.typ,
-                "start_type" => &mut p.start_type,
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = Some(&kv.value);
-            }
-        }
-        p
-    }
-}
-
-/// A fast, high-quality hasher with fixed keys: the same hashes in every run and on every machine.
-fn hasher() -> ahash::AHasher {
-    use std::hash::BuildHasher;
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-    .build_hasher()
-}
-
-fn hash_attrs(attrs: &[KeyValue<'_>]) -> u64 {
-    // Order-insensitive: the sum of per-attribute hashes.
-    attrs.iter().fold(0u64, |acc, kv| {
-        let mut h = hasher();
-        kv.key.hash(&mut h);
-        kv.value.hash_into(&mut h);
-        acc.wrapping_add(h.finish())
-    })
-}
-
-fn mix(parts: &[u64]) -> u64 {
-    let mut h = hasher();
-    parts.hash(&mut h);
-    h.finish()
 }
 
 /// Decodes the lines of one object into records, with a dictionary of its own.
@@ -647,63 +447,22 @@ impl ObjectDecoder {
     }
 
     fn push(&mut self, row: Row<'_, '_>) -> Result<(), Reason> {
-        let p = &row.picked;
-        let nonneg_i64 = |v: Option<&AnyValue<'_>>| -> Result<Option<i64>, Reason> {
-            match v.and_then(AnyValue::num) {
-                None => Ok(None),
-                Some(n) => {
-                    let i = n.as_i64().ok_or(Reason::BadNumber)?;
-                    if i < 0 {
-                        Err(Reason::NegativeValue)
-                    } else {
-                        Ok(Some(i))
-                    }
-                }
-            }
-        };
-        let nonneg_f64 = |v: Option<&AnyValue<'_>>| -> Result<Option<f64>, Reason> {
-            match v.and_then(AnyValue::num) {
-                None => Ok(None),
-                Some(n) => {
-                    let f = n.as_f64().ok_or(Reason::BadNumber)?;
-                    if f < 0.0 {
-                        Err(Reason::NegativeValue)
-                    } else {
-                        Ok(Some(f))
-                    }
-                }
-            }
-        };
-        let is_request = row.kind == EVENT && row.name == sym::API_REQUEST;
-        let (cost, tokens) = if is_request {
-            let cost = match nonneg_f64(p.cost_usd)? {
-                Some(c) => Some(c),
-                None => nonneg_i64(p.cost_usd_micros)?.map(|m| m as f64 / 1e6),
-            };
-            (
-                cost,
-                [
-                    nonneg_i64(p.input_tokens)?,
-                    nonneg_i64(p.output_tokens)?,
-                    nonneg_i64(p.cache_read_tokens)?,
-                    nonneg_i64(p.cache_creation_tokens)?,
-                ],
-            )
-        } else {
-            (None, [None; 4])
-        };
-        let lim = self.ctx.limits;
-        if cost.is_some_and(|c| c > lim.max_cost_usd)
-            || tokens.iter().flatten().any(|&t| t as f64 > lim.max_count)
-        {
-            return Err(Reason::ImplausibleValue);
-        }
+        let (cost, tokens) = request_measures(&row, self.ctx.limits)?;
         let date = local_day(&self.ctx.tz, row.time_ns);
         if let Some(a) = self.arrival_day {
             if a - date > self.ctx.late_after_days {
                 *self.late.entry((date, a)).or_default() += 1;
             }
         }
+        self.push_columns(&row, date, cost, tokens);
+        self.push_tags(row.attrs);
+        Ok(())
+    }
+
+    /// The record's columns but the tags, its strings interned.
+    #[inline]
+    fn push_columns(&mut self, row: &Row<'_, '_>, date: i32, cost: Option<f64>, tokens: Tokens) {
+        let p = &row.picked;
         let d = &mut self.dict;
         let mut id = |v: Option<&AnyValue<'_>>| match v.and_then(AnyValue::to_text) {
             Some(s) if !s.is_empty() => d.intern(&s),
@@ -734,25 +493,85 @@ impl ObjectDecoder {
         r.decision.push(id(p.decision));
         r.typ.push(id(p.typ));
         r.start_type.push(id(p.start_type));
-        // Each tag's record value, then its resource value (5.5.1: record before resource).
+    }
+
+    /// Each tag's record value, then its resource value (5.5.1: record before resource).
+    #[inline]
+    fn push_tags(&mut self, attrs: &[KeyValue<'_>]) {
         for (k, key) in self.ctx.tags.iter().enumerate() {
-            let v = row.attrs.iter().find(|kv| kv.key.as_ref() == *key);
+            let v = attrs.iter().find(|kv| kv.key.as_ref() == *key);
             let own = match v.and_then(|kv| kv.value.to_text()) {
                 Some(t) if !t.is_empty() => match &self.last_tag[k] {
                     // Records of one session repeat their values: no hash for a repeat.
                     Some((last, id)) if last.as_str() == t.as_ref() => *id,
                     _ => {
-                        let id = d.intern(&t);
+                        let id = self.dict.intern(&t);
                         self.last_tag[k] = Some((t.into_owned(), id));
                         id
                     }
                 },
                 _ => sym::NONE,
             };
-            r.tags.push(own);
-            r.tags.push(self.res_tags[k]);
+            self.records.tags.push(own);
+            self.records.tags.push(self.res_tags[k]);
         }
-        Ok(())
+    }
+}
+
+/// Input, output, cache-read and cache-creation tokens.
+type Tokens = [Option<i64>; 4];
+
+/// An API request's cost (USD, else micro-USD) and tokens; nothing for other records. Negative,
+/// unreadable or implausible values reject the record.
+#[inline]
+fn request_measures(row: &Row<'_, '_>, lim: Limits) -> Result<(Option<f64>, Tokens), Reason> {
+    if !(row.kind == EVENT && row.name == sym::API_REQUEST) {
+        return Ok((None, [None; 4]));
+    }
+    let p = &row.picked;
+    let cost = match nonneg_f64(p.cost_usd)? {
+        Some(c) => Some(c),
+        None => nonneg_i64(p.cost_usd_micros)?.map(|m| m as f64 / 1e6),
+    };
+    let tokens = [
+        nonneg_i64(p.input_tokens)?,
+        nonneg_i64(p.output_tokens)?,
+        nonneg_i64(p.cache_read_tokens)?,
+        nonneg_i64(p.cache_creation_tokens)?,
+    ];
+    if cost.is_some_and(|c| c > lim.max_cost_usd)
+        || tokens.iter().flatten().any(|&t| t as f64 > lim.max_count)
+    {
+        return Err(Reason::ImplausibleValue);
+    }
+    Ok((cost, tokens))
+}
+
+fn nonneg_i64(v: Option<&AnyValue<'_>>) -> Result<Option<i64>, Reason> {
+    match v.and_then(AnyValue::num) {
+        None => Ok(None),
+        Some(n) => {
+            let i = n.as_i64().ok_or(Reason::BadNumber)?;
+            if i < 0 {
+                Err(Reason::NegativeValue)
+            } else {
+                Ok(Some(i))
+            }
+        }
+    }
+}
+
+fn nonneg_f64(v: Option<&AnyValue<'_>>) -> Result<Option<f64>, Reason> {
+    match v.and_then(AnyValue::num) {
+        None => Ok(None),
+        Some(n) => {
+            let f = n.as_f64().ok_or(Reason::BadNumber)?;
+            if f < 0.0 {
+                Err(Reason::NegativeValue)
+            } else {
+                Ok(Some(f))
+            }
+        }
     }
 }
 
@@ -769,327 +588,4 @@ pub fn max_time_for(now_ns: i64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx() -> DecodeContext {
-        DecodeContext::new(chrono_tz::UTC, max_time_for(1_800_000_000_000_000_000))
-    }
-
-    const LOG: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"claude-code"}},{"key":"user.email","value":{"stringValue":"res@example.com"}}]},"scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[{"timeUnixNano":"1791447318137000000","observedTimeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"session.id","value":{"stringValue":"s1"}},{"key":"user.email","value":{"stringValue":"dev@example.com"}},{"key":"event.name","value":{"stringValue":"api_request"}},{"key":"event.sequence","value":{"intValue":"15"}},{"key":"model","value":{"stringValue":"claude-haiku-5-5"}},{"key":"input_tokens","value":{"intValue":2}},{"key":"output_tokens","value":{"stringValue":"4"}},{"key":"cache_read_tokens","value":{"doubleValue":9179}},{"key":"cost_usd","value":{"doubleValue":0.00276519}},{"key":"cost_usd_micros","value":{"intValue":"2765"}}]}]}]}]}"#;
-
-    #[test]
-    fn int64_strings_are_read_exactly_or_refused() {
-        let n = |s: &'static str| Num::Str(Cow::Borrowed(s)).as_i64();
-        assert_eq!(n("1793526301000000000"), Some(1_793_526_301_000_000_000));
-        assert_eq!(n("9223372036854775807"), Some(i64::MAX));
-        assert_eq!(n("9223372036854775808"), None);
-        assert_eq!(n("99999999999999999999"), None);
-        assert_eq!(n("007"), Some(7));
-        assert_eq!(n(" 12 "), Some(12));
-        assert_eq!(n("-5"), Some(-5));
-        assert_eq!(n("1e3"), Some(1000));
-        assert_eq!(n("1.5"), None);
-        assert_eq!(n(""), None);
-    }
-
-    #[test]
-    fn decodes_api_request_with_mixed_number_encodings() {
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, LOG).unwrap();
-        let r = &d.records;
-        assert_eq!(r.len(), 1);
-        assert_eq!(r.kind[0], EVENT);
-        assert_eq!(r.name[0], sym::API_REQUEST);
-        assert_eq!(r.time_ns[0], 1_791_447_318_137_000_000);
-        // Record attribute wins over the resource attribute.
-        assert_eq!(d.dict.resolve(r.email[0]), "dev@example.com");
-        assert_eq!(d.dict.resolve(r.session[0]), "s1");
-        assert_eq!(r.input_tokens[0], Some(2));
-        assert_eq!(r.output_tokens[0], Some(4));
-        assert_eq!(r.cache_read_tokens[0], Some(9179));
-        assert_eq!(r.cache_creation_tokens[0], None);
-        assert_eq!(r.cost[0], Some(0.00276519));
-        assert_eq!(d.counts.records_parsed, 1);
-    }
-
-    #[test]
-    fn cost_falls_back_to_micros() {
-        let line = LOG.replace(
-            r#"{"key":"cost_usd","value":{"doubleValue":0.00276519}},"#,
-            "",
-        );
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.records.cost[0], Some(0.002765));
-    }
-
-    #[test]
-    fn event_time_falls_back_to_event_timestamp_then_observed() {
-        let line = LOG
-            .replace(r#""timeUnixNano":"1791447318137000000","#, r#""timeUnixNano":"0","#)
-            .replace(
-                r#"{"key":"event.name""#,
-                r#"{"key":"event.timestamp","value":{"stringValue":"2026-10-08T08:15:00.000Z"}},{"key":"event.name""#,
-            );
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.records.time_ns[0], 1_791_447_300_000_000_000);
-        let line = LOG.replace(r#""timeUnixNano":"1791447318137000000","#, "");
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.records.time_ns[0], 1_791_447_318_137_000_000);
-    }
-
-    #[test]
-    fn rejects_bad_cost_and_old_time_but_keeps_line() {
-        let line = LOG.replace(r#"{"doubleValue":0.00276519}"#, r#"{"stringValue":"lots"}"#);
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(3, &line).unwrap();
-        assert_eq!(d.records.len(), 0);
-        assert_eq!(d.rejected, vec![(3, Reason::BadNumber)]);
-        let line = LOG.replace(r#"{"doubleValue":0.00276519}"#, r#"{"doubleValue":-1.5}"#);
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.rejected, vec![(0, Reason::NegativeValue)]);
-        let line = LOG.replace("1791447318137000000", "1000000000000000000");
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.rejected, vec![(0, Reason::TimeOutOfRange)]);
-    }
-
-    #[test]
-    fn non_json_and_non_otlp_lines_are_errors() {
-        let mut d = ObjectDecoder::new(ctx());
-        assert_eq!(
-            d.decode_line(0, "{not json").unwrap_err().0,
-            Reason::InvalidJson
-        );
-        assert_eq!(
-            d.decode_line(0, r#"{"a":1}"#).unwrap_err().0,
-            Reason::NotOtlp
-        );
-        assert_eq!(
-            d.decode_line(0, "[1,2]").unwrap_err().0,
-            Reason::InvalidJson
-        );
-    }
-
-    #[test]
-    fn records_of_other_services_are_ignored() {
-        let line = LOG
-            .replace("claude_code.api_request", "other.thing")
-            .replace("com.anthropic.claude_code.events", "io.other");
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, &line).unwrap();
-        assert_eq!(d.records.len(), 0);
-        assert_eq!(d.counts.records_ignored, 1);
-        let m = r#"{"resourceMetrics":[{"resource":{},"scopeMetrics":[{"metrics":[{"name":"http.server.duration","sum":{"dataPoints":[{"timeUnixNano":"1791447318000000000","asInt":"1"}],"aggregationTemporality":1}},{"name":"claude_code.commit.count","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"startTimeUnixNano":1791447258000000000,"timeUnixNano":1791447318000000000,"asInt":"2"}],"aggregationTemporality":2}}]}]}]}"#;
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, m).unwrap();
-        assert_eq!(d.counts.records_parsed, 2);
-        assert_eq!(d.counts.records_ignored, 1);
-        assert_eq!(d.records.len(), 1);
-        assert_eq!(d.records.name[0], sym::M_COMMIT);
-        assert_eq!(d.records.temporality[0], CUMULATIVE);
-        assert_eq!(d.records.value[0], 2.0);
-        assert_eq!(d.records.start_ns[0], 1_791_447_258_000_000_000);
-    }
-
-    #[test]
-    fn legacy_tool_attribute_and_attribute_order_do_not_matter() {
-        let a = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"claude_code.code_edit_tool.decision","sum":{"dataPoints":[{"attributes":[{"key":"tool","value":{"stringValue":"MultiEdit"}},{"key":"decision","value":{"stringValue":"accept"}}],"timeUnixNano":"1791447318000000000","asDouble":3}],"aggregationTemporality":1}}]}]}]}"#;
-        let b = a.replace(
-            r#"{"key":"tool","value":{"stringValue":"MultiEdit"}},{"key":"decision","value":{"stringValue":"accept"}}"#,
-            r#"{"key":"decision","value":{"stringValue":"accept"}},{"key":"tool","value":{"stringValue":"MultiEdit"}}"#,
-        );
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, a).unwrap();
-        d.decode_line(1, &b).unwrap();
-        assert_eq!(d.records.tool[0], sym::MULTI_EDIT);
-        assert_eq!(d.records.decision[0], sym::ACCEPT);
-        assert_eq!(d.records.dkey[0], d.records.dkey[1]);
-        assert_eq!(d.records.series[0], d.records.series[1]);
-    }
-
-    #[test]
-    fn local_day_follows_dst_in_los_angeles() {
-        let la: Tz = "America/Los_Angeles".parse().unwrap();
-        // 2026-03-08 is the spring-forward day (UTC-8 before 02:00, UTC-7 after).
-        // 2026-03-09T07:30Z = 2026-03-09T00:30-07:00 → March 9 (a fixed -8 would say March 8).
-        let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T07:30:00Z").unwrap();
-        let day = local_day(&la, t.timestamp_nanos_opt().unwrap());
-        let mar8 = (chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()
-            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
-        .num_days() as i32;
-        assert_eq!(day, mar8 + 1);
-        // 2026-03-08T07:30Z = 2026-03-07T23:30-08:00 → March 7 (PST still in force).
-        let t = chrono::DateTime::parse_from_rfc3339("2026-03-08T07:30:00Z").unwrap();
-        assert_eq!(local_day(&la, t.timestamp_nanos_opt().unwrap()), mar8 - 1);
-    }
-}
-
-#[cfg(test)]
-mod hostile {
-    use super::super::depth::{too_deep_from, Scan};
-    use super::*;
-    use proptest::prelude::*;
-
-    fn ctx() -> DecodeContext {
-        DecodeContext::new(chrono_tz::UTC, i64::MAX)
-    }
-
-    const SAMPLE: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"user.email","value":{"stringValue":"a@b"}}]},"scopeMetrics":[{"metrics":[{"name":"claude_code.cost.usage","sum":{"dataPoints":[{"attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"model","value":{"intValue":"7"}}],"startTimeUnixNano":"1791447258000000000","timeUnixNano":"1791447318000000000","asDouble":0.5}],"aggregationTemporality":2}}]}]}],"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1791447318137000000","body":{"stringValue":"claude_code.api_request"},"attributes":[{"key":"event.sequence","value":{"intValue":"1"}},{"key":"cost_usd","value":{"doubleValue":1e308}},{"key":"input_tokens","value":{"stringValue":"-3"}}]}]}]}]}"#;
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-        /// Arbitrary bytes never panic the decoder.
-        #[test]
-        fn arbitrary_text_never_panics(s in "\\PC{0,300}") {
-            let mut d = ObjectDecoder::new(ctx());
-            let _ = d.decode_line(0, &s);
-        }
-
-        /// Mutations of a valid line (bytes replaced, cut, duplicated) never panic it, and
-        /// every record it reads is accounted for.
-        #[test]
-        fn mutated_otlp_never_panics(pos in 0usize..SAMPLE.len(), len in 0usize..40, with in "[\\[\\]{}\":,0-9a-zA-Z.\\-]{0,12}") {
-            let mut s = SAMPLE.as_bytes().to_vec();
-            let end = (pos + len).min(s.len());
-            s.splice(pos..end, with.bytes());
-            if let Ok(line) = std::str::from_utf8(&s) {
-                let mut d = ObjectDecoder::new(ctx());
-                if d.decode_line(0, line).is_ok() {
-                    prop_assert_eq!(
-                        d.counts.records_parsed,
-                        d.records.len() as u64 + d.counts.records_ignored + d.counts.records_rejected
-                    );
-                }
-            }
-        }
-    }
-
-    /// The byte-by-byte scan `too_deep` replaced: the reference it must agree with.
-    fn too_deep_reference(b: &[u8]) -> bool {
-        let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-        for &c in b {
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if c == b'\\' {
-                    esc = true;
-                } else if c == b'"' {
-                    in_str = false;
-                }
-                continue;
-            }
-            match c {
-                b'"' => in_str = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        false
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(3000))]
-        #[test]
-        fn depth_scan_agrees_with_the_byte_by_byte_reference(
-            parts in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::strategy::Just("[".to_string()),
-                    proptest::strategy::Just("{".to_string()),
-                    proptest::strategy::Just("]".to_string()),
-                    proptest::strategy::Just("}".to_string()),
-                    "[a-z:,]{0,3}",
-                    // A string: backslashes, escaped quotes and brackets inside.
-                    proptest::collection::vec(
-                        proptest::prop_oneof![
-                            proptest::strategy::Just("\\\\".to_string()),
-                            proptest::strategy::Just("\\\"".to_string()),
-                            proptest::strategy::Just("\\[".to_string()),
-                            proptest::strategy::Just("[".to_string()),
-                            proptest::strategy::Just("}".to_string()),
-                            "[a-z]{0,40}",
-                        ],
-                        0..8,
-                    )
-                    .prop_map(|p| format!("\"{}\"", p.concat())),
-                ],
-                0..200,
-            ),
-            open in 0usize..80,
-        ) {
-            let text = format!("{}{}", "[".repeat(open), parts.concat());
-            let want = too_deep_reference(text.as_bytes());
-            proptest::prop_assert_eq!(too_deep(text.as_bytes()), want, "{}", text);
-            proptest::prop_assert_eq!(too_deep_from(text.as_bytes(), Scan::default()), want, "{}", text);
-        }
-    }
-
-    #[test]
-    fn depth_scan_counts_exactly_to_the_limit_across_blocks() {
-        for pad in 0..130 {
-            for n in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 2] {
-                for (open, close) in [("[", "]"), ("{", "}")] {
-                    let text = format!("{}{}{}", " ".repeat(pad), open.repeat(n), close.repeat(n));
-                    assert_eq!(too_deep(text.as_bytes()), n > MAX_DEPTH, "{pad} {n}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn depth_scan_handles_escapes_on_block_boundaries() {
-        // Escapes and quotes at every offset around the 32-byte blocks of the vector scan.
-        for pad in 0..100 {
-            for tail in [r"\\", r#"\""#, r#"\\\""#, r"\\\\", r"\"] {
-                let text = format!(
-                    r#"{}{{"x":"{}{tail}{}"}}{}"#,
-                    "[".repeat(60),
-                    "a".repeat(pad),
-                    "[".repeat(10),
-                    "[".repeat(5)
-                );
-                let b = text.as_bytes();
-                assert_eq!(too_deep(b), too_deep_reference(b), "{text}");
-            }
-        }
-    }
-
-    #[test]
-    fn deep_nesting_is_rejected_not_a_stack_overflow() {
-        let (open, close) = ("[".repeat(100_000), "]".repeat(100_000));
-        for line in [
-            format!("{open}{close}"),
-            format!(r#"{{"resourceLogs":[],"unknown":{open}{close}}}"#),
-            format!(
-                r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"kvlistValue":{open}{close}}}}}]}}]}}]}}"#
-            ),
-        ] {
-            let mut d = ObjectDecoder::new(ctx());
-            assert_eq!(d.decode_line(0, &line).unwrap_err().0, Reason::TooDeep);
-        }
-        // Brackets inside strings do not count.
-        let mut d = ObjectDecoder::new(ctx());
-        let s = format!(r#"{{"resourceLogs":[],"x":"{open}\"{open}"}}"#);
-        assert!(d.decode_line(0, &s).is_ok());
-    }
-
-    #[test]
-    fn sample_with_unusable_values_rejects_the_bad_record_only() {
-        let mut d = ObjectDecoder::new(ctx());
-        d.decode_line(0, SAMPLE).unwrap();
-        assert_eq!(d.counts.records_parsed, 2);
-        assert_eq!(d.records.len(), 1);
-        assert_eq!(d.rejected, vec![(0, Reason::NegativeValue)]);
-    }
-}
+mod tests;
