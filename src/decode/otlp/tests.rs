@@ -3,6 +3,7 @@
 
 mod decoding {
     use super::super::*;
+    use std::borrow::Cow;
 
     fn ctx() -> DecodeContext {
         DecodeContext::new(chrono_tz::UTC, max_time_for(1_800_000_000_000_000_000))
