@@ -12,6 +12,7 @@ pub use location::{classify, contains, finish_upload, retry_config, Location};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
     use std::io::Read;
     use std::io::Write;
 
