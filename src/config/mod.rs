@@ -281,7 +281,7 @@ mod tests {
         chrono::Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
     }
 
-    fn args(f: impl FnOnce(&mut RunArgs)) -> RunArgs {
+    pub(super) fn args(f: impl FnOnce(&mut RunArgs)) -> RunArgs {
         let mut a = RunArgs::default();
         f(&mut a);
         a

@@ -40,24 +40,10 @@ impl Roster {
             .iter()
             .map(|s| s.trim_start_matches('\u{feff}').to_string())
             .collect();
-        if header.len() < 4 || header[..4] != ["member", "member_type", "role", "aliases"] {
-            return Err(bad(format!(
-                "header must begin member,member_type,role,aliases, found {}",
-                header.join(",")
-            )));
-        }
         let mut roster = Roster {
-            columns: header[4..].iter().map(|h| h.trim().to_string()).collect(),
+            columns: Self::columns(&header).map_err(bad)?,
             ..Default::default()
         };
-        if let Some(c) = roster
-            .columns
-            .iter()
-            .enumerate()
-            .find(|(i, c)| c.is_empty() || roster.columns[..*i].contains(c))
-        {
-            return Err(bad(format!("column {:?} is empty or repeated", c.1)));
-        }
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
             let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
@@ -68,55 +54,58 @@ impl Roster {
                     header.len()
                 )));
             }
-            let field = |n: usize| rec.get(n).unwrap_or("").to_string();
-            let m = RosterMember {
-                member: field(0),
-                member_type: field(1),
-                role: field(2),
-                aliases: field(3)
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-                extra: (4..4 + roster.columns.len()).map(field).collect(),
-            };
-            if m.member.is_empty() {
-                return Err(bad(format!("line {line}: empty member")));
-            }
-            if m.member_type != member_type::USER && m.member_type != member_type::API_KEY {
-                return Err(bad(format!(
-                    "line {line}: member_type {:?} is not user or api_key",
-                    m.member_type
-                )));
-            }
-            if !ROLES.contains(&m.role.as_str()) {
-                return Err(bad(format!(
-                    "line {line}: unknown role {:?} (one of {})",
-                    m.role,
-                    ROLES.join(", ")
-                )));
-            }
-            if roster.members.iter().any(|o| o.member == m.member) {
-                return Err(bad(format!("line {line}: duplicate member {:?}", m.member)));
-            }
-            let idx = roster.members.len();
-            for a in std::iter::once(&m.member).chain(&m.aliases) {
-                match roster.by_alias.get(a) {
-                    Some(&o) if o != idx => {
-                        return Err(bad(format!(
-                            "line {line}: alias {a:?} is claimed by {:?} and {:?}",
-                            roster.members[o].member, m.member
-                        )))
-                    }
-                    _ => {
-                        roster.by_alias.insert(a.clone(), idx);
-                    }
-                }
-            }
+            let m = member(&rec, roster.columns.len())
+                .and_then(|m| roster.add(m))
+                .map_err(|msg| bad(format!("line {line}: {msg}")))?;
             roster.members.push(m);
         }
         Ok(roster)
+    }
+
+    /// The member attribute columns: the header after the four fixed ones, each named once.
+    fn columns(header: &[String]) -> std::result::Result<Vec<String>, String> {
+        if header.len() < 4 || header[..4] != ["member", "member_type", "role", "aliases"] {
+            return Err(format!(
+                "header must begin member,member_type,role,aliases, found {}",
+                header.join(",")
+            ));
+        }
+        let columns: Vec<String> = header[4..].iter().map(|h| h.trim().to_string()).collect();
+        if let Some(c) = columns
+            .iter()
+            .enumerate()
+            .find(|(i, c)| c.is_empty() || columns[..*i].contains(c))
+        {
+            return Err(format!("column {:?} is empty or repeated", c.1));
+        }
+        Ok(columns)
+    }
+
+    /// Claims a new member's name and aliases (none may belong to another member); the member
+    /// is the roster's next.
+    fn add(&mut self, m: RosterMember) -> std::result::Result<RosterMember, String> {
+        // A member's own name is among the aliases claimed, so this finds an earlier member of
+        // the same name without a scan of every member.
+        if let Some(&o) = self.by_alias.get(&m.member) {
+            if self.members[o].member == m.member {
+                return Err(format!("duplicate member {:?}", m.member));
+            }
+        }
+        let idx = self.members.len();
+        for a in std::iter::once(&m.member).chain(&m.aliases) {
+            match self.by_alias.get(a) {
+                Some(&o) if o != idx => {
+                    return Err(format!(
+                        "alias {a:?} is claimed by {:?} and {:?}",
+                        self.members[o].member, m.member
+                    ))
+                }
+                _ => {
+                    self.by_alias.insert(a.clone(), idx);
+                }
+            }
+        }
+        Ok(m)
     }
 
     /// The index of a column after `aliases`.
@@ -128,6 +117,40 @@ impl Roster {
     pub fn lookup(&self, value: &str) -> Option<usize> {
         self.by_alias.get(value).copied()
     }
+}
+
+/// A row as a member, its fields checked (`extra`: the member attribute columns).
+fn member(rec: &csv::StringRecord, extra: usize) -> std::result::Result<RosterMember, String> {
+    let field = |n: usize| rec.get(n).unwrap_or("").to_string();
+    let m = RosterMember {
+        member: field(0),
+        member_type: field(1),
+        role: field(2),
+        aliases: field(3)
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        extra: (4..4 + extra).map(field).collect(),
+    };
+    if m.member.is_empty() {
+        return Err("empty member".into());
+    }
+    if m.member_type != member_type::USER && m.member_type != member_type::API_KEY {
+        return Err(format!(
+            "member_type {:?} is not user or api_key",
+            m.member_type
+        ));
+    }
+    if !ROLES.contains(&m.role.as_str()) {
+        return Err(format!(
+            "unknown role {:?} (one of {})",
+            m.role,
+            ROLES.join(", ")
+        ));
+    }
+    Ok(m)
 }
 
 #[cfg(test)]

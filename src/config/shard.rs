@@ -100,6 +100,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::args;
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

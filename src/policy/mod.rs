@@ -31,6 +31,82 @@ struct RoleFile {
     drop: Vec<String>,
 }
 
+impl RoleFile {
+    /// A role's entry checked: a known role, known tables (`"*"`: all) in the order of
+    /// `table::ALL`, only `member` pseudonymised, droppable columns.
+    fn access(&self, role: &str) -> std::result::Result<RoleAccess, String> {
+        if !ROLES.contains(&role) {
+            return Err(format!(
+                "unknown role {role:?} (one of {})",
+                ROLES.join(", ")
+            ));
+        }
+        let mut tables = Vec::new();
+        for t in &self.tables {
+            if t == "*" {
+                tables = table::ALL.to_vec();
+                break;
+            }
+            match table::ALL.iter().find(|x| **x == t) {
+                Some(x) => tables.push(*x),
+                None => {
+                    return Err(format!(
+                        "role {role}: unknown table {t:?} (one of {}, or \"*\")",
+                        table::ALL.join(", ")
+                    ))
+                }
+            }
+        }
+        tables.sort_by_key(|t| table::ALL.iter().position(|x| x == t));
+        tables.dedup();
+        for p in &self.pseudonymise {
+            if p != crate::schema::col::MEMBER {
+                return Err(format!(
+                    "role {role}: only \"member\" can be pseudonymised, not {p:?}"
+                ));
+            }
+        }
+        let mut drop = Vec::new();
+        for d in &self.drop {
+            match crate::schema::col::DROPPABLE.iter().find(|x| **x == d) {
+                Some(x) => drop.push(*x),
+                None => {
+                    return Err(format!(
+                        "role {role}: cannot drop column {d:?} (one of {})",
+                        crate::schema::col::DROPPABLE.join(", ")
+                    ))
+                }
+            }
+        }
+        drop.sort_unstable();
+        drop.dedup();
+        Ok(RoleAccess {
+            tables,
+            pseudonymise_member: !self.pseudonymise.is_empty(),
+            drop,
+        })
+    }
+}
+
+/// The pseudonym key from the variable `var`: set, and long enough. Messages name the
+/// variable and the length, never the key.
+fn pseudonym_key(
+    var: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let hint = "generate one with: openssl rand -hex 32";
+    let k = env(var)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| format!("pseudonym key variable {var} is not set or empty ({hint})"))?;
+    if k.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "the pseudonym key in {var} has {} bytes, fewer than {MIN_KEY_BYTES} ({hint})",
+            k.len()
+        ));
+    }
+    Ok(k.into_bytes())
+}
+
 /// What one role may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleAccess {
@@ -78,82 +154,15 @@ impl Policy {
         let f: PolicyFile = toml::from_str(text)
             .map_err(|e| bad(e.to_string().replace('\n', " ").trim().to_string()))?;
         let mut roles = BTreeMap::new();
-        let mut needs_key = false;
         for (role, rf) in f.roles {
-            if !ROLES.contains(&role.as_str()) {
-                return Err(bad(format!(
-                    "unknown role {role:?} (one of {})",
-                    ROLES.join(", ")
-                )));
-            }
-            let mut tables = Vec::new();
-            for t in &rf.tables {
-                if t == "*" {
-                    tables = table::ALL.to_vec();
-                    break;
-                }
-                match table::ALL.iter().find(|x| **x == t) {
-                    Some(x) => tables.push(*x),
-                    None => {
-                        return Err(bad(format!(
-                            "role {role}: unknown table {t:?} (one of {}, or \"*\")",
-                            table::ALL.join(", ")
-                        )))
-                    }
-                }
-            }
-            tables.sort_by_key(|t| table::ALL.iter().position(|x| x == t));
-            tables.dedup();
-            for p in &rf.pseudonymise {
-                if p != crate::schema::col::MEMBER {
-                    return Err(bad(format!(
-                        "role {role}: only \"member\" can be pseudonymised, not {p:?}"
-                    )));
-                }
-            }
-            let pseudonymise_member = !rf.pseudonymise.is_empty();
-            needs_key |= pseudonymise_member;
-            let mut drop = Vec::new();
-            for d in &rf.drop {
-                match crate::schema::col::DROPPABLE.iter().find(|x| **x == d) {
-                    Some(x) => drop.push(*x),
-                    None => {
-                        return Err(bad(format!(
-                            "role {role}: cannot drop column {d:?} (one of {})",
-                            crate::schema::col::DROPPABLE.join(", ")
-                        )))
-                    }
-                }
-            }
-            drop.sort_unstable();
-            drop.dedup();
-            roles.insert(
-                role,
-                RoleAccess {
-                    tables,
-                    pseudonymise_member,
-                    drop,
-                },
-            );
+            let access = rf.access(&role).map_err(bad)?;
+            roles.insert(role, access);
         }
-        let key = if needs_key {
+        let key = if roles.values().any(|a| a.pseudonymise_member) {
             let var = f.pseudonym_key_env.ok_or_else(|| {
                 bad("a role pseudonymises but pseudonym_key_env is not set".into())
             })?;
-            let hint = "generate one with: openssl rand -hex 32";
-            let k = env(&var).filter(|k| !k.is_empty()).ok_or_else(|| {
-                bad(format!(
-                    "pseudonym key variable {var} is not set or empty ({hint})"
-                ))
-            })?;
-            // The message names the variable and the length, never the key.
-            if k.len() < MIN_KEY_BYTES {
-                return Err(bad(format!(
-                    "the pseudonym key in {var} has {} bytes, fewer than {MIN_KEY_BYTES} ({hint})",
-                    k.len()
-                )));
-            }
-            Some(k.into_bytes())
+            Some(pseudonym_key(&var, env).map_err(bad)?)
         } else {
             None
         };
