@@ -120,8 +120,13 @@ impl Adoption {
 
     /// `daily_adoption` and `members`.
     pub fn finish(self) -> Result<(DataFrame, DataFrame)> {
+        Ok((self.daily_frame()?, self.members_frame()?))
+    }
+
+    /// `daily_adoption`: a row per date folded; roster columns null without a roster.
+    fn daily_frame(&self) -> Result<DataFrame> {
         let roster = |v: i64| self.has_roster.then_some(v);
-        let daily = DataFrame::new_infer_height(vec![
+        Ok(DataFrame::new_infer_height(vec![
             date_column(c::DATE, self.rows.iter().map(|r| r.0).collect())?,
             Column::new(
                 c::ACTIVE_USERS.into(),
@@ -150,11 +155,15 @@ impl Adoption {
                 c::ROSTER_ACTIVE_28D.into(),
                 self.rows.iter().map(|r| roster(r.5)).collect::<Vec<_>>(),
             ),
-        ])?;
+        ])?)
+    }
+
+    /// `members`: a row per member seen or in the roster, sorted by (member, member type).
+    fn members_frame(&self) -> Result<DataFrame> {
         let mut order: Vec<usize> = (0..self.names.len()).collect();
         order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
         let seen = |v: i32| (v != NEVER).then_some(v);
-        let members = DataFrame::new_infer_height(vec![
+        Ok(DataFrame::new_infer_height(vec![
             Column::new(
                 c::MEMBER.into(),
                 order
@@ -202,8 +211,7 @@ impl Adoption {
                     .map(|&i| i < self.roster_len)
                     .collect::<Vec<_>>(),
             ),
-        ])?;
-        Ok((daily, members))
+        ])?)
     }
 }
 

@@ -561,33 +561,7 @@ fn monthly(
         .i32()?
         .iter()
         .collect();
-    let n = months.len() * roster.members.len();
-    let mut zero_month = Vec::with_capacity(n);
-    let (mut key, mut name, mut typ, mut role) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for m in &months {
-        for r in &roster.members {
-            zero_month.push(*m);
-            let pair = (r.member.clone(), r.member_type.clone());
-            key.push(
-                members
-                    .binary_search(&pair)
-                    .expect("roster members have keys") as u32,
-            );
-            name.push(pair.0);
-            typ.push(pair.1);
-            role.push(Some(r.role.clone()));
-        }
-    }
-    let zeros = DataFrame::new_infer_height(vec![
-        date_column(c::MONTH, zero_month)?,
-        Column::new(MEMBER_KEY.into(), key),
-        Column::new(fcol::MEMBER.into(), name),
-        Column::new(fcol::MEMBER_TYPE.into(), typ),
-        Column::new(fcol::ROLE.into(), role),
-        Column::new(fcol::SPEND_PICO.into(), vec![0i64; n]),
-        Column::new(fcol::LINES_ACCEPTED.into(), vec![0i64; n]),
-        Column::new(c::ACTIVE_DAYS.into(), vec![0i64; n]),
-    ])?;
+    let zeros = roster_zero_rows(&months, roster, members)?;
     let all = concat([active, zeros.lazy()], UnionArgs::default())?;
     let grouped = all
         .group_by(keys())
@@ -615,4 +589,40 @@ fn monthly(
         col(c::SESSIONS).fill_null(lit(0i64)).alias(c::SESSIONS),
         i64c(c::ACTIVE_DAYS),
     ]))
+}
+
+/// A zero row per roster member and month, so that members without activity in a month still
+/// have their `member_monthly` row.
+fn roster_zero_rows(
+    months: &[Option<i32>],
+    roster: &Roster,
+    members: &[(String, String)],
+) -> Result<DataFrame> {
+    let n = months.len() * roster.members.len();
+    let mut zero_month = Vec::with_capacity(n);
+    let (mut key, mut name, mut typ, mut role) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for m in months {
+        for r in &roster.members {
+            zero_month.push(*m);
+            let pair = (r.member.clone(), r.member_type.clone());
+            key.push(
+                members
+                    .binary_search(&pair)
+                    .expect("roster members have keys") as u32,
+            );
+            name.push(pair.0);
+            typ.push(pair.1);
+            role.push(Some(r.role.clone()));
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        date_column(c::MONTH, zero_month)?,
+        Column::new(MEMBER_KEY.into(), key),
+        Column::new(fcol::MEMBER.into(), name),
+        Column::new(fcol::MEMBER_TYPE.into(), typ),
+        Column::new(fcol::ROLE.into(), role),
+        Column::new(fcol::SPEND_PICO.into(), vec![0i64; n]),
+        Column::new(fcol::LINES_ACCEPTED.into(), vec![0i64; n]),
+        Column::new(c::ACTIVE_DAYS.into(), vec![0i64; n]),
+    ])?)
 }

@@ -231,15 +231,12 @@ impl Accumulator {
         Ok(grains)
     }
 
-    /// The fact frames with their strings: the stable, run-independent form stored under
-    /// `_facts/`.
-    fn frames(
+    /// The per-session facts: keys, member, session, agents flag, tags and dimensions, measures.
+    fn session_frame(
         &self,
         sessions: &BTreeMap<(i32, u32, u32), Measures>,
         tagged: &Map<(i32, u32, u32), GroupTags>,
-        models: &BTreeMap<(i32, u32, u32), [i64; 6]>,
-        tools: &BTreeMap<(i32, u32, u32), [i64; 2]>,
-    ) -> Result<FactSet> {
+    ) -> Result<DataFrame> {
         let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
         let member = |k: &(i32, u32, u32)| &self.members[k.1 as usize];
         let keys: Vec<_> = sessions.keys().collect();
@@ -292,7 +289,20 @@ impl Accumulator {
             ));
         }
         columns.extend(measure_columns(&fcol::MEASURES, sessions.values()));
-        let sessions = DataFrame::new_infer_height(columns)?;
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
+
+    /// The fact frames with their strings: the stable, run-independent form stored under
+    /// `_facts/`.
+    fn frames(
+        &self,
+        sessions: &BTreeMap<(i32, u32, u32), Measures>,
+        tagged: &Map<(i32, u32, u32), GroupTags>,
+        models: &BTreeMap<(i32, u32, u32), [i64; 6]>,
+        tools: &BTreeMap<(i32, u32, u32), [i64; 2]>,
+    ) -> Result<FactSet> {
+        let text = |id: u32| (id != sym::NONE).then(|| self.dict.resolve(id).to_string());
+        let sessions = self.session_frame(sessions, tagged)?;
         let members = &self.members;
         let models = keyed_frame(models, fcol::MODEL, &fcol::MODEL_MEASURES, text, members)?;
         let tools = keyed_frame(tools, fcol::TOOL, &fcol::TOOL_MEASURES, text, members)?;
