@@ -7,7 +7,7 @@ use crate::decode::otlp::{DecodeContext, ObjectDecoder};
 /// 2026-10-08T00:00:00Z in seconds.
 pub const DAY0: i64 = 1_791_417_600;
 
-fn kv(attrs: &[(&str, &str)]) -> String {
+pub(crate) fn kv(attrs: &[(&str, &str)]) -> String {
     attrs
         .iter()
         .map(|(k, v)| format!(r#"{{"key":"{k}","value":{{"stringValue":"{v}"}}}}"#))
