@@ -106,22 +106,31 @@ impl InputObject<'_> {
     }
 }
 
-/// Objects file lines for the objects of one listing, compressed as they are added: one gzip
-/// member of the objects file.
-pub struct Entries(flate2::write::GzEncoder<Vec<u8>>);
+/// Objects file lines for the objects of one listing, compressed as they are added (one gzip
+/// member of the objects file) into a temporary file (`TMPDIR`, removed when done): a window of
+/// millions of small objects holds none of their lines in memory.
+pub struct Entries(flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>);
 
-impl Default for Entries {
-    fn default() -> Self {
-        Self::new()
-    }
+/// A finished gzip member of the objects file, in its temporary file (none: nothing listed).
+#[derive(Default)]
+pub struct Member {
+    file: Option<std::fs::File>,
+    len: u64,
+}
+
+fn temp_io(e: std::io::Error) -> Error {
+    Error::Other(format!(
+        "objects file: cannot write its temporary part (TMPDIR): {e}"
+    ))
 }
 
 impl Entries {
-    pub fn new() -> Entries {
-        Entries(flate2::write::GzEncoder::new(
-            Vec::new(),
+    pub fn new() -> Result<Entries> {
+        let file = tempfile::tempfile().map_err(temp_io)?;
+        Ok(Entries(flate2::write::GzEncoder::new(
+            std::io::BufWriter::with_capacity(1 << 16, file),
             flate2::Compression::fast(),
-        ))
+        )))
     }
 
     /// Appends the line of one listed object.
@@ -129,14 +138,34 @@ impl Entries {
         use std::io::Write;
         serde_json::to_writer(&mut self.0, &InputObject::of(loc, meta))
             .map_err(|e| Error::Other(e.to_string()))?;
-        self.0
-            .write_all(b"\n")
-            .map_err(|e| Error::Other(e.to_string()))
+        self.0.write_all(b"\n").map_err(temp_io)
     }
 
     /// The gzip member.
-    pub fn finish(self) -> Result<Vec<u8>> {
-        self.0.finish().map_err(|e| Error::Other(e.to_string()))
+    pub fn finish(self) -> Result<Member> {
+        use std::io::Seek;
+        let mut file = self
+            .0
+            .finish()
+            .map_err(temp_io)?
+            .into_inner()
+            .map_err(|e| temp_io(e.into_error()))?;
+        let len = file.stream_position().map_err(temp_io)?;
+        file.rewind().map_err(temp_io)?;
+        Ok(Member {
+            file: Some(file),
+            len,
+        })
+    }
+}
+
+impl Member {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -162,12 +191,24 @@ impl ObjectsFile {
 
     /// Appends the lines of one window's objects (a gzip member: the file is their
     /// concatenation, which gzip readers read as one stream).
-    pub async fn add(&mut self, member: Vec<u8>) -> Result<()> {
+    pub async fn add(&mut self, member: Member) -> Result<()> {
+        use std::io::Read;
         if member.is_empty() {
             return Ok(());
         }
         self.written = true;
-        self.put(member).await
+        let Some(mut file) = member.file else {
+            return Ok(());
+        };
+        loop {
+            let mut chunk = vec![0u8; 1 << 20];
+            let n = file.read(&mut chunk).map_err(temp_io)?;
+            if n == 0 {
+                return Ok(());
+            }
+            chunk.truncate(n);
+            self.put(chunk).await?;
+        }
     }
 
     async fn put(&mut self, bytes: Vec<u8>) -> Result<()> {
@@ -181,7 +222,9 @@ impl ObjectsFile {
     /// Writes the end of the file (an empty gzip member if no window listed anything).
     pub async fn finish(mut self) -> Result<()> {
         if !self.written {
-            let empty = Entries::new().finish()?;
+            let empty = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+                .finish()
+                .map_err(|e| Error::Other(e.to_string()))?;
             self.put(empty).await?;
         }
         crate::source::finish_upload(&mut self.writer, &self.path).await

@@ -12,12 +12,13 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::object::{part_records, ObjectOutput};
+pub use super::tasks::{Task, Tasks};
 use crate::decode::otlp::{DecodeContext, ObjectDecoder, Reason};
 pub use crate::decode::quarantine::BadLine;
 use crate::error::{Error, Result};
 use crate::facts::Accumulator;
 use crate::manifest::Counts;
-use crate::source::{stream_object_bytes, Location};
+use crate::source::stream_object_bytes;
 
 /// Compressed bytes decoded per blocking task.
 const BATCH_BYTES: u64 = 1 << 20;
@@ -39,58 +40,6 @@ fn max_requests() -> usize {
 
 /// Longest line the decoder accepts; longer ones are quarantined unread.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
-
-/// An object to read: its store, key and size. A window holds one per object it reads
-/// (millions, for a backfill of small objects), so it is kept small: the key's directory is
-/// shared with the other objects of that directory, and what else the listing told of the
-/// object (etag, time) went to the objects file as it was listed.
-#[derive(Clone, Debug)]
-pub struct Task {
-    pub location: Arc<Location>,
-    dir: Arc<str>,
-    name: Box<str>,
-    pub size: u64,
-}
-
-impl Task {
-    /// The task of object `key` (a path in `location`'s store) in directory `dir` (the key up
-    /// to its last `/`, shared between tasks).
-    pub fn new(location: Arc<Location>, dir: Arc<str>, key: &str, size: u64) -> Task {
-        let name = key
-            .strip_prefix(&*dir)
-            .unwrap_or(key)
-            .trim_start_matches('/');
-        Task {
-            location,
-            dir,
-            name: name.into(),
-            size,
-        }
-    }
-
-    /// The object's key.
-    pub fn key(&self) -> String {
-        if self.dir.is_empty() {
-            self.name.to_string()
-        } else {
-            format!("{}/{}", self.dir, self.name)
-        }
-    }
-
-    /// Orders tasks by key (without building the keys).
-    pub fn key_order(a: &Task, b: &Task) -> std::cmp::Ordering {
-        fn bytes(t: &Task) -> impl Iterator<Item = &u8> {
-            let sep: &[u8] = if t.dir.is_empty() { b"" } else { b"/" };
-            t.dir.as_bytes().iter().chain(sep).chain(t.name.as_bytes())
-        }
-        bytes(a).cmp(bytes(b))
-    }
-
-    /// The object's path in its store.
-    pub fn path(&self) -> object_store::path::Path {
-        object_store::path::Path::parse(self.key()).expect("a key the store listed")
-    }
-}
 
 /// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {
@@ -118,7 +67,7 @@ struct BadWatch {
 }
 
 impl BadWatch {
-    fn new(tasks: &[Task], max_ratio: f64) -> Self {
+    fn new(tasks: &Tasks, max_ratio: f64) -> Self {
         BadWatch {
             lines: Default::default(),
             bad: Default::default(),
@@ -164,7 +113,7 @@ impl BadWatch {
 /// `acc` in task order (so that the first of two duplicates is always the same one).
 /// With `progress`, a progress bar on stderr (a terminal); otherwise a log line per tenth.
 pub async fn ingest(
-    tasks: Arc<Vec<Task>>,
+    tasks: Arc<Tasks>,
     ctx: DecodeContext,
     concurrency: usize,
     progress: bool,
@@ -210,7 +159,7 @@ pub async fn ingest(
 
 /// Objects go to the CPU in batches of about BATCH_BYTES: fetched concurrently, decoded in one
 /// blocking task, so that many small objects do not cost a thread hand-off each.
-fn batches(tasks: &[Task]) -> Vec<Range<usize>> {
+fn batches(tasks: &Tasks) -> Vec<Range<usize>> {
     let mut batches: Vec<Range<usize>> = Vec::new();
     let mut size = 0u64;
     for (i, t) in tasks.iter().enumerate() {
@@ -244,7 +193,7 @@ struct Started {
 /// on through a channel of its own (at most two waiting), so that a large object's records are
 /// merged as they are decoded. `None` once the run is to stop.
 async fn start_batch(
-    tasks: Arc<Vec<Task>>,
+    tasks: Arc<Tasks>,
     batch: Range<usize>,
     ctx: DecodeContext,
     watch: Arc<BadWatch>,
@@ -254,10 +203,10 @@ async fn start_batch(
         return Ok(None);
     }
     let objects = batch.len();
-    let fetched = fetch_batch(&tasks[batch.clone()], &requests).await?;
+    let fetched = fetch_batch(&tasks, batch.clone(), &requests).await?;
     let (part_tx, mut parts) = mpsc::channel::<Part>(2);
     let decoding = tokio::task::spawn_blocking(move || {
-        decode_batch(&tasks[batch], fetched, ctx, &watch, part_tx)
+        decode_batch(&tasks, batch, fetched, ctx, &watch, part_tx)
     });
     // Waiting for the first part keeps this future pending while the batch decodes, so that
     // the stream polls (and starts) the next batches meanwhile.
@@ -273,11 +222,16 @@ async fn start_batch(
 /// A batch's objects fetched through the store's API, concurrently within the run's bound on
 /// requests; `None` for local files, which the decoding thread reads itself, and `None` for
 /// each object large enough to be read as a stream when it is decoded.
-async fn fetch_batch(tasks: &[Task], requests: &Semaphore) -> Result<Option<Vec<Option<Bytes>>>> {
-    if tasks[0].location.local.is_some() {
+async fn fetch_batch(
+    tasks: &Tasks,
+    batch: Range<usize>,
+    requests: &Semaphore,
+) -> Result<Option<Vec<Option<Bytes>>>> {
+    if tasks.get(batch.start).location.local.is_some() {
         return Ok(None);
     }
-    let fetched = futures::future::try_join_all(tasks.iter().map(|task| async move {
+    let fetched = futures::future::try_join_all(batch.map(|i| async move {
+        let task = tasks.get(i);
         if task.size > stream_object_bytes() {
             return Ok(None);
         }
@@ -290,7 +244,8 @@ async fn fetch_batch(tasks: &[Task], requests: &Semaphore) -> Result<Option<Vec<
 
 /// Decodes a batch's objects in order into parts, sent as they fill up.
 fn decode_batch(
-    tasks: &[Task],
+    tasks: &Tasks,
+    batch: Range<usize>,
     fetched: Option<Vec<Option<Bytes>>>,
     ctx: DecodeContext,
     watch: &BadWatch,
@@ -304,12 +259,13 @@ fn decode_batch(
         out.decompressor = std::mem::take(&mut full.decompressor);
         send(Ok(full));
     };
-    for (k, task) in tasks.iter().enumerate() {
+    for (k, i) in batch.enumerate() {
         if watch.stop.load(Relaxed) {
             break;
         }
+        let task = tasks.get(i);
         let fetched = fetched.as_ref().map(|f| f[k].as_ref());
-        if let Err(e) = decode_task(&mut out, task, fetched, &mut hand_on) {
+        if let Err(e) = decode_task(&mut out, &task, fetched, &mut hand_on) {
             send(Err(e));
             return;
         }
@@ -325,7 +281,7 @@ fn decode_batch(
 /// too large to hold (`fetched`: `None` for a local store, `Some(None)` for a streamed object).
 fn decode_task(
     out: &mut ObjectOutput,
-    task: &Task,
+    task: &Task<'_>,
     fetched: Option<Option<&Bytes>>,
     hand_on: &mut dyn FnMut(&mut ObjectOutput),
 ) -> Result<()> {

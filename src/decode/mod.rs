@@ -8,5 +8,6 @@ pub mod model;
 mod object;
 pub mod otlp;
 pub mod quarantine;
+mod tasks;
 mod values;
 mod wire;

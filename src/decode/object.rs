@@ -9,7 +9,8 @@ use crate::decode::quarantine::BadLine;
 use crate::facts::days_since_epoch;
 use crate::source::{arrival_day, Decompressor};
 
-use super::ingest::{Task, MAX_LINE_BYTES};
+use super::ingest::MAX_LINE_BYTES;
+use super::tasks::Task;
 
 /// What a batch of objects decoded into: one decoder (columns and dictionary) for all of them,
 /// so that many small objects do not each hold a dictionary and half-empty column buffers.
@@ -87,7 +88,7 @@ impl ObjectOutput {
     }
 
     /// Decodes one task's object; `hand_on` takes the parts that grow past `part_records()`.
-    pub(super) fn decode_task(&mut self, task: &Task, bytes: &[u8], hand_on: &mut dyn FnMut(&mut Self)) {
+    pub(super) fn decode_task(&mut self, task: &Task<'_>, bytes: &[u8], hand_on: &mut dyn FnMut(&mut Self)) {
         self.input = task.location.url.clone();
         self.object_lines = 0;
         self.object_bad = 0;
@@ -97,7 +98,7 @@ impl ObjectOutput {
     /// The same for a large object read as a stream.
     pub(super) fn decode_task_stream(
         &mut self,
-        task: &Task,
+        task: &Task<'_>,
         reader: Box<dyn std::io::Read + Send>,
         hand_on: &mut dyn FnMut(&mut Self),
     ) {

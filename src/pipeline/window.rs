@@ -11,7 +11,7 @@ use chrono::{Days, NaiveDate};
 
 use super::Setup;
 use crate::config::RunConfig;
-use crate::decode::ingest::{ingest, Ingested, Task};
+use crate::decode::ingest::{ingest, Ingested, Tasks};
 use crate::decode::quarantine;
 use crate::error::{Error, Result};
 use crate::facts::late::{self, DateStatus};
@@ -64,9 +64,9 @@ pub fn arrival_window(
 /// them (one gzip member), written as they were listed so that no etag or time is kept per
 /// object.
 pub struct Listed {
-    pub tasks: Vec<Task>,
+    pub tasks: Tasks,
     pub objects: ObjectCounts,
-    pub entries: Vec<u8>,
+    pub entries: crate::manifest::Member,
 }
 
 /// Lists every input, keeps telemetry, prunes arrival partitions outside `window` (4.2).
@@ -75,11 +75,10 @@ pub async fn list_inputs(
     window: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<Listed> {
     let mut objects = ObjectCounts::default();
-    let mut tasks = Vec::new();
-    let mut entries = crate::manifest::Entries::new();
+    let mut tasks = Tasks::default();
+    let mut entries = crate::manifest::Entries::new()?;
     for loc in inputs {
         let first = tasks.len();
-        let mut dir: Arc<str> = Arc::from("");
         let mut keep = |meta: object_store::ObjectMeta| -> Result<()> {
             objects.listed += 1;
             let key = meta.location.as_ref();
@@ -94,19 +93,13 @@ pub async fn list_inputs(
                 }
             }
             entries.add(loc, &meta)?;
-            // Objects of one directory come together: they share its name.
-            let parent = key.rfind('/').map_or("", |i| &key[..i]);
-            if &*dir != parent {
-                dir = Arc::from(parent);
-            }
-            tasks.push(Task::new(loc.clone(), dir.clone(), key, meta.size));
-            Ok(())
+            tasks.push(loc, key, meta.size)
         };
         let listing = loc.list_window(window, &mut keep).await?;
         objects.partitions_skipped += listing.partitions_skipped;
         objects.links_skipped += listing.links_skipped;
         // Read in key order, whatever order the partitions were listed in.
-        tasks[first..].sort_unstable_by(Task::key_order);
+        tasks.sort_from(first);
     }
     tasks.shrink_to_fit();
     objects.read = tasks.len() as u64;
@@ -130,7 +123,7 @@ pub async fn list_inputs(
 pub struct Pass {
     pub range: Option<(NaiveDate, NaiveDate)>,
     /// The objects file's lines for the objects read (a gzip member).
-    pub entries: Vec<u8>,
+    pub entries: crate::manifest::Member,
     pub objects: ObjectCounts,
     pub ing: Ingested,
     pub quarantined: Vec<OutputFile>,
@@ -249,7 +242,7 @@ pub struct Done {
     pub unhealed: BTreeMap<NaiveDate, u64>,
     pub quarantined: Vec<OutputFile>,
     /// The objects file's lines for the objects read (a gzip member).
-    pub entries: Vec<u8>,
+    pub entries: crate::manifest::Member,
 }
 
 /// A window that cannot be committed: its counts so far, and why.
