@@ -1,5 +1,31 @@
 //! The names the contract fixes: tables, columns, roles, telemetry names. One place only.
 
+/// The first `N` of `names` (a list that begins another).
+pub const fn first<const N: usize, const M: usize>(names: [&'static str; M]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = names[i];
+        i += 1;
+    }
+    out
+}
+
+/// `a` followed by `b` (`N` must be their lengths' sum).
+pub const fn join<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N, "join: N is the sum of the lengths");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < A { a[i] } else { b[i - A] };
+        i += 1;
+    }
+    out
+}
+
 pub mod table {
     pub const DAILY_ACTIVITY: &str = "daily_activity";
     pub const DAILY_SPEND: &str = "daily_spend";
@@ -32,15 +58,7 @@ pub mod table {
     ];
     /// Tables whose rows of a month depend on that month's facts alone (built per month): every
     /// table but the last two, adoption's, which fold all months.
-    pub const MONTHLY: [&str; 11] = {
-        let mut out = [""; 11];
-        let mut i = 0;
-        while i < out.len() {
-            out[i] = ALL[i];
-            i += 1;
-        }
-        out
-    };
+    pub const MONTHLY: [&str; 11] = super::first(ALL);
     /// Internal per-month rows (never published): each (date, member)'s role, spend,
     /// organisation id and terminal type, for adoption and the API-shaped export.
     pub const MEMBER_DAYS: &str = "_member_days";

@@ -64,15 +64,8 @@ pub mod fcol {
         RECORDS,
     ];
     pub const RECORDS: &str = "records";
-    /// Measures of the per-model facts.
-    pub const MODEL_MEASURES: [&str; 6] = [
-        REQUESTS,
-        SPEND_PICO,
-        INPUT_TOKENS,
-        OUTPUT_TOKENS,
-        CACHE_READ_TOKENS,
-        CACHE_CREATION_TOKENS,
-    ];
+    /// Measures of the per-model facts: requests, spend and the four token counts.
+    pub const MODEL_MEASURES: [&str; 6] = crate::schema::first(MEASURES);
     /// Measures of the per-tool facts.
     pub const TOOL_MEASURES: [&str; 2] = [ACCEPTED, REJECTED];
 }

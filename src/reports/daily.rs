@@ -35,30 +35,21 @@ pub(super) fn to_usd(mut df: DataFrame) -> Result<DataFrame> {
 }
 
 /// The spend measures, in the contract's column order (fact and output names are the same,
-/// but spend, which facts hold in 1e-12 USD).
-const SPEND_MEASURES: [&str; 6] = [
-    fcol::REQUESTS,
-    fcol::SPEND_PICO,
-    fcol::INPUT_TOKENS,
-    fcol::OUTPUT_TOKENS,
-    fcol::CACHE_READ_TOKENS,
-    fcol::CACHE_CREATION_TOKENS,
-];
-/// `member_daily`'s measures after `sessions`, in the contract's column order.
-const MEMBER_MEASURES: [&str; 12] = [
-    fcol::LINES_ACCEPTED,
-    fcol::LINES_REMOVED,
-    fcol::ACCEPTED,
-    fcol::REJECTED,
-    fcol::COMMITS,
-    fcol::PULL_REQUESTS,
-    fcol::REQUESTS,
-    fcol::SPEND_PICO,
-    fcol::INPUT_TOKENS,
-    fcol::OUTPUT_TOKENS,
-    fcol::CACHE_READ_TOKENS,
-    fcol::CACHE_CREATION_TOKENS,
-];
+/// but spend, which facts hold in 1e-12 USD): those of the per-model facts.
+const SPEND_MEASURES: [&str; 6] = fcol::MODEL_MEASURES;
+/// `member_daily`'s measures after `sessions`, in the contract's column order: the edits, then
+/// the spend measures.
+const MEMBER_MEASURES: [&str; 12] = crate::schema::join(
+    [
+        fcol::LINES_ACCEPTED,
+        fcol::LINES_REMOVED,
+        fcol::ACCEPTED,
+        fcol::REJECTED,
+        fcol::COMMITS,
+        fcol::PULL_REQUESTS,
+    ],
+    SPEND_MEASURES,
+);
 
 /// Sums of fact measures, for an `agg`.
 fn sums(measures: &[&str]) -> Vec<Expr> {
@@ -441,23 +432,15 @@ fn per_member_day_frame(
     groups: &[(i32, u32, usize)],
     sums: Vec<Vec<i64>>,
 ) -> Result<DataFrame> {
+    let column = |name: &str, pick: fn(&(String, String)) -> &str| {
+        Column::new(
+            name.into(),
+            members.sorted.iter().map(pick).collect::<Vec<_>>(),
+        )
+    };
     let names = DataFrame::new_infer_height(vec![
-        Column::new(
-            fcol::MEMBER.into(),
-            members
-                .sorted
-                .iter()
-                .map(|p| p.0.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            fcol::MEMBER_TYPE.into(),
-            members
-                .sorted
-                .iter()
-                .map(|p| p.1.as_str())
-                .collect::<Vec<_>>(),
-        ),
+        column(fcol::MEMBER, |p| p.0.as_str()),
+        column(fcol::MEMBER_TYPE, |p| p.1.as_str()),
     ])?;
     let key_idx = IdxCa::from_vec("k".into(), groups.iter().map(|g| g.1 as IdxSize).collect());
     let first_idx = IdxCa::from_vec("r".into(), groups.iter().map(|g| g.2 as IdxSize).collect());

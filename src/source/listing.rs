@@ -4,7 +4,8 @@
 //! directory reported, not walked.
 
 use chrono::NaiveDate;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use tokio::sync::mpsc;
 use object_store::path::Path;
 use object_store::{ListResult, ObjectMeta};
 
@@ -71,44 +72,67 @@ impl Location {
         }
     }
 
-    /// Lists directories whole, eight at a time. Each one's objects are handed on as its
-    /// listing completes: a listing of millions of objects is never held whole. Returns the
-    /// links left out.
+    /// Lists directories whole, eight at a time. Their objects are handed on in pieces as
+    /// they are listed (at most 16 pieces waiting): a listing of millions of objects is never
+    /// held whole. Returns the links left out.
     async fn list_whole(
         &self,
         whole: Vec<Path>,
         sink: &mut dyn FnMut(ObjectMeta) -> Result<()>,
     ) -> Result<u64> {
-        let mut links_skipped = 0;
-        let mut lists = futures::stream::iter(whole)
-            .map(|dir| async move {
-                match &self.local {
-                    Some(fs) => {
-                        let fs = fs.clone();
-                        tokio::task::spawn_blocking(move || list_local(&fs, &dir))
-                            .await
-                            .map_err(|e| Error::Other(format!("listing failed: {e}")))?
-                    }
-                    None => self
-                        .store
-                        .list(Some(&dir))
-                        .try_collect::<Vec<_>>()
-                        .await
-                        .map(|v| (v, 0))
-                        .map_err(|e| classify(&self.url, e)),
+        let (tx, mut rx) = mpsc::channel::<Vec<ObjectMeta>>(16);
+        let listing = async move {
+            let mut lists = futures::stream::iter(whole)
+                .map(|dir| self.list_dir(dir, tx.clone()))
+                .buffer_unordered(8);
+            let mut links = 0;
+            while let Some(r) = lists.next().await {
+                links += r?;
+            }
+            Ok::<u64, Error>(links)
+        };
+        let taking = async move {
+            while let Some(piece) = rx.recv().await {
+                for m in piece {
+                    // An error drops the receiver, which stops the listings.
+                    sink(m)?;
                 }
+            }
+            Ok::<(), Error>(())
+        };
+        let (links, taken) = futures::join!(listing, taking);
+        taken?;
+        links
+    }
+
+    /// Lists `dir` and everything below it into `tx`, a piece at a time (a local directory's
+    /// files per directory, a store's objects per page of 1,000); returns the links left out.
+    async fn list_dir(&self, dir: Path, tx: mpsc::Sender<Vec<ObjectMeta>>) -> Result<u64> {
+        if let Some(fs) = &self.local {
+            let fs = fs.clone();
+            return tokio::task::spawn_blocking(move || {
+                list_local(&fs, &dir, &mut |piece| tx.blocking_send(piece).is_ok())
             })
-            .buffer_unordered(8);
-        while let Some(r) = lists.next().await {
-            let (list, links) = r?;
-            links_skipped += links;
-            for m in list {
-                sink(m)?;
+            .await
+            .map_err(|e| Error::Other(format!("listing failed: {e}")))?;
+        }
+        let mut objects = self.store.list(Some(&dir));
+        let mut piece = Vec::with_capacity(PIECE);
+        while let Some(m) = objects.next().await {
+            piece.push(m.map_err(|e| classify(&self.url, e))?);
+            if piece.len() == PIECE && tx.send(std::mem::take(&mut piece)).await.is_err() {
+                return Ok(0);
             }
         }
-        Ok(links_skipped)
+        if !piece.is_empty() {
+            let _ = tx.send(piece).await;
+        }
+        Ok(0)
     }
 }
+
+/// Objects handed on at a time from a store's listing.
+const PIECE: usize = 1000;
 
 /// The first and last day a partition directory named `name` can hold, when it is one below
 /// the partitions `year` and `month` (when known), with the year and month it sets.
@@ -182,14 +206,14 @@ pub fn arrival_day(key: &str) -> Option<NaiveDate> {
 fn list_local(
     fs: &object_store::local::LocalFileSystem,
     dir: &Path,
-) -> Result<(Vec<ObjectMeta>, u64)> {
+    send: &mut dyn FnMut(Vec<ObjectMeta>) -> bool,
+) -> Result<u64> {
     let io = |p: &std::path::Path, e: std::io::Error| {
         Error::Other(format!("cannot list {}: {e}", p.display()))
     };
     let root = fs
         .path_to_filesystem(dir)
         .map_err(|e| Error::store(dir.as_ref(), e))?;
-    let mut out = Vec::new();
     // A link back to a directory above this one inside the location is a loop too.
     let mut seen = ancestor_ids(&root, dir, false);
     if !seen.insert(dir_id(&root).map_err(|e| io(&root, e))?) {
@@ -197,11 +221,12 @@ fn list_local(
             "not following {}: a symbolic link to a directory already listed (a loop)",
             root.display()
         );
-        return Ok((Vec::new(), 1));
+        return Ok(1);
     }
     let mut links_skipped = 0u64;
     let mut stack = vec![(root, dir.clone())];
     while let Some((fs_dir, dir)) = stack.pop() {
+        let mut out = Vec::new();
         for e in std::fs::read_dir(&fs_dir).map_err(|e| io(&fs_dir, e))? {
             let e = e.map_err(|e| io(&fs_dir, e))?;
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
@@ -231,8 +256,12 @@ fn list_local(
                 out.push(local_meta(&dir.clone().join(name.as_str()), &m));
             }
         }
+        // A directory's files are handed on together; a receiver gone ends the listing.
+        if !out.is_empty() && !send(out) {
+            break;
+        }
     }
-    Ok((out, links_skipped))
+    Ok(links_skipped)
 }
 
 /// The local path of `dir` (the store's own directory for the empty path, which
