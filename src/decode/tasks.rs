@@ -1,6 +1,7 @@
 //! The objects a window reads, kept compactly: a window of a backfill of small objects holds
-//! millions of them. Per object 24 bytes (its size, where its name is, its directory and its
-//! location) and its name's bytes in one buffer shared by all; each directory and location is
+//! millions of them. Per object 16 bytes (its size, where its name is, its directory and its
+//! location) and its name's bytes in blocks of 1 MiB shared by all (blocks, not one buffer: a
+//! growing buffer is copied whole, and for a moment held twice); each directory and location is
 //! held once. What else the listing told of an object (etag, time) went to the objects file as
 //! it was listed.
 
@@ -15,18 +16,37 @@ use crate::source::Location;
 pub struct Tasks {
     locations: Vec<Arc<Location>>,
     dirs: Vec<Box<str>>,
-    names: String,
+    /// Names, none across two blocks.
+    names: Vec<String>,
     items: Vec<Item>,
 }
 
+/// Bytes of a block of names.
+const BLOCK: usize = 1 << 20;
+/// Largest object size an item holds (1 TiB).
+const MAX_SIZE: u64 = (1 << 40) - 1;
+
+/// An object in 16 bytes: its name (block and offset: `BLOCK` times the block plus the offset),
+/// its directory, its size (40 bits), the name's length and the location.
 #[derive(Clone, Copy)]
 struct Item {
-    size: u64,
-    /// The name's bytes: `names[name_at..name_at + name_len]`.
     name_at: u32,
     dir: u32,
-    name_len: u16,
-    location: u16,
+    size_low: u32,
+    /// Size bits 32..40, then the name's length (16 bits), then the location (8 bits).
+    rest: u32,
+}
+
+impl Item {
+    fn size(&self) -> u64 {
+        (self.size_low as u64) | (((self.rest & 0xff) as u64) << 32)
+    }
+    fn name_len(&self) -> usize {
+        ((self.rest >> 8) & 0xffff) as usize
+    }
+    fn location(&self) -> usize {
+        (self.rest >> 24) as usize
+    }
 }
 
 /// One object to read: its store, key and size.
@@ -53,28 +73,42 @@ impl Tasks {
         if self.dirs.last().is_none_or(|d| &**d != dir) {
             self.dirs.push(dir.into());
         }
-        let too_many = || {
-            Error::usage(format!(
-                "{} objects in one window ({} bytes of names) are more than a window can hold: \
-                 set a smaller window_days",
-                self.items.len(),
-                self.names.len()
-            ))
-        };
-        let item = Item {
-            size,
-            name_at: u32::try_from(self.names.len()).map_err(|_| too_many())?,
-            dir: u32::try_from(self.dirs.len() - 1).map_err(|_| too_many())?,
-            name_len: u16::try_from(name.len())
-                .map_err(|_| Error::Other(format!("object name longer than 64 KiB: {key}")))?,
-            location: u16::try_from(self.locations.len() - 1)
-                .map_err(|_| Error::usage("more than 65,535 input locations"))?,
-        };
-        if self.names.len() + name.len() > u32::MAX as usize {
-            return Err(too_many());
+        if self.locations.len() > 256 {
+            return Err(Error::usage("more than 256 input locations"));
         }
-        self.names.push_str(name);
-        self.items.push(item);
+        if size > MAX_SIZE {
+            return Err(Error::Other(format!("object larger than 1 TiB: {key}")));
+        }
+        if name.len() > u16::MAX as usize {
+            return Err(Error::Other(format!("object name longer than 64 KiB: {key}")));
+        }
+        if self
+            .names
+            .last()
+            .is_none_or(|b| b.len() + name.len() > BLOCK.max(b.capacity()))
+        {
+            self.names.push(String::with_capacity(BLOCK.max(name.len())));
+        }
+        let block = self.names.len() - 1;
+        let at = block * BLOCK + self.names[block].len();
+        let (name_at, dir) = match (u32::try_from(at), u32::try_from(self.dirs.len() - 1)) {
+            (Ok(a), Ok(d)) => (a, d),
+            _ => {
+                return Err(Error::usage(format!(
+                    "{} objects in one window are more than it can hold: set a smaller window_days",
+                    self.items.len()
+                )))
+            }
+        };
+        self.names[block].push_str(name);
+        self.items.push(Item {
+            name_at,
+            dir,
+            size_low: size as u32,
+            rest: ((size >> 32) as u32)
+                | ((name.len() as u32) << 8)
+                | (((self.locations.len() - 1) as u32) << 24),
+        });
         Ok(())
     }
 
@@ -96,12 +130,12 @@ impl Tasks {
     }
 
     fn task(&self, it: &Item) -> Task<'_> {
-        let at = it.name_at as usize;
+        let (block, at) = (it.name_at as usize / BLOCK, it.name_at as usize % BLOCK);
         Task {
-            location: &self.locations[it.location as usize],
+            location: &self.locations[it.location()],
             dir: &self.dirs[it.dir as usize],
-            name: &self.names[at..at + it.name_len as usize],
-            size: it.size,
+            name: &self.names[block][at..at + it.name_len()],
+            size: it.size(),
         }
     }
 
@@ -115,7 +149,9 @@ impl Tasks {
     /// Gives back what the buffers reserved beyond their contents.
     pub fn shrink_to_fit(&mut self) {
         self.items.shrink_to_fit();
-        self.names.shrink_to_fit();
+        if let Some(last) = self.names.last_mut() {
+            last.shrink_to_fit();
+        }
         self.dirs.shrink_to_fit();
     }
 }
@@ -178,5 +214,25 @@ mod tests {
         assert_eq!(t.get(3).path().as_ref(), "x/y/1.json");
         assert_eq!(t.locations.len(), 2);
         assert_eq!(t.dirs.len(), 4, "x/y, x, (root), x/y of the second location");
+    }
+
+    #[test]
+    fn names_across_blocks_and_sizes_past_32_bits_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Location::parse(dir.path().to_str().unwrap(), false).unwrap());
+        let mut t = Tasks::default();
+        // 3.6 MB of names of 24 bytes, 43,690 to a block: four blocks, no name cut at a
+        // block's end.
+        let n = 150_000u64;
+        for i in 0..n {
+            t.push(&a, &format!("d/logs_{i:014}.json"), i << 22).unwrap();
+        }
+        assert_eq!(t.names.len(), 4);
+        for i in [0, 1, 43_689, 43_690, 87_379, 87_380, n - 1] {
+            let task = t.get(i as usize);
+            assert_eq!(task.key(), format!("d/logs_{i:014}.json"));
+            assert_eq!(task.size, i << 22, "size of {i}");
+        }
+        assert!(t.push(&a, "d/huge.json", MAX_SIZE + 1).is_err());
     }
 }
