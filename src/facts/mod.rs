@@ -66,6 +66,16 @@ pub mod fcol {
     pub const RECORDS: &str = "records";
     /// Measures of the per-model facts: requests, spend and the four token counts.
     pub const MODEL_MEASURES: [&str; 6] = crate::schema::first(MEASURES);
+    /// The edit measures, in the order of the tables that list them (`member_daily`,
+    /// `daily_by_dimension`).
+    pub const EDIT_MEASURES: [&str; 6] = [
+        LINES_ACCEPTED,
+        LINES_REMOVED,
+        ACCEPTED,
+        REJECTED,
+        COMMITS,
+        PULL_REQUESTS,
+    ];
     /// Measures of the per-tool facts.
     pub const TOOL_MEASURES: [&str; 2] = [ACCEPTED, REJECTED];
 }

@@ -55,16 +55,8 @@ fn roster_index(roster: &Roster) -> HashMap<(&str, &str), usize> {
 }
 
 /// The daily measures of a dimension value, in the table's column order after `sessions`.
-const DAILY_SUMS: [&str; 8] = [
-    fcol::SPEND_PICO,
-    fcol::REQUESTS,
-    fcol::LINES_ACCEPTED,
-    fcol::LINES_REMOVED,
-    fcol::ACCEPTED,
-    fcol::REJECTED,
-    fcol::COMMITS,
-    fcol::PULL_REQUESTS,
-];
+const DAILY_SUMS: [&str; 8] =
+    crate::schema::join([fcol::SPEND_PICO, fcol::REQUESTS], fcol::EDIT_MEASURES);
 /// Positions in `DAILY_SUMS` of the monthly table's measures.
 const SPEND: usize = 0;
 const LINES_ACCEPTED: usize = 2;

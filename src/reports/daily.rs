@@ -39,17 +39,7 @@ pub(super) fn to_usd(mut df: DataFrame) -> Result<DataFrame> {
 const SPEND_MEASURES: [&str; 6] = fcol::MODEL_MEASURES;
 /// `member_daily`'s measures after `sessions`, in the contract's column order: the edits, then
 /// the spend measures.
-const MEMBER_MEASURES: [&str; 12] = crate::schema::join(
-    [
-        fcol::LINES_ACCEPTED,
-        fcol::LINES_REMOVED,
-        fcol::ACCEPTED,
-        fcol::REJECTED,
-        fcol::COMMITS,
-        fcol::PULL_REQUESTS,
-    ],
-    SPEND_MEASURES,
-);
+const MEMBER_MEASURES: [&str; 12] = crate::schema::join(fcol::EDIT_MEASURES, SPEND_MEASURES);
 
 /// Sums of fact measures, for an `agg`.
 fn sums(measures: &[&str]) -> Vec<Expr> {
