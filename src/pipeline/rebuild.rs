@@ -59,12 +59,17 @@ pub(super) async fn build_tables(
     }
     let mut stats = Stats::default();
     let mut assembly = Assembly::new(Adoption::new(roster, has_roster, last_day));
+    let mut month_list = Vec::new();
     for (month, dates) in &by_month {
-        let rows = month_rows(state, *month, dates, roster, dims, &mut stats).await?;
+        let (rows, fingerprint) = month_rows(state, *month, dates, roster, dims, &mut stats).await?;
         assembly.add(rows)?;
+        month_list.push(months::MonthRows {
+            month: *month,
+            fingerprint,
+        });
     }
     tracing::debug!("adoption folded by {:.2}s", phase.elapsed().as_secs_f64());
-    let tables = assembly.finish(by_month.keys().copied().collect())?;
+    let tables = assembly.finish(month_list)?;
     tracing::info!(
         "built the tables of {} months from {} stored fact rows ({:.2}s reading), reused {} months, in {:.2}s",
         stats.rebuilt,
@@ -85,13 +90,13 @@ async fn month_rows(
     roster: &Roster,
     dims: &Dimensions,
     stats: &mut Stats,
-) -> Result<Vec<(&'static str, DataFrame)>> {
+) -> Result<(Vec<(&'static str, DataFrame)>, String)> {
     let files: Vec<object_store::ObjectMeta> =
         dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
     let fp = months::fingerprint(&files, roster, dims);
     if let Some(t) = months::load(state, month, &fp).await? {
         stats.reused += 1;
-        return Ok(t);
+        return Ok((t, fp));
     }
     let t = Instant::now();
     let facts = read_month(state, month, dates, dims, stats).await?;
@@ -101,7 +106,7 @@ async fn month_rows(
     drop(facts);
     months::save(state, month, &fp, &tables).await?;
     stats.rebuilt += 1;
-    Ok(tables)
+    Ok((tables, fp))
 }
 
 /// A month's stored facts, each date's with exactly the run's dimension columns.
@@ -161,7 +166,10 @@ impl Assembly {
 
     /// Every table in `table::ALL` order: the months' rows stacked, streamed tables by their
     /// months, then adoption's two.
-    fn finish(self, month_list: Vec<Month>) -> Result<Vec<(&'static str, months::Rows)>> {
+    fn finish(
+        self,
+        month_list: Vec<months::MonthRows>,
+    ) -> Result<Vec<(&'static str, months::Rows)>> {
         let mut tables = self
             .parts
             .into_iter()

@@ -10,7 +10,7 @@ use crate::manifest::{Manifest, OutputFile};
 use crate::policy::{Policy, RoleAccess};
 use crate::reports::dashboard;
 use crate::reports::export;
-use crate::reports::months::{self, Rows};
+use crate::reports::months::{self, MonthRows, Rows};
 use crate::schema::{col as c, table};
 use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
 use crate::source::Location;
@@ -65,6 +65,25 @@ impl Form {
                 .filter(|d| names.contains(d))
                 .collect(),
         }
+    }
+
+    /// The name of a month's CSV rows of table `name` in this form: a hash of the month's
+    /// fingerprint, the table, the form and (pseudonymised) the key's own pseudonym, so that
+    /// rows rebuilt, another form or another key never find another's bytes.
+    fn csv_key(&self, name: &str, month: &MonthRows, policy: &Policy) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(format!(
+            "csv-rows-1\n{}\n{name}\n{}\n{}\n",
+            month.fingerprint,
+            self.drop.join(","),
+            if self.pseudonymised {
+                policy.pseudonym("cc-analytics: the key of these rows")
+            } else {
+                String::new()
+            }
+        ));
+        format!("{name}-{}", &hex::encode(h.finalize())[..16])
     }
 
     fn apply(&self, df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
@@ -282,45 +301,64 @@ async fn stage_whole(
 
 /// A streamed table: for each form, its months read back one at a time, put in that form and
 /// appended to one Parquet and one CSV file (uploaded in parts), staged once and copied in
-/// staging for the form's other roles.
+/// staging for the form's other roles. A month's CSV rows are encoded once per form and kept
+/// (`months::cached_csv`): a nightly run encodes those of the months it rebuilt.
 async fn stage_months(
     name: &'static str,
-    months: &[(i32, u32)],
+    months: &[MonthRows],
     state: &Location,
     out: Out<'_>,
 ) -> Result<()> {
     let Some(first) = months.first() else {
         return Ok(());
     };
-    let columns_of = months::part(state, *first, name).await?;
+    let columns_of = months::part(state, first.month, name).await?;
     for (form, who) in forms_of(name, &columns_of, out.access) {
         let rel = |i: usize, ext: &str| format!("reports/{}/{name}.{ext}", out.roles[i]);
         let mut pq_file = out.publisher.stage_file(&rel(who[0], "parquet"));
         let mut csv_file = out.publisher.stage_file(&rel(who[0], "csv"));
         let mut pq: Option<ParquetParts> = None;
-        let mut rows = 0u64;
-        for (k, month) in months.iter().enumerate() {
-            let part = months::part(state, *month, name).await?;
+        let (mut rows, mut encoded) = (0u64, 0usize);
+        for month in months {
+            let part = months::part(state, month.month, name).await?;
             let mut df = form.apply(&part, out.policy)?;
             drop(part);
             let writer = match &mut pq {
                 Some(w) => w,
-                None => pq.insert(ParquetParts::new(&df, name, Some(out.publisher.run_id()))?),
+                None => {
+                    csv_file.write(csv_part(&mut df.clear(), true)?).await?;
+                    pq.insert(ParquetParts::new(&df, name, Some(out.publisher.run_id()))?)
+                }
             };
-            // The month's Parquet and CSV are encoded at once, one on each core.
+            let key = form.csv_key(name, month, out.policy);
+            let cached = months::cached_csv(state, month.month, &key).await;
+            let fresh = cached.is_none();
+            // The month's Parquet and its CSV (unless kept) are encoded at once, one on each core.
             let mut for_csv = df.clone();
             let (pq_bytes, csv_bytes) = std::thread::scope(|scope| {
-                let csv = scope.spawn(move || csv_part(&mut for_csv, k == 0));
+                let csv = scope.spawn(move || match cached {
+                    Some(bytes) => Ok(bytes),
+                    None => csv_part(&mut for_csv, false),
+                });
                 let pq_bytes = writer.write(&mut df);
                 (
                     pq_bytes,
                     csv.join().expect("the CSV encoder does not panic"),
                 )
             });
+            let csv_bytes = csv_bytes?;
+            if fresh {
+                encoded += 1;
+                months::keep_csv(state, month.month, &key, csv_bytes.clone()).await?;
+            }
             pq_file.write(pq_bytes?).await?;
-            csv_file.write(csv_bytes?).await?;
+            csv_file.write(csv_bytes).await?;
             rows += df.height() as u64;
         }
+        tracing::debug!(
+            "{name}: the CSV rows of {} months copied as kept, of {encoded} encoded",
+            months.len() - encoded
+        );
         pq_file
             .write(pq.expect("a month at least").finish()?)
             .await?;

@@ -93,6 +93,13 @@ pub async fn save(
     if tables.iter().map(|(n, _)| *n).ne(STORED) {
         return Err(Error::Other("tables out of order".into()));
     }
+    // The encodings of the rows replaced: none may outlive them.
+    for old in state
+        .list_all(&state.child(&format!("{}/_csv", dir(month))))
+        .await?
+    {
+        state.delete(&old.location).await?;
+    }
     for (name, df) in tables {
         let bytes = parquet_bytes(&mut df.clone(), name, None)?;
         state
@@ -119,20 +126,35 @@ pub const STREAMED: [&str; 3] = [
 ];
 
 /// What a month keeps: its rows of every per-month table, then the internal per-member rows.
-pub const STORED: [&str; 12] = {
-    let mut out = [table::MEMBER_DAYS; 12];
-    let mut i = 0;
-    while i < table::MONTHLY.len() {
-        out[i] = table::MONTHLY[i];
-        i += 1;
-    }
-    out
-};
+pub const STORED: [&str; 12] = crate::schema::join(table::MONTHLY, [table::MEMBER_DAYS]);
+
+/// A month of a streamed table: which one, and the fingerprint its stored rows were built from.
+#[derive(Clone, Debug)]
+pub struct MonthRows {
+    pub month: (i32, u32),
+    pub fingerprint: String,
+}
 
 /// A table's rows: whole in memory, or a streamed table's months (read when written).
 pub enum Rows {
     Whole(DataFrame),
-    Months(Vec<(i32, u32)>),
+    Months(Vec<MonthRows>),
+}
+
+/// The encoded CSV rows (no header) of one form of a streamed table's month, kept beside the
+/// month's rows under `_csv/`: a nightly run encodes only the months it rebuilt and copies the
+/// others' bytes, which are the same bytes encoding them again would give. `key` names the
+/// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
+/// new fingerprint, and `save` removes its old encodings.
+pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<Vec<u8>> {
+    let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
+    state.get(&path).await.ok().map(|b| b.to_vec())
+}
+
+/// Keeps the encoded CSV rows of one form of a month (see `cached_csv`).
+pub async fn keep_csv(state: &Location, month: (i32, u32), key: &str, csv: Vec<u8>) -> Result<()> {
+    let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
+    state.put(&path, csv).await
 }
 
 /// One month's stored rows of table `name`.
