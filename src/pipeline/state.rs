@@ -187,6 +187,7 @@ impl<'a> RunState<'a> {
         }
         let (tables, stored, (rebuilt, reused)) =
             rebuild::build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
+        tracing::debug!("peak RSS after building the tables: {}", peak_rss());
         // The export covers the dates this run recomputed (or skipped as committed by an
         // earlier attempt of its backfill); `reports`, a rebuild, covers every stored date.
         let export_dates: Vec<NaiveDate> = if always {

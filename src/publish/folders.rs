@@ -334,11 +334,12 @@ async fn stage_months(
             let cached = months::cached_csv(state, month.month, &key).await;
             let fresh = cached.is_none();
             // The month's Parquet and its CSV (unless kept) are encoded at once, one on each core.
+            // A frame's clone shares its columns' buffers.
             let mut for_csv = df.clone();
             let (pq_bytes, csv_bytes) = std::thread::scope(|scope| {
                 let csv = scope.spawn(move || match cached {
                     Some(bytes) => Ok(bytes),
-                    None => csv_part(&mut for_csv, false),
+                    None => csv_part(&mut for_csv, false).map(bytes::Bytes::from),
                 });
                 let pq_bytes = writer.write(&mut df);
                 (

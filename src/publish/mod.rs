@@ -269,7 +269,8 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
-    pub async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+    pub async fn write(&mut self, bytes: impl Into<bytes::Bytes>) -> Result<()> {
+        let bytes: bytes::Bytes = bytes.into();
         self.bytes += bytes.len() as u64;
         self.writer
             .put(bytes.into())

@@ -60,7 +60,8 @@ pub fn fingerprint(
     hex::encode(h.finalize())
 }
 
-/// The month's stored rows, when they were built from what `fp` describes.
+/// The month's stored rows, when they were built from what `fp` describes (streamed tables' rows
+/// empty: they are read when written).
 pub async fn load(
     state: &Location,
     month: (i32, u32),
@@ -77,7 +78,13 @@ pub async fn load(
     }
     let mut out = Vec::new();
     for name in STORED {
-        out.push((name, part(state, month, name).await?));
+        // A streamed table's rows are read when they are written, a month at a time.
+        let rows = if STREAMED.contains(&name) {
+            DataFrame::empty()
+        } else {
+            part(state, month, name).await?
+        };
+        out.push((name, rows));
     }
     Ok(Some(out))
 }
@@ -146,13 +153,22 @@ pub enum Rows {
 /// others' bytes, which are the same bytes encoding them again would give. `key` names the
 /// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
 /// new fingerprint, and `save` removes its old encodings.
-pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<Vec<u8>> {
+pub async fn cached_csv(
+    state: &Location,
+    month: (i32, u32),
+    key: &str,
+) -> Option<bytes::Bytes> {
     let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
-    state.get(&path).await.ok().map(|b| b.to_vec())
+    state.get(&path).await.ok()
 }
 
 /// Keeps the encoded CSV rows of one form of a month (see `cached_csv`).
-pub async fn keep_csv(state: &Location, month: (i32, u32), key: &str, csv: Vec<u8>) -> Result<()> {
+pub async fn keep_csv(
+    state: &Location,
+    month: (i32, u32),
+    key: &str,
+    csv: bytes::Bytes,
+) -> Result<()> {
     let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
     state.put(&path, csv).await
 }

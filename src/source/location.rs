@@ -151,7 +151,7 @@ impl Location {
         }
     }
 
-    pub async fn put(&self, path: &Path, data: Vec<u8>) -> Result<()> {
+    pub async fn put(&self, path: &Path, data: impl Into<object_store::PutPayload>) -> Result<()> {
         self.store
             .put(path, data.into())
             .await
