@@ -38,8 +38,6 @@ fn max_requests() -> usize {
         .unwrap_or(MAX_REQUESTS)
 }
 
-/// Longest line the decoder accepts; longer ones are quarantined unread.
-pub const MAX_LINE_BYTES: usize = 64 << 20;
 
 /// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {

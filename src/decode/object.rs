@@ -9,8 +9,10 @@ use crate::decode::quarantine::BadLine;
 use crate::facts::days_since_epoch;
 use crate::source::{arrival_day, Decompressor};
 
-use super::ingest::MAX_LINE_BYTES;
 use super::tasks::Task;
+
+/// Longest line the decoder accepts; longer ones are quarantined unread.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
 
 /// What a batch of objects decoded into: one decoder (columns and dictionary) for all of them,
 /// so that many small objects do not each hold a dictionary and half-empty column buffers.

@@ -317,13 +317,6 @@ async fn hold_output(
     Ok(None)
 }
 
-/// Test hook: `CC_ANALYTICS_ABORT_AFTER_WINDOWS=N` aborts the process (as kill -9 would) once N
-/// windows are committed, to prove that a backfill stopped between windows resumes.
-fn abort_after() -> Option<usize> {
-    std::env::var("CC_ANALYTICS_ABORT_AFTER_WINDOWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-}
 
 /// `reports`: every role's tables and dashboards rebuilt from the stored facts, with the
 /// roster, policy and roles given, under the lease; no telemetry is read.
@@ -369,14 +362,3 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
-/// The process's peak resident memory so far (Linux), for the debug log.
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l["VmHWM:".len()..].trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}

@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::{NaiveDate, Utc};
 
 use super::{
-    abort_after, new_manifest, peak_rss, progress, rebuild, shard, tables, window, RunOutcome, Setup,
+    new_manifest, progress, rebuild, shard, tables, window, RunOutcome, Setup,
 };
 use crate::decode::quarantine;
 use crate::error::{Error, Result};
@@ -254,3 +254,22 @@ async fn write_manifest(output: &Location, m: &mut Manifest) -> Result<()> {
         .await
 }
 
+/// Test hook: `CC_ANALYTICS_ABORT_AFTER_WINDOWS=N` aborts the process (as kill -9 would) once N
+/// windows are committed, to prove that a backfill stopped between windows resumes.
+fn abort_after() -> Option<usize> {
+    std::env::var("CC_ANALYTICS_ABORT_AFTER_WINDOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// The process's peak resident memory so far (Linux), for the debug log.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
