@@ -38,7 +38,6 @@ fn max_requests() -> usize {
         .unwrap_or(MAX_REQUESTS)
 }
 
-
 /// Everything decoded from the inputs: the records folded into `acc`, the line accounting.
 pub struct Ingested {
     pub acc: Accumulator,

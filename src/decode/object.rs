@@ -90,7 +90,12 @@ impl ObjectOutput {
     }
 
     /// Decodes one task's object; `hand_on` takes the parts that grow past `part_records()`.
-    pub(super) fn decode_task(&mut self, task: &Task<'_>, bytes: &[u8], hand_on: &mut dyn FnMut(&mut Self)) {
+    pub(super) fn decode_task(
+        &mut self,
+        task: &Task<'_>,
+        bytes: &[u8],
+        hand_on: &mut dyn FnMut(&mut Self),
+    ) {
         self.input = task.location.url.clone();
         self.object_lines = 0;
         self.object_bad = 0;

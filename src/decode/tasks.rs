@@ -80,14 +80,17 @@ impl Tasks {
             return Err(Error::Other(format!("object larger than 1 TiB: {key}")));
         }
         if name.len() > u16::MAX as usize {
-            return Err(Error::Other(format!("object name longer than 64 KiB: {key}")));
+            return Err(Error::Other(format!(
+                "object name longer than 64 KiB: {key}"
+            )));
         }
         if self
             .names
             .last()
             .is_none_or(|b| b.len() + name.len() > BLOCK.max(b.capacity()))
         {
-            self.names.push(String::with_capacity(BLOCK.max(name.len())));
+            self.names
+                .push(String::with_capacity(BLOCK.max(name.len())));
         }
         let block = self.names.len() - 1;
         let at = block * BLOCK + self.names[block].len();
@@ -213,7 +216,11 @@ mod tests {
         assert!(Arc::ptr_eq(t.get(0).location, &a));
         assert_eq!(t.get(3).path().as_ref(), "x/y/1.json");
         assert_eq!(t.locations.len(), 2);
-        assert_eq!(t.dirs.len(), 4, "x/y, x, (root), x/y of the second location");
+        assert_eq!(
+            t.dirs.len(),
+            4,
+            "x/y, x, (root), x/y of the second location"
+        );
     }
 
     #[test]
@@ -225,7 +232,8 @@ mod tests {
         // block's end.
         let n = 150_000u64;
         for i in 0..n {
-            t.push(&a, &format!("d/logs_{i:014}.json"), i << 22).unwrap();
+            t.push(&a, &format!("d/logs_{i:014}.json"), i << 22)
+                .unwrap();
         }
         assert_eq!(t.names.len(), 4);
         for i in [0, 1, 43_689, 43_690, 87_379, 87_380, n - 1] {

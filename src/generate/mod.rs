@@ -145,7 +145,6 @@ struct Rec {
     resource: usize,
 }
 
-
 pub async fn generate(args: &GenerateArgs) -> Result<GenerateSummary> {
     let start = NaiveDate::parse_from_str(&args.start, "%Y-%m-%d")
         .map_err(|_| Error::usage(format!("bad --start {:?} (use YYYY-MM-DD)", args.start)))?;
@@ -305,7 +304,7 @@ fn cost_center_of(i: usize) -> String {
 /// first) sets none (its team is only in the roster), every seventh sets `team` rather than
 /// `team.id`; the others `team.id`, `department` and `cost_center`.
 fn resource_tags(i: usize, later: bool) -> Vec<(&'static str, String)> {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         return Vec::new();
     }
     let key = if i % 7 == 3 { "team" } else { "team.id" };
@@ -313,12 +312,16 @@ fn resource_tags(i: usize, later: bool) -> Vec<(&'static str, String)> {
         (key, team_of(i, later).to_string()),
         (
             "department",
-            if i % 2 == 0 { "product" } else { "infra" }.to_string(),
+            if i.is_multiple_of(2) {
+                "product"
+            } else {
+                "infra"
+            }
+            .to_string(),
         ),
         ("cost_center", cost_center_of(i)),
     ]
 }
-
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GenerateSummary {

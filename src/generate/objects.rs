@@ -233,7 +233,6 @@ fn object_key(at_ns: i64, prefix: &str, unique: u64, compress: &str) -> String {
     )
 }
 
-
 fn logs_line(recs: &[Rec], idx: &[usize], resource: &[(&str, V)], strings: bool, out: &mut String) {
     out.push_str("{\"resourceLogs\":[{\"resource\":{\"attributes\":");
     attrs_json(resource, strings, out);
@@ -309,4 +308,3 @@ fn metrics_line(
     }
     out.push_str("]}");
 }
-

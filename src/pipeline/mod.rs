@@ -317,7 +317,6 @@ async fn hold_output(
     Ok(None)
 }
 
-
 /// `reports`: every role's tables and dashboards rebuilt from the stored facts, with the
 /// roster, policy and roles given, under the lease; no telemetry is read.
 pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
@@ -361,4 +360,3 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     released?;
     Ok(outcome)
 }
-

@@ -61,7 +61,8 @@ pub(super) async fn build_tables(
     let mut assembly = Assembly::new(Adoption::new(roster, has_roster, last_day));
     let mut month_list = Vec::new();
     for (month, dates) in &by_month {
-        let (rows, fingerprint) = month_rows(state, *month, dates, roster, dims, &mut stats).await?;
+        let (rows, fingerprint) =
+            month_rows(state, *month, dates, roster, dims, &mut stats).await?;
         assembly.add(rows)?;
         month_list.push(months::MonthRows {
             month: *month,

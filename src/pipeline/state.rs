@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 
-use super::{
-    new_manifest, progress, rebuild, shard, tables, window, RunOutcome, Setup,
-};
+use super::{new_manifest, progress, rebuild, shard, tables, window, RunOutcome, Setup};
 use crate::decode::quarantine;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectsFile};

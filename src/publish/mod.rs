@@ -273,7 +273,7 @@ impl StagedFile {
         let bytes: bytes::Bytes = bytes.into();
         self.bytes += bytes.len() as u64;
         self.writer
-            .put(bytes.into())
+            .put(bytes)
             .await
             .map_err(|e| Error::store(self.rel.as_str(), e))
     }

@@ -153,11 +153,7 @@ pub enum Rows {
 /// others' bytes, which are the same bytes encoding them again would give. `key` names the
 /// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
 /// new fingerprint, and `save` removes its old encodings.
-pub async fn cached_csv(
-    state: &Location,
-    month: (i32, u32),
-    key: &str,
-) -> Option<bytes::Bytes> {
+pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<bytes::Bytes> {
     let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
     state.get(&path).await.ok()
 }

@@ -5,9 +5,9 @@
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use object_store::path::Path;
 use object_store::{ListResult, ObjectMeta};
+use tokio::sync::mpsc;
 
 use super::location::{classify, Location};
 use crate::error::{Error, Result};
@@ -134,13 +134,12 @@ impl Location {
 /// Objects handed on at a time from a store's listing.
 const PIECE: usize = 1000;
 
+/// A partition's first and last day, and the year and month it sets.
+type Span = (NaiveDate, NaiveDate, (Option<i32>, Option<u32>));
+
 /// The first and last day a partition directory named `name` can hold, when it is one below
 /// the partitions `year` and `month` (when known), with the year and month it sets.
-fn partition_span(
-    name: &str,
-    year: Option<i32>,
-    month: Option<u32>,
-) -> Option<(NaiveDate, NaiveDate, (Option<i32>, Option<u32>))> {
+fn partition_span(name: &str, year: Option<i32>, month: Option<u32>) -> Option<Span> {
     let value = |k: &str| name.strip_prefix(k).and_then(|v| v.parse::<u32>().ok());
     match (year, month) {
         (None, None) => value("year=").and_then(|y| {

@@ -84,7 +84,6 @@ impl Location {
         p
     }
 
-
     pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
         let r = self
             .store

@@ -158,4 +158,3 @@ mod tests {
         assert!(text.starts_with(&cut.data));
     }
 }
-

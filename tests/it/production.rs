@@ -762,7 +762,11 @@ fn kept_csv_rows_are_the_bytes_a_fresh_encoding_gives() {
     let second = kept_csv(&out);
     assert_eq!(second.len(), first.len(), "{:?}", second.keys());
     for (k, v) in first.iter().filter(|(k, _)| october(k)) {
-        assert_eq!(second.get(k), Some(v), "October's {k} kept as it was, not written again");
+        assert_eq!(
+            second.get(k),
+            Some(v),
+            "October's {k} kept as it was, not written again"
+        );
     }
     let november = |m: &BTreeMap<String, _>| -> Vec<String> {
         m.keys().filter(|k| !october(k)).cloned().collect()
@@ -778,7 +782,11 @@ fn kept_csv_rows_are_the_bytes_a_fresh_encoding_gives() {
         std::fs::remove_file(out.join(k)).unwrap();
     }
     run_dates(&data, &out, &["--date", "2026-11-02"]);
-    assert_same(&reports(&out), &with_kept, "kept CSV rows against fresh ones");
+    assert_same(
+        &reports(&out),
+        &with_kept,
+        "kept CSV rows against fresh ones",
+    );
     let csv = String::from_utf8(with_kept["reports/admin/member_daily.csv"].clone()).unwrap();
     assert!(csv.starts_with("date,member,"), "one header: {csv:.80}");
     assert_eq!(csv.matches("date,member,").count(), 1);

@@ -1,7 +1,7 @@
 //! Unit tests of one object's decoding: line accounting, truncated and cut objects, lines
 //! across chunk boundaries, the per-line limit.
 
-mod tests {
+mod accounting {
     use super::super::*;
     use std::io::Write;
 
