@@ -113,10 +113,7 @@ pub struct Entries(flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>);
 
 /// A finished gzip member of the objects file, in its temporary file (none: nothing listed).
 #[derive(Default)]
-pub struct Member {
-    file: Option<std::fs::File>,
-    len: u64,
-}
+pub struct Member(Option<std::fs::File>);
 
 fn temp_io(e: std::io::Error) -> Error {
     Error::Other(format!(
@@ -150,22 +147,8 @@ impl Entries {
             .map_err(temp_io)?
             .into_inner()
             .map_err(|e| temp_io(e.into_error()))?;
-        let len = file.stream_position().map_err(temp_io)?;
         file.rewind().map_err(temp_io)?;
-        Ok(Member {
-            file: Some(file),
-            len,
-        })
-    }
-}
-
-impl Member {
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+        Ok(Member(Some(file)))
     }
 }
 
@@ -193,13 +176,10 @@ impl ObjectsFile {
     /// concatenation, which gzip readers read as one stream).
     pub async fn add(&mut self, member: Member) -> Result<()> {
         use std::io::Read;
-        if member.is_empty() {
-            return Ok(());
-        }
-        self.written = true;
-        let Some(mut file) = member.file else {
+        let Some(mut file) = member.0 else {
             return Ok(());
         };
+        self.written = true;
         loop {
             let mut chunk = vec![0u8; 1 << 20];
             let n = file.read(&mut chunk).map_err(temp_io)?;

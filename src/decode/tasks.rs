@@ -84,13 +84,13 @@ impl Tasks {
                 "object name longer than 64 KiB: {key}"
             )));
         }
+        // A block holds at most BLOCK bytes: names are found by their offset modulo BLOCK.
         if self
             .names
             .last()
-            .is_none_or(|b| b.len() + name.len() > BLOCK.max(b.capacity()))
+            .is_none_or(|b| b.len() + name.len() > BLOCK)
         {
-            self.names
-                .push(String::with_capacity(BLOCK.max(name.len())));
+            self.names.push(String::with_capacity(BLOCK));
         }
         let block = self.names.len() - 1;
         let at = block * BLOCK + self.names[block].len();

@@ -56,6 +56,9 @@ pub enum Compression {
     None,
 }
 
+/// Nanoseconds in a day.
+const DAY_NS: i64 = 86_400_000_000_000;
+
 /// SplitMix64: small, fast, and the same on every platform.
 struct Rng(u64);
 impl Rng {
@@ -266,7 +269,6 @@ fn day_sessions(
     (start, d): (NaiveDate, u32),
     recs: &mut Vec<Rec>,
 ) {
-    let day_ns = 86_400_000_000_000i64;
     let day = start + chrono::Days::new(d as u64);
     let day0 = Utc
         .from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
@@ -279,7 +281,7 @@ fn day_sessions(
         for _ in 0..n_sessions {
             // Mostly working hours; some sessions run across midnight.
             let t0 = if rng.chance(0.08) {
-                day0 + day_ns - rng.range(60, 900) as i64 * 1_000_000_000
+                day0 + DAY_NS - rng.range(60, 900) as i64 * 1_000_000_000
             } else {
                 day0 + rng.range(7 * 3600, 20 * 3600) as i64 * 1_000_000_000
             };

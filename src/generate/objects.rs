@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use chrono::{TimeZone, Utc};
 
-use super::{Compression, GenerateSummary, Rec, Rng, V};
+use super::{Compression, GenerateSummary, Rec, Rng, DAY_NS, V};
 use crate::error::Result;
 use crate::source::Location;
 
@@ -141,10 +141,9 @@ async fn upload(
     rng: &mut Rng,
     summary: &mut GenerateSummary,
 ) -> Result<()> {
-    let day_ns = 86_400_000_000_000i64;
     let mut upload = object.slot + rng.range(1, 120) as i64 * 1_000_000_000;
     if rng.chance(0.03) {
-        upload += rng.range(1, 2) as i64 * day_ns;
+        upload += rng.range(1, 2) as i64 * DAY_NS;
     }
     let bytes = encode(text.as_bytes(), object.compress);
     let copies = if rng.chance(0.03) { 2 } else { 1 };

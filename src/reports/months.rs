@@ -20,6 +20,11 @@ fn dir(month: (i32, u32)) -> String {
     format!("_tables/month={:04}-{:02}", month.0, month.1)
 }
 
+/// Where a month's kept CSV rows are (see `cached_csv`).
+fn csv_dir(month: (i32, u32)) -> String {
+    format!("{}/_csv", dir(month))
+}
+
 /// What a month's rows depend on.
 pub fn fingerprint(
     facts: &[object_store::ObjectMeta],
@@ -101,10 +106,7 @@ pub async fn save(
         return Err(Error::Other("tables out of order".into()));
     }
     // The encodings of the rows replaced: none may outlive them.
-    for old in state
-        .list_all(&state.child(&format!("{}/_csv", dir(month))))
-        .await?
-    {
+    for old in state.list_all(&state.child(&csv_dir(month))).await? {
         state.delete(&old.location).await?;
     }
     for (name, df) in tables {
@@ -154,7 +156,7 @@ pub enum Rows {
 /// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
 /// new fingerprint, and `save` removes its old encodings.
 pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<bytes::Bytes> {
-    let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
+    let path = state.child(&format!("{}/{key}.csv", csv_dir(month)));
     state.get(&path).await.ok()
 }
 
@@ -165,7 +167,7 @@ pub async fn keep_csv(
     key: &str,
     csv: bytes::Bytes,
 ) -> Result<()> {
-    let path = state.child(&format!("{}/_csv/{key}.csv", dir(month)));
+    let path = state.child(&format!("{}/{key}.csv", csv_dir(month)));
     state.put(&path, csv).await
 }
 
