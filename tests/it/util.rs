@@ -234,3 +234,25 @@ pub fn current_facts(out: &Path, date: &str, frame: &str) -> PathBuf {
     let v = c["version"].as_str().expect("a version");
     out.join(format!("_facts/date={date}/v={v}/{frame}.parquet"))
 }
+
+/// A free port for a test server, below the kernel's ephemeral range so that the outgoing
+/// connections of concurrent tests (which take their source ports from that range) cannot
+/// take it between this check and the server's own bind.
+pub fn server_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1_000));
+    // Spread test binaries running at once apart by their pid.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let port = first + (start + NEXT.fetch_add(7, Ordering::Relaxed)) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port between {first} and {}", first + span)
+}
