@@ -16,6 +16,7 @@ pub mod error;
 pub mod facts;
 pub mod generate;
 pub mod manifest;
+pub mod memory;
 pub mod pipeline;
 pub mod policy;
 pub mod publish;

@@ -228,56 +228,57 @@ impl FactSet {
         mut self,
         dims: &crate::config::dimensions::Dimensions,
     ) -> Result<(FactSet, bool)> {
-        let mut missing = false;
-        let mut order: Vec<String> = [
-            fcol::DATE,
-            fcol::MEMBER,
-            fcol::MEMBER_TYPE,
-            fcol::ROLE,
-            fcol::SESSION,
-            fcol::AGENTS,
-            fcol::ORGANIZATION_ID,
-            fcol::TERMINAL_TYPE,
-        ]
-        .map(String::from)
-        .to_vec();
-        for d in &dims.dims {
-            let name = crate::config::dimensions::fact_column(&d.name);
-            if self.sessions.column(&name).is_err() {
-                missing = true;
-                let nulls = Column::full_null(
-                    name.as_str().into(),
-                    self.sessions.height(),
-                    &DataType::String,
-                );
-                self.sessions.with_column(nulls)?;
-            }
-            order.push(name);
-        }
-        order.extend(fcol::MEASURES.map(String::from));
-        self.sessions = self.sessions.select(order)?;
+        let (sessions, missing) = sessions_with_dimensions(self.sessions, dims)?;
+        self.sessions = sessions;
         Ok((self, missing))
     }
+}
 
-    /// All sets' rows together.
-    pub fn concat(sets: Vec<FactSet>) -> Result<FactSet> {
-        let mut parts: [Vec<LazyFrame>; 3] = Default::default();
-        for s in sets {
-            parts[0].push(s.sessions.lazy());
-            parts[1].push(s.models.lazy());
-            parts[2].push(s.tools.lazy());
+/// A session frame with exactly the run's dimension columns, in the stored order (see
+/// [`FactSet::with_dimensions`]); true when one was missing.
+pub fn sessions_with_dimensions(
+    mut sessions: DataFrame,
+    dims: &crate::config::dimensions::Dimensions,
+) -> Result<(DataFrame, bool)> {
+    let mut missing = false;
+    let mut order: Vec<String> = [
+        fcol::DATE,
+        fcol::MEMBER,
+        fcol::MEMBER_TYPE,
+        fcol::ROLE,
+        fcol::SESSION,
+        fcol::AGENTS,
+        fcol::ORGANIZATION_ID,
+        fcol::TERMINAL_TYPE,
+    ]
+    .map(String::from)
+    .to_vec();
+    for d in &dims.dims {
+        let name = crate::config::dimensions::fact_column(&d.name);
+        if sessions.column(&name).is_err() {
+            missing = true;
+            let nulls =
+                Column::full_null(name.as_str().into(), sessions.height(), &DataType::String);
+            sessions.with_column(nulls)?;
         }
-        let mut out = Vec::new();
-        for p in parts {
-            // Chunks appended, not copied: the frames of a year are large.
-            let args = UnionArgs {
-                rechunk: false,
-                ..Default::default()
-            };
-            out.push(concat(p, args)?.collect()?);
-        }
-        Ok(FactSet::from_frames(out))
+        order.push(name);
     }
+    order.extend(fcol::MEASURES.map(String::from));
+    Ok((sessions.select(order)?, missing))
+}
+
+/// Frames of one kind stacked, their chunks appended, not copied (a month of a large
+/// organisation's facts is large).
+pub fn stack_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let args = UnionArgs {
+        rechunk: false,
+        ..Default::default()
+    };
+    Ok(concat(
+        frames.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(),
+        args,
+    )?
+    .collect()?)
 }
 
 /// Facts and the record counts of the transform.

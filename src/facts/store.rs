@@ -278,26 +278,23 @@ pub async fn stored_dates(
         .collect())
 }
 
-/// The stored facts of each date from its version's files, fetched a few dates at a time
-/// (object stores answer faster in parallel), in date order.
-pub async fn read_facts(
+/// One frame (`FactSet::NAMES`) of the stored facts of each date, from its version's files,
+/// fetched a few dates at a time (object stores answer faster in parallel), in date order.
+pub async fn read_frame(
     out: &Location,
     dates: &[(NaiveDate, Vec<object_store::ObjectMeta>)],
-) -> Result<Vec<FactSet>> {
+    name: &str,
+) -> Result<Vec<DataFrame>> {
     futures::stream::iter(dates.iter())
         .map(|(d, files)| async move {
-            let mut frames = Vec::new();
-            for name in FactSet::NAMES {
-                let file = files
-                    .iter()
-                    .find(|m| m.location.as_ref().ends_with(&format!("/{name}.parquet")))
-                    .ok_or_else(|| {
-                        Error::Other(format!("{d}: the stored facts lack their {name} frame"))
-                    })?;
-                let bytes = out.get(&file.location).await?;
-                frames.push(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?);
-            }
-            Ok::<_, Error>(FactSet::from_frames(frames))
+            let file = files
+                .iter()
+                .find(|m| m.location.as_ref().ends_with(&format!("/{name}.parquet")))
+                .ok_or_else(|| {
+                    Error::Other(format!("{d}: the stored facts lack their {name} frame"))
+                })?;
+            let bytes = out.get(&file.location).await?;
+            Ok::<_, Error>(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?)
         })
         .buffered(8)
         .try_collect()

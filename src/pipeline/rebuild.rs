@@ -45,6 +45,8 @@ pub(super) async fn build_tables(
     (usize, usize),
 )> {
     let phase = Instant::now();
+    // The decoding is over: its freed memory is not kept for the tables.
+    crate::memory::release();
     let dates = store::stored_dates(state).await?;
     let last_day = dates
         .last_key_value()
@@ -99,28 +101,74 @@ async fn month_rows(
         stats.reused += 1;
         return Ok((t, fp));
     }
-    let t = Instant::now();
-    let facts = read_month(state, month, dates, dims, stats).await?;
-    stats.read_secs += t.elapsed().as_secs_f64();
-    stats.rows += facts.sessions.height();
-    let tables = reports::daily::build(&facts, roster, dims)?;
-    drop(facts);
+    let tables = build_month(state, month, dates, roster, dims, stats).await?;
     months::save(state, month, &fp, &tables).await?;
     stats.rebuilt += 1;
     Ok((tables, fp))
 }
 
-/// A month's stored facts, each date's with exactly the run's dimension columns.
-async fn read_month(
+/// A month's tables from its stored facts, one kind of fact at a time: each kind is read,
+/// folded into its tables and dropped before the next is read, and the memory it took is handed
+/// back to the system (a month of a large organisation's facts is GBs).
+async fn build_month(
     state: &Location,
     month: Month,
     dates: &[DateFiles],
+    roster: &Roster,
     dims: &Dimensions,
     stats: &mut Stats,
-) -> Result<FactSet> {
-    let mut sets = Vec::new();
-    for set in store::read_facts(state, dates).await? {
-        let (set, missing) = set.with_dimensions(dims)?;
+) -> Result<Vec<(&'static str, DataFrame)>> {
+    let [sessions, models, tools] = FactSet::NAMES;
+    let (mut tables, edits) = {
+        let facts = read_sessions(state, month, dates, sessions, dims, stats).await?;
+        stats.rows += facts.height();
+        reports::daily::session_tables(&facts, roster, dims)?
+    };
+    crate::memory::release();
+    let facts = read_kind(state, dates, models, stats).await?;
+    tables.extend(reports::daily::model_tables(&facts)?);
+    drop(facts);
+    crate::memory::release();
+    let facts = read_kind(state, dates, tools, stats).await?;
+    tables.extend(reports::daily::tool_tables(&facts, edits)?);
+    drop(facts);
+    crate::memory::release();
+    tracing::debug!(
+        "peak RSS after the tables of {}-{:02}: {}",
+        month.0,
+        month.1,
+        crate::memory::peak_rss()
+    );
+    Ok(reports::daily::in_table_order(tables))
+}
+
+/// A month's stored facts of one kind, stacked.
+async fn read_kind(
+    state: &Location,
+    dates: &[DateFiles],
+    name: &str,
+    stats: &mut Stats,
+) -> Result<DataFrame> {
+    let t = Instant::now();
+    let frames = store::read_frame(state, dates, name).await?;
+    let stacked = crate::facts::stack_frames(frames)?;
+    stats.read_secs += t.elapsed().as_secs_f64();
+    Ok(stacked)
+}
+
+/// A month's stored session facts, each date's with exactly the run's dimension columns.
+async fn read_sessions(
+    state: &Location,
+    month: Month,
+    dates: &[DateFiles],
+    name: &str,
+    dims: &Dimensions,
+    stats: &mut Stats,
+) -> Result<DataFrame> {
+    let t = Instant::now();
+    let mut frames = Vec::new();
+    for frame in store::read_frame(state, dates, name).await? {
+        let (frame, missing) = crate::facts::sessions_with_dimensions(frame, dims)?;
         if missing && !stats.warned {
             stats.warned = true;
             tracing::warn!(
@@ -129,9 +177,11 @@ async fn read_month(
                 month.1
             );
         }
-        sets.push(set);
+        frames.push(frame);
     }
-    FactSet::concat(sets)
+    let stacked = crate::facts::stack_frames(frames)?;
+    stats.read_secs += t.elapsed().as_secs_f64();
+    Ok(stacked)
 }
 
 /// The tables as the months come in: the rows of the tables held whole, adoption folded.

@@ -90,7 +90,11 @@ impl<'a> RunState<'a> {
             match window::run(s, k, *w, listed).await? {
                 Ok(done) => {
                     self.absorb(done).await?;
-                    tracing::debug!("peak RSS after window {}: {}", k + 1, peak_rss());
+                    tracing::debug!(
+                        "peak RSS after window {}: {}",
+                        k + 1,
+                        crate::memory::peak_rss()
+                    );
                     if let (Some(b), Some(w)) = (&mut self.backfill, w) {
                         b.record(*w, s.run_id).await?;
                     }
@@ -185,7 +189,10 @@ impl<'a> RunState<'a> {
         }
         let (tables, stored, (rebuilt, reused)) =
             rebuild::build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
-        tracing::debug!("peak RSS after building the tables: {}", peak_rss());
+        tracing::debug!(
+            "peak RSS after building the tables: {}",
+            crate::memory::peak_rss()
+        );
         // The export covers the dates this run recomputed (or skipped as committed by an
         // earlier attempt of its backfill); `reports`, a rebuild, covers every stored date.
         let export_dates: Vec<NaiveDate> = if always {
@@ -215,7 +222,7 @@ impl<'a> RunState<'a> {
         .await?;
         self.manifest.outputs.sort_by(|a, b| a.path.cmp(&b.path));
         tracing::info!("wrote the tables in {:.2}s", phase.elapsed().as_secs_f64());
-        tracing::debug!("peak RSS after the tables: {}", peak_rss());
+        tracing::debug!("peak RSS after the tables: {}", crate::memory::peak_rss());
         // The tables are written: their memory goes before the manifest's is needed.
         drop(tables);
         if let Some(l) = s.lease {
@@ -258,16 +265,4 @@ fn abort_after() -> Option<usize> {
     std::env::var("CC_ANALYTICS_ABORT_AFTER_WINDOWS")
         .ok()
         .and_then(|v| v.parse().ok())
-}
-
-/// The process's peak resident memory so far (Linux), for the debug log.
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l["VmHWM:".len()..].trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -80,12 +80,39 @@ pub fn build(
     roster: &Roster,
     dims: &crate::config::dimensions::Dimensions,
 ) -> Result<Vec<(&'static str, DataFrame)>> {
+    let (mut tables, edits) = session_tables(&facts.sessions, roster, dims)?;
+    tables.extend(model_tables(&facts.models)?);
+    tables.extend(tool_tables(&facts.tools, edits)?);
+    Ok(in_table_order(tables))
+}
+
+/// The edit decisions of each date over all tools (from the session facts), for the `all` rows
+/// of `daily_accept_rate`.
+pub struct DateEdits(DataFrame);
+
+/// The tables of a month's session facts, and its edit decisions per date. Each kind of fact is
+/// read and folded on its own, so that a month's three frames are never in memory at once.
+pub fn session_tables(
+    sessions: &DataFrame,
+    roster: &Roster,
+    dims: &crate::config::dimensions::Dimensions,
+) -> Result<(Vec<(&'static str, DataFrame)>, DateEdits)> {
     let t = std::time::Instant::now();
-    let members = MemberKeys::of(&facts.sessions, roster)?;
-    let (per_member_day, month_sessions) = per_member_day(&facts.sessions, &members)?;
+    let members = MemberKeys::of(sessions, roster)?;
+    let (per_member_day, month_sessions) = per_member_day(sessions, &members)?;
     let per_member_day = per_member_day.lazy();
     tracing::debug!("per member and day in {:.2}s", t.elapsed().as_secs_f64());
     let per_date = per_date(&per_member_day);
+    let edits = DateEdits(
+        per_date
+            .clone()
+            .select([
+                col(fcol::DATE),
+                col(fcol::ACCEPTED).alias(c::ACCEPTED),
+                col(fcol::REJECTED).alias(c::REJECTED),
+            ])
+            .collect()?,
+    );
     let tables = [
         (
             table::DAILY_ACTIVITY,
@@ -94,11 +121,6 @@ pub fn build(
         (
             table::DAILY_SPEND,
             of_dates(&per_date, [i64c(c::ACTIVE_USERS), spend_usd()]),
-        ),
-        (table::DAILY_SPEND_BY_MODEL, spend_by_model(&facts.models)),
-        (
-            table::DAILY_ACCEPT_RATE,
-            accept_rate(&facts.tools, &per_date)?,
         ),
         (
             table::DAILY_LINES,
@@ -110,19 +132,68 @@ pub fn build(
             monthly(month_sessions, per_member_day, roster, &members.sorted)?,
         ),
     ];
-    let mut out = Vec::with_capacity(tables.len() + 5);
+    let mut out = collected(tables)?;
+    let t = std::time::Instant::now();
+    let (by_dim_daily, by_dim_monthly) = breakdowns::by_dimension(sessions, roster, dims)?;
+    out.push((table::DAILY_BY_DIMENSION, by_dim_daily));
+    out.push((table::MONTHLY_BY_DIMENSION, by_dim_monthly));
+    out.push((table::MEMBER_DAYS, breakdowns::member_days(sessions)?));
+    tracing::debug!(
+        "dimension and per-member-day tables in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok((out, edits))
+}
+
+/// The tables of a month's per-model facts.
+pub fn model_tables(models: &DataFrame) -> Result<Vec<(&'static str, DataFrame)>> {
+    let mut out = collected([(table::DAILY_SPEND_BY_MODEL, spend_by_model(models))])?;
+    out.push((
+        table::MEMBER_DAILY_BY_MODEL,
+        breakdowns::member_by_model(models)?,
+    ));
+    Ok(out)
+}
+
+/// The tables of a month's per-tool facts; `edits` gives the `all` rows of the accept rate.
+pub fn tool_tables(tools: &DataFrame, edits: DateEdits) -> Result<Vec<(&'static str, DataFrame)>> {
+    let mut out = collected([(table::DAILY_ACCEPT_RATE, accept_rate(tools, edits)?)])?;
+    out.push((
+        table::MEMBER_DAILY_BY_TOOL,
+        breakdowns::member_by_tool(tools)?,
+    ));
+    Ok(out)
+}
+
+/// Each query collected, spend converted to USD.
+fn collected<const N: usize>(
+    tables: [(&'static str, LazyFrame); N],
+) -> Result<Vec<(&'static str, DataFrame)>> {
+    let mut out = Vec::with_capacity(N);
     for (name, lf) in tables {
         let t = std::time::Instant::now();
         out.push((name, to_usd(lf.collect()?)?));
         tracing::debug!("table {name} in {:.2}s", t.elapsed().as_secs_f64());
     }
-    let t = std::time::Instant::now();
-    out.extend(breakdowns(facts, roster, dims)?);
-    tracing::debug!(
-        "dimension and per-member tables in {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
     Ok(out)
+}
+
+/// A month's tables in `table::MONTHLY` order, then `table::MEMBER_DAYS`.
+pub fn in_table_order(
+    mut tables: Vec<(&'static str, DataFrame)>,
+) -> Vec<(&'static str, DataFrame)> {
+    let rank = |name: &str| {
+        table::MONTHLY
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(table::MONTHLY.len())
+    };
+    tables.sort_by_key(|(name, _)| rank(name));
+    debug_assert!(tables
+        .iter()
+        .map(|t| t.0)
+        .eq(table::MONTHLY.iter().copied().chain([table::MEMBER_DAYS])));
+    tables
 }
 
 /// Per date: active users (one row per member), sessions and the sums the daily tables show.
@@ -169,7 +240,7 @@ fn spend_by_model(models: &DataFrame) -> LazyFrame {
 }
 
 /// `daily_accept_rate`: a row per (date, edit tool) with a decision, and `all` on every date.
-fn accept_rate(tools: &DataFrame, per_date: &LazyFrame) -> Result<LazyFrame> {
+fn accept_rate(tools: &DataFrame, edits: DateEdits) -> Result<LazyFrame> {
     let rate_cols = || {
         let total = col(c::ACCEPTED) + col(c::REJECTED);
         [
@@ -190,8 +261,9 @@ fn accept_rate(tools: &DataFrame, per_date: &LazyFrame) -> Result<LazyFrame> {
         .agg([col(fcol::ACCEPTED).sum(), col(fcol::REJECTED).sum()])
         .filter((col(c::ACCEPTED) + col(c::REJECTED)).gt(lit(0)))
         .select(rate_cols());
-    let all_rows = per_date
-        .clone()
+    let all_rows = edits
+        .0
+        .lazy()
         .with_column(lit(ALL_TOOLS).alias(c::TOOL))
         .select(rate_cols());
     Ok(sorted(
@@ -215,31 +287,6 @@ fn member_daily(per_member_day: &LazyFrame) -> LazyFrame {
         ]
         .concat(),
     )
-}
-
-/// The tables of 5.5.1 and 5.5.2, then the internal per-(date, member) rows.
-fn breakdowns(
-    facts: &FactSet,
-    roster: &Roster,
-    dims: &crate::config::dimensions::Dimensions,
-) -> Result<Vec<(&'static str, DataFrame)>> {
-    let (by_dim_daily, by_dim_monthly) = breakdowns::by_dimension(&facts.sessions, roster, dims)?;
-    Ok(vec![
-        (table::DAILY_BY_DIMENSION, by_dim_daily),
-        (table::MONTHLY_BY_DIMENSION, by_dim_monthly),
-        (
-            table::MEMBER_DAILY_BY_TOOL,
-            breakdowns::member_by_tool(&facts.tools)?,
-        ),
-        (
-            table::MEMBER_DAILY_BY_MODEL,
-            breakdowns::member_by_model(&facts.models)?,
-        ),
-        (
-            table::MEMBER_DAYS,
-            breakdowns::member_days(&facts.sessions)?,
-        ),
-    ])
 }
 
 /// An integer for each (member, member_type), in the strings' byte order: grouping and sorting
