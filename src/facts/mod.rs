@@ -220,22 +220,11 @@ impl FactSet {
     pub fn dates(&self) -> Result<Vec<NaiveDate>> {
         FactSet::dates_of(&self.sessions)
     }
-
-    /// The session frame with exactly these dimensions' columns, in the order facts are written:
-    /// a date stored before a dimension was configured gets none for it (the roster fallback
-    /// then applies), and is reported by returning true.
-    pub fn with_dimensions(
-        mut self,
-        dims: &crate::config::dimensions::Dimensions,
-    ) -> Result<(FactSet, bool)> {
-        let (sessions, missing) = sessions_with_dimensions(self.sessions, dims)?;
-        self.sessions = sessions;
-        Ok((self, missing))
-    }
 }
 
-/// A session frame with exactly the run's dimension columns, in the stored order (see
-/// [`FactSet::with_dimensions`]); true when one was missing.
+/// A session frame with exactly these dimensions' columns, in the order facts are written: a
+/// date stored before a dimension was configured gets none for it (the roster fallback then
+/// applies), and is reported by returning true.
 pub fn sessions_with_dimensions(
     mut sessions: DataFrame,
     dims: &crate::config::dimensions::Dimensions,

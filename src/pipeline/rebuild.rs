@@ -120,16 +120,16 @@ async fn build_month(
 ) -> Result<Vec<(&'static str, DataFrame)>> {
     let [sessions, models, tools] = FactSet::NAMES;
     let (mut tables, edits) = {
-        let facts = read_sessions(state, month, dates, sessions, dims, stats).await?;
+        let facts = read_kind(state, month, dates, sessions, dims, stats).await?;
         stats.rows += facts.height();
         reports::daily::session_tables(&facts, roster, dims)?
     };
     crate::memory::release();
-    let facts = read_kind(state, dates, models, stats).await?;
+    let facts = read_kind(state, month, dates, models, dims, stats).await?;
     tables.extend(reports::daily::model_tables(&facts)?);
     drop(facts);
     crate::memory::release();
-    let facts = read_kind(state, dates, tools, stats).await?;
+    let facts = read_kind(state, month, dates, tools, dims, stats).await?;
     tables.extend(reports::daily::tool_tables(&facts, edits)?);
     drop(facts);
     crate::memory::release();
@@ -142,22 +142,9 @@ async fn build_month(
     Ok(reports::daily::in_table_order(tables))
 }
 
-/// A month's stored facts of one kind, stacked.
+/// A month's stored facts of one kind, stacked; session facts with exactly the run's dimension
+/// columns.
 async fn read_kind(
-    state: &Location,
-    dates: &[DateFiles],
-    name: &str,
-    stats: &mut Stats,
-) -> Result<DataFrame> {
-    let t = Instant::now();
-    let frames = store::read_frame(state, dates, name).await?;
-    let stacked = crate::facts::stack_frames(frames)?;
-    stats.read_secs += t.elapsed().as_secs_f64();
-    Ok(stacked)
-}
-
-/// A month's stored session facts, each date's with exactly the run's dimension columns.
-async fn read_sessions(
     state: &Location,
     month: Month,
     dates: &[DateFiles],
@@ -166,22 +153,36 @@ async fn read_sessions(
     stats: &mut Stats,
 ) -> Result<DataFrame> {
     let t = Instant::now();
-    let mut frames = Vec::new();
-    for frame in store::read_frame(state, dates, name).await? {
-        let (frame, missing) = crate::facts::sessions_with_dimensions(frame, dims)?;
-        if missing && !stats.warned {
-            stats.warned = true;
-            tracing::warn!(
-                "dates stored before a dimension was configured (the first in {}-{:02}) carry no telemetry values for it: they use the roster's column or (none); recompute them with run --from … --to … to attribute them from telemetry",
-                month.0,
-                month.1
-            );
-        }
-        frames.push(frame);
+    let mut frames = store::read_frame(state, dates, name).await?;
+    if name == FactSet::NAMES[0] {
+        frames = frames
+            .into_iter()
+            .map(|f| with_run_dimensions(f, month, dims, stats))
+            .collect::<Result<_>>()?;
     }
     let stacked = crate::facts::stack_frames(frames)?;
     stats.read_secs += t.elapsed().as_secs_f64();
     Ok(stacked)
+}
+
+/// A date's session facts with exactly the run's dimension columns; a warning, once, for a date
+/// stored before a dimension was configured.
+fn with_run_dimensions(
+    sessions: DataFrame,
+    month: Month,
+    dims: &Dimensions,
+    stats: &mut Stats,
+) -> Result<DataFrame> {
+    let (sessions, missing) = crate::facts::sessions_with_dimensions(sessions, dims)?;
+    if missing && !stats.warned {
+        stats.warned = true;
+        tracing::warn!(
+            "dates stored before a dimension was configured (the first in {}-{:02}) carry no telemetry values for it: they use the roster's column or (none); recompute them with run --from … --to … to attribute them from telemetry",
+            month.0,
+            month.1
+        );
+    }
+    Ok(sessions)
 }
 
 /// The tables as the months come in: the rows of the tables held whole, adoption folded.

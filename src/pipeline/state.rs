@@ -189,6 +189,7 @@ impl<'a> RunState<'a> {
         }
         let (tables, stored, (rebuilt, reused)) =
             rebuild::build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
+        crate::memory::keep_freed();
         tracing::debug!(
             "peak RSS after building the tables: {}",
             crate::memory::peak_rss()
