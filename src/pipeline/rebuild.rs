@@ -63,8 +63,14 @@ pub(super) async fn build_tables(
     let mut assembly = Assembly::new(Adoption::new(roster, has_roster, last_day));
     let mut month_list = Vec::new();
     for (month, dates) in &by_month {
-        let (rows, fingerprint) =
-            month_rows(state, *month, dates, roster, dims, &mut stats).await?;
+        let input = MonthInput {
+            state,
+            month: *month,
+            dates,
+            roster,
+            dims,
+        };
+        let (rows, fingerprint) = month_rows(&input, &mut stats).await?;
         assembly.add(rows)?;
         month_list.push(months::MonthRows {
             month: *month,
@@ -84,25 +90,33 @@ pub(super) async fn build_tables(
     Ok((tables, stored, (stats.rebuilt, stats.reused)))
 }
 
+/// A month to build: where its facts are and what its tables depend on besides them.
+struct MonthInput<'a> {
+    state: &'a Location,
+    month: Month,
+    dates: &'a [DateFiles],
+    roster: &'a Roster,
+    dims: &'a Dimensions,
+}
+
 /// A month's rows of every per-month table and its per-member rows: the stored ones when the
 /// month's fingerprint is unchanged, else rebuilt from its facts and stored.
 async fn month_rows(
-    state: &Location,
-    month: Month,
-    dates: &[DateFiles],
-    roster: &Roster,
-    dims: &Dimensions,
+    m: &MonthInput<'_>,
     stats: &mut Stats,
 ) -> Result<(Vec<(&'static str, DataFrame)>, String)> {
-    let files: Vec<object_store::ObjectMeta> =
-        dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
-    let fp = months::fingerprint(&files, roster, dims);
-    if let Some(t) = months::load(state, month, &fp).await? {
+    let files: Vec<object_store::ObjectMeta> = m
+        .dates
+        .iter()
+        .flat_map(|(_, f)| f.iter().cloned())
+        .collect();
+    let fp = months::fingerprint(&files, m.roster, m.dims);
+    if let Some(t) = months::load(m.state, m.month, &fp).await? {
         stats.reused += 1;
         return Ok((t, fp));
     }
-    let tables = build_month(state, month, dates, roster, dims, stats).await?;
-    months::save(state, month, &fp, &tables).await?;
+    let tables = build_month(m, stats).await?;
+    months::save(m.state, m.month, &fp, &tables).await?;
     stats.rebuilt += 1;
     Ok((tables, fp))
 }
@@ -111,32 +125,28 @@ async fn month_rows(
 /// folded into its tables and dropped before the next is read, and the memory it took is handed
 /// back to the system (a month of a large organisation's facts is GBs).
 async fn build_month(
-    state: &Location,
-    month: Month,
-    dates: &[DateFiles],
-    roster: &Roster,
-    dims: &Dimensions,
+    m: &MonthInput<'_>,
     stats: &mut Stats,
 ) -> Result<Vec<(&'static str, DataFrame)>> {
     let [sessions, models, tools] = FactSet::NAMES;
     let (mut tables, edits) = {
-        let facts = read_kind(state, month, dates, sessions, dims, stats).await?;
+        let facts = read_kind(m, sessions, stats).await?;
         stats.rows += facts.height();
-        reports::daily::session_tables(&facts, roster, dims)?
+        reports::daily::session_tables(&facts, m.roster, m.dims)?
     };
     crate::memory::release();
-    let facts = read_kind(state, month, dates, models, dims, stats).await?;
+    let facts = read_kind(m, models, stats).await?;
     tables.extend(reports::daily::model_tables(&facts)?);
     drop(facts);
     crate::memory::release();
-    let facts = read_kind(state, month, dates, tools, dims, stats).await?;
+    let facts = read_kind(m, tools, stats).await?;
     tables.extend(reports::daily::tool_tables(&facts, edits)?);
     drop(facts);
     crate::memory::release();
     tracing::debug!(
         "peak RSS after the tables of {}-{:02}: {}",
-        month.0,
-        month.1,
+        m.month.0,
+        m.month.1,
         crate::memory::peak_rss()
     );
     Ok(reports::daily::in_table_order(tables))
@@ -144,20 +154,13 @@ async fn build_month(
 
 /// A month's stored facts of one kind, stacked; session facts with exactly the run's dimension
 /// columns.
-async fn read_kind(
-    state: &Location,
-    month: Month,
-    dates: &[DateFiles],
-    name: &str,
-    dims: &Dimensions,
-    stats: &mut Stats,
-) -> Result<DataFrame> {
+async fn read_kind(m: &MonthInput<'_>, name: &str, stats: &mut Stats) -> Result<DataFrame> {
     let t = Instant::now();
-    let mut frames = store::read_frame(state, dates, name).await?;
+    let mut frames = store::read_frame(m.state, m.dates, name).await?;
     if name == FactSet::NAMES[0] {
         frames = frames
             .into_iter()
-            .map(|f| with_run_dimensions(f, month, dims, stats))
+            .map(|f| with_run_dimensions(f, m.month, m.dims, stats))
             .collect::<Result<_>>()?;
     }
     let stacked = crate::facts::stack_frames(frames)?;
