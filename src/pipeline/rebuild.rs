@@ -45,8 +45,6 @@ pub(super) async fn build_tables(
     (usize, usize),
 )> {
     let phase = Instant::now();
-    // The decoding is over: its freed memory is not kept for the tables.
-    crate::memory::release();
     let dates = store::stored_dates(state).await?;
     let last_day = dates
         .last_key_value()

@@ -187,6 +187,9 @@ impl<'a> RunState<'a> {
                 late_warning: warning,
             });
         }
+        // Building the tables hands freed memory back at once (the decoding's, then each kind
+        // of fact's); writing them keeps it a while again.
+        crate::memory::release();
         let (tables, stored, (rebuilt, reused)) =
             rebuild::build_tables(state, s.roster, cfg.roster.is_some(), &cfg.dimensions).await?;
         crate::memory::keep_freed();

@@ -4,7 +4,7 @@ use polars::prelude::*;
 
 use crate::config::roster::Roster;
 use crate::error::Result;
-use crate::facts::{date_column, fcol, FactSet, PICO_PER_USD};
+use crate::facts::{date_column, fcol, PICO_PER_USD};
 use crate::reports::breakdowns;
 use crate::schema::{col as c, table, ALL_TOOLS};
 
@@ -74,9 +74,11 @@ fn sorted(lf: LazyFrame, by: &[&str]) -> LazyFrame {
 }
 
 /// A month's rows of every table of `table::MONTHLY`, in that order, then the internal
-/// `table::MEMBER_DAYS`.
+/// `table::MEMBER_DAYS`, from a whole set of facts: the rebuild's three steps
+/// (`pipeline::rebuild` reads and drops each kind of fact between them), for the unit tests.
+#[cfg(test)]
 pub fn build(
-    facts: &FactSet,
+    facts: &crate::facts::FactSet,
     roster: &Roster,
     dims: &crate::config::dimensions::Dimensions,
 ) -> Result<Vec<(&'static str, DataFrame)>> {

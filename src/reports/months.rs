@@ -25,6 +25,11 @@ fn csv_dir(month: (i32, u32)) -> String {
     format!("{}/_csv", dir(month))
 }
 
+/// One kept encoding of a month's CSV rows (see `cached_csv`).
+fn csv_path(state: &Location, month: (i32, u32), key: &str) -> object_store::path::Path {
+    state.child(&format!("{}/{key}.csv", csv_dir(month)))
+}
+
 /// What a month's rows depend on.
 pub fn fingerprint(
     facts: &[object_store::ObjectMeta],
@@ -156,8 +161,7 @@ pub enum Rows {
 /// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
 /// new fingerprint, and `save` removes its old encodings.
 pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<bytes::Bytes> {
-    let path = state.child(&format!("{}/{key}.csv", csv_dir(month)));
-    state.get(&path).await.ok()
+    state.get(&csv_path(state, month, key)).await.ok()
 }
 
 /// Keeps the encoded CSV rows of one form of a month (see `cached_csv`).
@@ -167,8 +171,7 @@ pub async fn keep_csv(
     key: &str,
     csv: bytes::Bytes,
 ) -> Result<()> {
-    let path = state.child(&format!("{}/{key}.csv", csv_dir(month)));
-    state.put(&path, csv).await
+    state.put(&csv_path(state, month, key), csv).await
 }
 
 /// One month's stored rows of table `name`.

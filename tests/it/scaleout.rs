@@ -15,7 +15,8 @@ use crate::util::*;
 pub struct Weed {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    /// Data and log; removed when the server is dropped.
+    dir: tempfile::TempDir,
 }
 
 impl Server for Weed {
@@ -35,7 +36,7 @@ impl Weed {
             match weed.wait_ready(Duration::from_secs(60)) {
                 Ok(()) => return weed,
                 Err(why) => {
-                    log = std::fs::read_to_string(weed._dir.path().join("weed.log"))
+                    log = std::fs::read_to_string(weed.dir.path().join("weed.log"))
                         .unwrap_or_default();
                     eprintln!("SeaweedFS attempt {attempt}: {why}");
                 }
@@ -81,7 +82,7 @@ impl Weed {
         Weed {
             child,
             port: p[6],
-            _dir: dir,
+            dir,
         }
     }
 
