@@ -8,9 +8,11 @@ use chrono_tz::Tz;
 use std::collections::BTreeMap;
 
 use super::depth::{too_deep, MAX_DEPTH};
-use super::values::{AnyValue, Num};
-use super::wire::{hash_attrs, mix, DataPoint, Doc, KeyValue, LogRecord, Picked};
-use crate::decode::model::{sym, Dict, Records, CUMULATIVE, DELTA, EVENT, METRIC};
+use super::flat::{Flat, FlatLog, FlatPoint};
+use super::scan::scan;
+use super::values::AnyValue;
+use super::wire::{hash_attrs, mix, Doc, KeyValue, Picked};
+use crate::decode::model::{sym, Dict, Records, DELTA, EVENT, METRIC};
 use crate::schema::otel;
 
 /// Earliest plausible event time: 2020-01-01T00:00:00Z.
@@ -164,6 +166,15 @@ pub struct ObjectDecoder {
     last_tag: Vec<Option<(String, u32)>>,
 }
 
+/// A metric point with what its metric says about it.
+struct Point<'v, 'a> {
+    name: &'v str,
+    dp: &'v FlatPoint<'a>,
+    attrs: &'v [KeyValue<'a>],
+    temporality: u8,
+    value_points: bool,
+}
+
 struct Row<'v, 'a> {
     kind: u8,
     name: u32,
@@ -222,79 +233,57 @@ impl ObjectDecoder {
 
     /// Decodes one line. `Err` means the line is quarantined whole (nothing of it is used).
     pub fn decode_line(&mut self, line_no: usize, line: &str) -> Result<(), (Reason, String)> {
-        if too_deep(line.as_bytes()) {
-            return Err((Reason::TooDeep, format!("nested deeper than {MAX_DEPTH}")));
-        }
-        let doc: Doc =
-            serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, e.to_string()))?;
+        let flat = match scan(line) {
+            Some(flat) => flat,
+            None => parse_with_serde(line)?,
+        };
         self.line_first_record = self.counts.records_parsed;
-        if doc.resource_logs.is_none() && doc.resource_metrics.is_none() {
+        if !flat.has_logs && !flat.has_metrics {
             return Err((
                 Reason::NotOtlp,
                 "neither resourceLogs nor resourceMetrics".into(),
             ));
         }
-        for rl in doc.resource_logs.iter().flatten() {
-            let res_hash = hash_attrs(&rl.resource.attributes);
-            self.resource_tags(&rl.resource.attributes);
-            for sl in &rl.scope_logs {
-                let cc_scope = sl.scope.name.starts_with(otel::SCOPE_PREFIX);
-                for lr in &sl.log_records {
+        for res in &flat.log_resources {
+            let resource = flat.attrs(res.attrs);
+            let res_hash = hash_attrs(resource);
+            self.resource_tags(resource);
+            for sl in &flat.scopes[res.children.range()] {
+                let cc_scope = sl.name.starts_with(otel::SCOPE_PREFIX);
+                for lr in &flat.logs[sl.records.range()] {
                     self.counts.records_parsed += 1;
                     self.pending_date = None;
-                    if let Err(reason) =
-                        self.log_record(lr, &rl.resource.attributes, res_hash, cc_scope)
-                    {
+                    let attrs = flat.attrs(lr.attrs);
+                    if let Err(reason) = self.log_record(lr, attrs, resource, res_hash, cc_scope) {
                         self.reject(line_no, reason);
                     }
                 }
             }
         }
-        for rm in doc.resource_metrics.iter().flatten() {
-            let res_hash = hash_attrs(&rm.resource.attributes);
-            self.resource_tags(&rm.resource.attributes);
-            for sm in &rm.scope_metrics {
-                for m in &sm.metrics {
-                    let cc = m.name.starts_with(otel::PREFIX);
-                    let (points, temporality) = match (&m.sum, &m.gauge) {
-                        (Some(s), _) => (
-                            s,
-                            match s.aggregation_temporality.as_ref().and_then(Num::as_i64) {
-                                Some(2) => CUMULATIVE,
-                                _ => DELTA,
-                            },
-                        ),
-                        (None, Some(g)) => (g, DELTA),
-                        _ => match m
-                            .histogram
-                            .as_ref()
-                            .or(m.exponential_histogram.as_ref())
-                            .or(m.summary.as_ref())
-                        {
-                            // Other point types count as activity only; their values are not read.
-                            Some(p) => (p, DELTA),
-                            None => continue,
-                        },
+        for res in &flat.metric_resources {
+            let resource = flat.attrs(res.attrs);
+            let res_hash = hash_attrs(resource);
+            self.resource_tags(resource);
+            for m in &flat.metrics[res.children.range()] {
+                let cc = m.name.starts_with(otel::PREFIX);
+                // Other point types count as activity only; their values are not read.
+                let Some(chosen) = m.chosen else { continue };
+                for dp in &flat.points[chosen.points.range()] {
+                    self.counts.records_parsed += 1;
+                    self.pending_date = None;
+                    if !cc {
+                        self.counts.records_ignored += 1;
+                        continue;
+                    }
+                    let point = Point {
+                        name: &m.name,
+                        dp,
+                        attrs: flat.attrs(dp.attrs),
+                        temporality: chosen.temporality,
+                        value_points: chosen.value_points,
                     };
-                    let value_points = m.sum.is_some() || m.gauge.is_some();
-                    for dp in &points.data_points {
-                        self.counts.records_parsed += 1;
-                        self.pending_date = None;
-                        if !cc {
-                            self.counts.records_ignored += 1;
-                            continue;
-                        }
-                        let r = self.data_point(
-                            &m.name,
-                            dp,
-                            &rm.resource.attributes,
-                            res_hash,
-                            temporality,
-                            value_points,
-                        );
-                        if let Err(reason) = r {
-                            self.reject(line_no, reason);
-                        }
+                    if let Err(reason) = self.data_point(point, resource, res_hash) {
+                        self.reject(line_no, reason);
                     }
                 }
             }
@@ -323,12 +312,13 @@ impl ObjectDecoder {
 
     fn log_record(
         &mut self,
-        lr: &LogRecord<'_>,
+        lr: &FlatLog<'_>,
+        attrs: &[KeyValue<'_>],
         resource: &[KeyValue<'_>],
         res_hash: u64,
         cc_scope: bool,
     ) -> Result<(), Reason> {
-        let p = Picked::from(&lr.attributes, resource);
+        let p = Picked::from(attrs, resource);
         let body = lr.body.as_ref().and_then(AnyValue::as_str);
         let body_name = body.and_then(|b| b.strip_prefix(otel::PREFIX));
         if body_name.is_none() && !cc_scope {
@@ -366,7 +356,7 @@ impl ObjectDecoder {
         };
         let dkey = match seq {
             Some(s) => mix(&[1, s as u64]),
-            None => mix(&[2, hash_attrs(&lr.attributes), res_hash]),
+            None => mix(&[2, hash_attrs(attrs), res_hash]),
         };
         let name = self.dict.intern(name);
         self.push(Row {
@@ -374,7 +364,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
-            attrs: &lr.attributes,
+            attrs,
             dkey,
             series: 0,
             start_ns: 0,
@@ -385,14 +375,18 @@ impl ObjectDecoder {
 
     fn data_point(
         &mut self,
-        name: &str,
-        dp: &DataPoint<'_>,
+        point: Point<'_, '_>,
         resource: &[KeyValue<'_>],
         res_hash: u64,
-        temporality: u8,
-        value_points: bool,
     ) -> Result<(), Reason> {
-        let p = Picked::from(&dp.attributes, resource);
+        let Point {
+            name,
+            dp,
+            attrs,
+            temporality,
+            value_points,
+        } = point;
+        let p = Picked::from(attrs, resource);
         let time_ns = match dp.time_unix_nano.as_ref().map(|n| n.as_i64()) {
             Some(Some(t)) if t != 0 => t,
             _ => return Err(Reason::BadTime),
@@ -429,7 +423,7 @@ impl ObjectDecoder {
         } else {
             0.0
         };
-        let series = mix(&[hash_attrs(&dp.attributes), res_hash]);
+        let series = mix(&[hash_attrs(attrs), res_hash]);
         let dkey = mix(&[3, series, start_ns as u64, value.to_bits()]);
         let name = self.dict.intern(name);
         self.push(Row {
@@ -437,7 +431,7 @@ impl ObjectDecoder {
             name,
             time_ns,
             picked: p,
-            attrs: &dp.attributes,
+            attrs,
             dkey,
             series,
             start_ns,
@@ -516,6 +510,16 @@ impl ObjectDecoder {
             self.records.tags.push(self.res_tags[k]);
         }
     }
+}
+
+/// A line the scanner left to serde: refused if it nests too deep or is not JSON of the wire
+/// shapes, else flattened.
+fn parse_with_serde(line: &str) -> Result<Flat<'_>, (Reason, String)> {
+    if too_deep(line.as_bytes()) {
+        return Err((Reason::TooDeep, format!("nested deeper than {MAX_DEPTH}")));
+    }
+    let doc: Doc = serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, e.to_string()))?;
+    Ok(Flat::from_doc(doc))
 }
 
 /// Input, output, cache-read and cache-creation tokens.

@@ -81,7 +81,7 @@ impl Num<'_> {
 
 /// An OTLP `AnyValue`: one of its kinds, in 40 bytes rather than a field per kind (a record
 /// carries a couple of dozen attributes, each decoded into one of these).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) enum AnyValue<'a> {
     #[default]
     Absent,
@@ -90,10 +90,10 @@ pub(super) enum AnyValue<'a> {
     Double(Num<'a>),
     Bool(bool),
     /// `arrayValue`, `kvlistValue` or `bytesValue`, kept as JSON text.
-    Raw(&'a RawValue),
+    Raw(&'a str),
 }
 
-impl AnyValue<'_> {
+impl<'a> AnyValue<'a> {
     /// Which kind wins when a malformed value holds several.
     pub(super) fn rank(&self) -> u8 {
         match self {
@@ -103,6 +103,13 @@ impl AnyValue<'_> {
             AnyValue::Double(_) => 3,
             AnyValue::Int(_) => 4,
             AnyValue::Str(_) => 5,
+        }
+    }
+
+    /// Takes `v` if it ranks above the kind held (a malformed value holding several kinds).
+    pub(super) fn offer(&mut self, v: AnyValue<'a>) {
+        if v.rank() > self.rank() {
+            *self = v;
         }
     }
 }
@@ -135,15 +142,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for AnyValue<'a> {
                         "boolValue" => (8, map.next_value::<Option<bool>>()?.map(AnyValue::Bool)),
                         "arrayValue" => (
                             16,
-                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                            map.next_value::<Option<&'a RawValue>>()?
+                                .map(|r| AnyValue::Raw(r.get())),
                         ),
                         "kvlistValue" => (
                             32,
-                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                            map.next_value::<Option<&'a RawValue>>()?
+                                .map(|r| AnyValue::Raw(r.get())),
                         ),
                         "bytesValue" => (
                             64,
-                            map.next_value::<Option<&'a RawValue>>()?.map(AnyValue::Raw),
+                            map.next_value::<Option<&'a RawValue>>()?
+                                .map(|r| AnyValue::Raw(r.get())),
                         ),
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
@@ -155,9 +165,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for AnyValue<'a> {
                     }
                     seen |= bit;
                     if let Some(v) = v {
-                        if v.rank() > value.rank() {
-                            value = v;
-                        }
+                        value.offer(v);
                     }
                 }
                 Ok(value)
@@ -203,7 +211,7 @@ impl AnyValue<'_> {
             },
             AnyValue::Double(n) => (2u8, n.as_f64().map(f64::to_bits)).hash(h),
             AnyValue::Bool(b) => (3u8, *b).hash(h),
-            AnyValue::Raw(r) => (4u8, r.get()).hash(h),
+            AnyValue::Raw(r) => (4u8, *r).hash(h),
             AnyValue::Absent => {}
         }
     }

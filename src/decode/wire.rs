@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::values::{AnyValue, Num};
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(super) struct KeyValue<'a> {
     #[serde(borrow)]
     pub(super) key: Cow<'a, str>,

@@ -3,6 +3,8 @@
 
 mod decoding {
     use super::super::*;
+    use crate::decode::model::CUMULATIVE;
+    use crate::decode::values::Num;
     use std::borrow::Cow;
 
     fn ctx() -> DecodeContext {
