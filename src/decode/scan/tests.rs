@@ -334,3 +334,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(agrees(&line), by_serde(&line).is_some(), "{}", line);
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn the_word_scan_finds_the_first_special_byte(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        plain in 0usize..40,
+    ) {
+        // Runs of plain bytes first, so that the special byte falls in any lane of a word.
+        let mut b = vec![b'a'; plain];
+        b.extend(bytes);
+        let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        proptest::prop_assert_eq!(super::to_special(&b), want);
+    }
+}
