@@ -370,6 +370,12 @@ impl<'a> Scanner<'a> {
     }
 
     fn key_value(&mut self) -> Option<()> {
+        let (at, depth) = (self.i, self.depth);
+        if let Some(kv) = self.compact_key_value() {
+            self.f.attrs.push(kv);
+            return Some(());
+        }
+        (self.i, self.depth) = (at, depth);
         let mut seen = 0;
         let mut key = None;
         let mut value = AnyValue::Absent;
@@ -390,7 +396,45 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
+    /// An attribute written as the Collector writes it, `{"key":"…","value":{…}}` with no
+    /// space and no other field: read without looking its fields up. `None` (nothing pushed)
+    /// for any other spelling, which the general path then reads.
+    #[inline]
+    fn compact_key_value(&mut self) -> Option<KeyValue<'a>> {
+        self.ws();
+        let b = self.b;
+        if !b[self.i..].starts_with(br#"{"key":"#) {
+            return None;
+        }
+        self.i += 7;
+        self.enter()?;
+        let key = self.cow()?;
+        if !b[self.i..].starts_with(br#","value":"#) {
+            return None;
+        }
+        self.i += 9;
+        let value = self.any_value()?;
+        if b.get(self.i) != Some(&b'}') {
+            return None;
+        }
+        self.i += 1;
+        self.depth -= 1;
+        Some(KeyValue { key, value })
+    }
+
     fn any_value(&mut self) -> Option<AnyValue<'a>> {
+        let (at, depth) = (self.i, self.depth);
+        // `{"stringValue":"…"}`, the common value, without looking its field up.
+        if self.b[at..].starts_with(br#"{"stringValue":""#) {
+            self.i += 15;
+            if let Some(v) = self.cow() {
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Some(AnyValue::Str(v));
+                }
+            }
+            (self.i, self.depth) = (at, depth);
+        }
         let mut seen = 0;
         let mut value = AnyValue::Absent;
         self.object(|s, k| {
