@@ -164,7 +164,13 @@ pub struct ObjectDecoder {
     res_tags: Vec<u32>,
     /// Per tag, the last record value and its id.
     last_tag: Vec<Option<(String, u32)>>,
+    /// Per string column of `push_columns`, its last value and id: records of one session
+    /// repeat their identity, model and kind, and a repeat needs no hash.
+    last_text: [(String, u32); TEXT_COLUMNS],
 }
+
+/// The string columns `push_columns` interns.
+const TEXT_COLUMNS: usize = 10;
 
 /// A metric point with what its metric says about it.
 struct Point<'v, 'a> {
@@ -208,6 +214,7 @@ impl ObjectDecoder {
             pending_date: None,
             res_tags: Vec::new(),
             last_tag: vec![None; ctx.tags.len()],
+            last_text: std::array::from_fn(|_| (String::new(), sym::NONE)),
         }
     }
 
@@ -458,9 +465,22 @@ impl ObjectDecoder {
     fn push_columns(&mut self, row: &Row<'_, '_>, date: i32, cost: Option<f64>, tokens: Tokens) {
         let p = &row.picked;
         let d = &mut self.dict;
-        let mut id = |v: Option<&AnyValue<'_>>| match v.and_then(AnyValue::to_text) {
-            Some(s) if !s.is_empty() => d.intern(&s),
-            _ => sym::NONE,
+        let last = &mut self.last_text;
+        let mut slot = 0;
+        let mut id = |v: Option<&AnyValue<'_>>| {
+            let (text, id) = &mut last[slot];
+            slot += 1;
+            match v.and_then(AnyValue::to_text) {
+                Some(s) if !s.is_empty() => {
+                    if text.as_str() != s.as_ref() || *id == sym::NONE {
+                        *id = d.intern(&s);
+                        text.clear();
+                        text.push_str(&s);
+                    }
+                    *id
+                }
+                _ => sym::NONE,
+            }
         };
         let r = &mut self.records;
         r.kind.push(row.kind);

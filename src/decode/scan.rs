@@ -54,7 +54,9 @@ fn to_special(b: &[u8]) -> Option<usize> {
         // A byte's high bit is set where it is zero after the xor (a quote or a backslash), or
         // below 0x20; exact for the lowest such byte, which is the one taken.
         let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        let hit = zero(w ^ (ONES * 0x22)) | zero(w ^ (ONES * 0x5c)) | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        let hit = zero(w ^ (ONES * 0x22))
+            | zero(w ^ (ONES * 0x5c))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
         if hit != 0 {
             return Some(i + (hit.trailing_zeros() / 8) as usize);
         }

@@ -223,16 +223,18 @@ async fn stage_export(
                 name: &name,
                 dropped: &form.drop,
             };
-            for (d, entries) in &by_date {
-                let bytes = export::page(*d, cfg.tz, entries, &view);
-                for &i in &readers {
-                    let rel = format!("reports/{}/claude_code_usage/{d}.json", roles[i]);
-                    manifest.outputs.push(OutputFile {
-                        path: rel.clone(),
-                        rows: entries.len() as u64,
-                        bytes: bytes.len() as u64,
-                    });
-                    publisher.stage(&rel, bytes.clone()).await?;
+            let days: Vec<_> = by_date.iter().collect();
+            for some in days.chunks(export::pages_at_once()) {
+                for (d, rows, bytes) in export::pages(some, cfg.tz, &view) {
+                    for &i in &readers {
+                        let rel = format!("reports/{}/claude_code_usage/{d}.json", roles[i]);
+                        manifest.outputs.push(OutputFile {
+                            path: rel.clone(),
+                            rows: rows as u64,
+                            bytes: bytes.len() as u64,
+                        });
+                        publisher.stage(&rel, bytes.clone()).await?;
+                    }
                 }
             }
         }

@@ -141,7 +141,7 @@ pub fn local_midnight(d: NaiveDate, tz: Tz) -> String {
 /// How a role sees the export: the name written for a member, and the `member_daily` columns it
 /// may not see (their fields are null).
 pub struct View<'a> {
-    pub name: &'a dyn Fn(&str) -> String,
+    pub name: &'a (dyn Fn(&str) -> String + Sync),
     pub dropped: &'a [&'static str],
 }
 
@@ -153,6 +153,32 @@ impl View<'_> {
             json!(v)
         }
     }
+}
+
+/// How many days' pages are built at once: one per core (a page is a thousand or more
+/// elements of JSON, as many as the members active that day; only these are held at once).
+pub fn pages_at_once() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The pages of some days (`page` of each, in order), each built on a thread of its own.
+pub fn pages(
+    days: &[(&NaiveDate, &BTreeMap<(String, String), Entry>)],
+    tz: Tz,
+    view: &View,
+) -> Vec<(NaiveDate, usize, Vec<u8>)> {
+    std::thread::scope(|scope| {
+        let built: Vec<_> = days
+            .iter()
+            .map(|&(d, entries)| {
+                scope.spawn(move || (*d, entries.len(), page(*d, tz, entries, view)))
+            })
+            .collect();
+        built
+            .into_iter()
+            .map(|b| b.join().expect("building a page does not panic"))
+            .collect()
+    })
 }
 
 /// One day's page, its elements sorted by the member as written.
