@@ -114,6 +114,58 @@ impl ParquetParts {
         Ok(self.take())
     }
 
+    /// `df`'s rows as a Parquet file of their own, encoded exactly as `write` encodes them: a
+    /// month's part of a table, kept, and copied into the table's file by `copy`.
+    pub fn alone(df: &mut DataFrame) -> Result<Vec<u8>> {
+        let mut p = ParquetParts::new(df, "", None)?;
+        let mut bytes = p.write(df)?;
+        bytes.extend(p.finish()?);
+        Ok(bytes)
+    }
+
+    /// Appends the row groups of a file made by `alone`, their pages copied as they are (not
+    /// decoded, not encoded again; statistics and page index are rebuilt from the pages'
+    /// headers). Returns the bytes produced so far and the rows copied; `None` (nothing
+    /// written) when the file's columns are not this file's.
+    pub fn copy(&mut self, file: bytes::Bytes) -> Result<Option<(Vec<u8>, u64)>> {
+        use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
+        use polars_parquet::write::CompressedPage;
+        let parquet = |e: polars_parquet::parquet::error::ParquetError| PolarsError::from(e);
+        let mut cursor = std::io::Cursor::new(polars_buffer::Buffer::from_owner(file));
+        let meta = read_metadata(&mut cursor).map_err(parquet)?;
+        // Flat columns only: there a data page's rows are its values (a page read back does not
+        // say its rows, which the writer needs).
+        let flat = meta
+            .schema()
+            .columns()
+            .iter()
+            .all(|c| c.descriptor.max_rep_level == 0);
+        if !flat || meta.schema().fields() != self.writer.parquet_schema().fields() {
+            return Ok(None);
+        }
+        for rg in &meta.row_groups {
+            let columns = rg
+                .parquet_columns()
+                .iter()
+                .map(|column| {
+                    get_page_iterator(column, cursor.clone(), Vec::new(), usize::MAX)?
+                        .map(|page| {
+                            let mut page = page?;
+                            if let CompressedPage::Data(d) = &mut page {
+                                d.num_rows = Some(d.num_values());
+                            }
+                            Ok(page)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(parquet)?;
+            self.writer
+                .write_row_group(rg.num_rows() as u64, &columns)?;
+        }
+        Ok(Some((self.take(), meta.num_rows as u64)))
+    }
+
     fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut *self.buf.0.lock().expect("not poisoned"))
     }
@@ -186,6 +238,62 @@ fn neutralised(df: &DataFrame) -> Result<Option<DataFrame>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A month of a per-member table: text with repeats (dictionary pages), nulls, integers,
+    /// floats and dates, `n` rows.
+    fn month(n: usize, first_day: i32) -> DataFrame {
+        let member: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 7 != 3).then(|| format!("dev{:03}@example.com", i % 97)))
+            .collect();
+        let date: Vec<i32> = (0..n).map(|i| first_day + (i / 97) as i32).collect();
+        df!(
+            "date" => Series::new("date".into(), date).cast(&DataType::Date).unwrap(),
+            "member" => member,
+            "sessions" => (0..n).map(|i| (i * 31 % 11) as i64).collect::<Vec<_>>(),
+            "spend_usd" => (0..n).map(|i| (i % 13) as f64 * 0.37).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_file_from_kept_parts_is_the_file_encoded_from_the_rows() {
+        let mut parts = [month(3000, 20_000), month(1, 20_031), month(5000, 20_059)];
+        let mut encoded = ParquetParts::new(&parts[0], "t", Some("run")).unwrap();
+        let mut copied = ParquetParts::new(&parts[0], "t", Some("run")).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut rows = 0;
+        for df in &mut parts {
+            a.extend(encoded.write(df).unwrap());
+            let alone = ParquetParts::alone(df).unwrap();
+            let (bytes, n) = copied
+                .copy(alone.into())
+                .unwrap()
+                .expect("the same columns");
+            b.extend(bytes);
+            rows += n;
+        }
+        a.extend(encoded.finish().unwrap());
+        b.extend(copied.finish().unwrap());
+        assert_eq!(rows, 8001);
+        assert!(a == b, "the copied file differs from the encoded one");
+        let back = ParquetReader::new(std::io::Cursor::new(b))
+            .finish()
+            .unwrap();
+        let whole = parts[0]
+            .vstack(&parts[1])
+            .unwrap()
+            .vstack(&parts[2])
+            .unwrap();
+        assert!(back.equals_missing(&whole));
+    }
+
+    #[test]
+    fn a_kept_part_with_other_columns_is_not_copied() {
+        let mut other = month(10, 20_000).drop("spend_usd").unwrap();
+        let mut copied = ParquetParts::new(&month(10, 20_000), "t", None).unwrap();
+        let alone = ParquetParts::alone(&mut other).unwrap();
+        assert!(copied.copy(alone.into()).unwrap().is_none());
+    }
 
     #[test]
     fn formula_cells_are_neutralised_and_numbers_kept() {

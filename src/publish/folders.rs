@@ -10,7 +10,7 @@ use crate::manifest::{Manifest, OutputFile};
 use crate::policy::{Policy, RoleAccess};
 use crate::reports::dashboard;
 use crate::reports::export;
-use crate::reports::months::{self, MonthRows, Rows};
+use crate::reports::months::{self, Encoded, MonthRows, Rows};
 use crate::schema::{col as c, table};
 use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
 use crate::source::Location;
@@ -301,10 +301,11 @@ async fn stage_whole(
     Ok(seen)
 }
 
-/// A streamed table: for each form, its months read back one at a time, put in that form and
-/// appended to one Parquet and one CSV file (uploaded in parts), staged once and copied in
-/// staging for the form's other roles. A month's CSV rows are encoded once per form and kept
-/// (`months::cached_csv`): a nightly run encodes those of the months it rebuilt.
+/// A streamed table: for each form, its months appended one at a time to one Parquet and one
+/// CSV file (uploaded in parts), staged once and copied in staging for the form's other roles.
+/// Each month is encoded once per form and kept (`months::kept`): its CSV rows are copied into
+/// the CSV file, its Parquet pages into the Parquet file, so a nightly run encodes only the
+/// months it rebuilt, and reads no other month's rows.
 async fn stage_months(
     name: &'static str,
     months: &[MonthRows],
@@ -319,52 +320,44 @@ async fn stage_months(
         let rel = |i: usize, ext: &str| format!("reports/{}/{name}.{ext}", out.roles[i]);
         let mut pq_file = out.publisher.stage_file(&rel(who[0], "parquet"));
         let mut csv_file = out.publisher.stage_file(&rel(who[0], "csv"));
-        let mut pq: Option<ParquetParts> = None;
+        let mut header = form.apply(&columns_of.clear(), out.policy)?;
+        csv_file.write(csv_part(&mut header, true)?).await?;
+        let mut pq = ParquetParts::new(&header, name, Some(out.publisher.run_id()))?;
         let (mut rows, mut encoded) = (0u64, 0usize);
         for month in months {
-            let part = months::part(state, month.month, name).await?;
-            let mut df = form.apply(&part, out.policy)?;
-            drop(part);
-            let writer = match &mut pq {
-                Some(w) => w,
-                None => {
-                    csv_file.write(csv_part(&mut df.clear(), true)?).await?;
-                    pq.insert(ParquetParts::new(&df, name, Some(out.publisher.run_id()))?)
+            let key = form.csv_key(name, month, out.policy);
+            let (pq_alone, csv_bytes) = match (
+                months::kept(state, month.month, &key, Encoded::Parquet).await,
+                months::kept(state, month.month, &key, Encoded::Csv).await,
+            ) {
+                (Some(p), Some(c)) => (p, c),
+                _ => {
+                    encoded += 1;
+                    let (p, c) = encode_month(name, month, &form, state, out.policy).await?;
+                    months::keep(state, month.month, &key, Encoded::Parquet, p.clone()).await?;
+                    months::keep(state, month.month, &key, Encoded::Csv, c.clone()).await?;
+                    (p, c)
                 }
             };
-            let key = form.csv_key(name, month, out.policy);
-            let cached = months::cached_csv(state, month.month, &key).await;
-            let fresh = cached.is_none();
-            // The month's Parquet and its CSV (unless kept) are encoded at once, one on each core.
-            // A frame's clone shares its columns' buffers.
-            let mut for_csv = df.clone();
-            let (pq_bytes, csv_bytes) = std::thread::scope(|scope| {
-                let csv = scope.spawn(move || match cached {
-                    Some(bytes) => Ok(bytes),
-                    None => csv_part(&mut for_csv, false).map(bytes::Bytes::from),
-                });
-                let pq_bytes = writer.write(&mut df);
-                (
-                    pq_bytes,
-                    csv.join().expect("the CSV encoder does not panic"),
-                )
-            });
-            let csv_bytes = csv_bytes?;
-            if fresh {
-                encoded += 1;
-                months::keep_csv(state, month.month, &key, csv_bytes.clone()).await?;
-            }
-            pq_file.write(pq_bytes?).await?;
+            let (pq_bytes, n) = match pq.copy(pq_alone)? {
+                Some(copied) => copied,
+                // Kept with other columns than this file's (not made by this version): encoded
+                // again from the month's rows.
+                None => {
+                    let part = months::part(state, month.month, name).await?;
+                    let mut df = form.apply(&part, out.policy)?;
+                    (pq.write(&mut df)?, df.height() as u64)
+                }
+            };
+            pq_file.write(pq_bytes).await?;
             csv_file.write(csv_bytes).await?;
-            rows += df.height() as u64;
+            rows += n;
         }
         tracing::debug!(
-            "{name}: the CSV rows of {} months copied as kept, of {encoded} encoded",
+            "{name}: {} months copied as kept, {encoded} encoded",
             months.len() - encoded
         );
-        pq_file
-            .write(pq.expect("a month at least").finish()?)
-            .await?;
+        pq_file.write(pq.finish()?).await?;
         let sizes = [
             ("parquet", pq_file.finish().await?),
             ("csv", csv_file.finish().await?),
@@ -384,4 +377,25 @@ async fn stage_months(
         }
     }
     Ok(())
+}
+
+/// One month of a streamed table in one form, encoded: a Parquet file of its rows alone and
+/// its CSV rows, one on each core. A frame's clone shares its columns' buffers.
+async fn encode_month(
+    name: &'static str,
+    month: &MonthRows,
+    form: &Form,
+    state: &Location,
+    policy: &Policy,
+) -> Result<(bytes::Bytes, bytes::Bytes)> {
+    let part = months::part(state, month.month, name).await?;
+    let mut df = form.apply(&part, policy)?;
+    drop(part);
+    let mut for_csv = df.clone();
+    let (pq, csv) = std::thread::scope(|scope| {
+        let csv = scope.spawn(move || csv_part(&mut for_csv, false));
+        let pq = ParquetParts::alone(&mut df);
+        (pq, csv.join().expect("the CSV encoder does not panic"))
+    });
+    Ok((pq?.into(), csv?.into()))
 }

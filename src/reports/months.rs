@@ -20,14 +20,19 @@ fn dir(month: (i32, u32)) -> String {
     format!("_tables/month={:04}-{:02}", month.0, month.1)
 }
 
-/// Where a month's kept CSV rows are (see `cached_csv`).
-fn csv_dir(month: (i32, u32)) -> String {
+/// Where a month's kept encodings are (see `kept`).
+fn kept_dir(month: (i32, u32)) -> String {
     format!("{}/_csv", dir(month))
 }
 
-/// One kept encoding of a month's CSV rows (see `cached_csv`).
-fn csv_path(state: &Location, month: (i32, u32), key: &str) -> object_store::path::Path {
-    state.child(&format!("{}/{key}.csv", csv_dir(month)))
+/// One kept encoding of a month's rows in one form (see `kept`).
+fn kept_path(
+    state: &Location,
+    month: (i32, u32),
+    key: &str,
+    ext: Encoded,
+) -> object_store::path::Path {
+    state.child(&format!("{}/{key}.{}", kept_dir(month), ext.ext()))
 }
 
 /// What a month's rows depend on.
@@ -111,7 +116,7 @@ pub async fn save(
         return Err(Error::Other("tables out of order".into()));
     }
     // The encodings of the rows replaced: none may outlive them.
-    for old in state.list_all(&state.child(&csv_dir(month))).await? {
+    for old in state.list_all(&state.child(&kept_dir(month))).await? {
         state.delete(&old.location).await?;
     }
     for (name, df) in tables {
@@ -155,23 +160,48 @@ pub enum Rows {
     Months(Vec<MonthRows>),
 }
 
-/// The encoded CSV rows (no header) of one form of a streamed table's month, kept beside the
-/// month's rows under `_csv/`: a nightly run encodes only the months it rebuilt and copies the
-/// others' bytes, which are the same bytes encoding them again would give. `key` names the
-/// month's fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a
-/// new fingerprint, and `save` removes its old encodings.
-pub async fn cached_csv(state: &Location, month: (i32, u32), key: &str) -> Option<bytes::Bytes> {
-    state.get(&csv_path(state, month, key)).await.ok()
+/// The two kept encodings of a form of a streamed table's month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoded {
+    /// Its CSV rows, without the header line: copied into the table's CSV file.
+    Csv,
+    /// A Parquet file of its rows alone (`sink::ParquetParts::alone`): its pages are copied
+    /// into the table's Parquet file.
+    Parquet,
 }
 
-/// Keeps the encoded CSV rows of one form of a month (see `cached_csv`).
-pub async fn keep_csv(
+impl Encoded {
+    fn ext(self) -> &'static str {
+        match self {
+            Encoded::Csv => "csv",
+            Encoded::Parquet => "parquet",
+        }
+    }
+}
+
+/// One form of a streamed table's month, encoded and kept beside the month's rows under
+/// `_csv/`: a nightly run encodes only the months it rebuilt and copies the others' bytes,
+/// which are the same bytes encoding them again would give. `key` names the month's
+/// fingerprint, the table and the form (see `publish::folders`); a rebuilt month has a new
+/// fingerprint, and `save` removes its old encodings.
+pub async fn kept(
     state: &Location,
     month: (i32, u32),
     key: &str,
-    csv: bytes::Bytes,
+    ext: Encoded,
+) -> Option<bytes::Bytes> {
+    state.get(&kept_path(state, month, key, ext)).await.ok()
+}
+
+/// Keeps one encoding of one form of a month (see `kept`).
+pub async fn keep(
+    state: &Location,
+    month: (i32, u32),
+    key: &str,
+    ext: Encoded,
+    bytes: bytes::Bytes,
 ) -> Result<()> {
-    state.put(&csv_path(state, month, key), csv).await
+    state.put(&kept_path(state, month, key, ext), bytes).await
 }
 
 /// One month's stored rows of table `name`.
