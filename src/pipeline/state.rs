@@ -233,7 +233,12 @@ impl<'a> RunState<'a> {
             l.check().await?;
         }
         publisher.commit().await?;
+        let phase = Instant::now();
         self.write_manifest().await?;
+        tracing::debug!(
+            "wrote the manifest in {:.2}s",
+            phase.elapsed().as_secs_f64()
+        );
         if let Some(b) = self.backfill.take() {
             b.remove().await?;
         }

@@ -336,6 +336,10 @@ async fn stage_months(
                     let (p, c) = encode_month(name, month, &form, state, out.policy).await?;
                     months::keep(state, month.month, &key, Encoded::Parquet, p.clone()).await?;
                     months::keep(state, month.month, &key, Encoded::Csv, c.clone()).await?;
+                    // The month's rows and encoders' buffers, freed, go back before the next
+                    // month is encoded (a first run encodes every month).
+                    crate::memory::release();
+                    crate::memory::keep_freed();
                     (p, c)
                 }
             };

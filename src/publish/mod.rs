@@ -226,6 +226,7 @@ impl Publisher {
     /// Backs up what the commit replaces, writes the journal (the commit point), then moves
     /// every file into place. On failure the previous files are restored.
     pub async fn commit(mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let (roots, run) = (&self.roots, &self.run_id);
         let out = &roots.state;
         for rel in &self.journal.files {
@@ -244,13 +245,22 @@ impl Publisher {
         let body = serde_json::to_vec_pretty(&self.journal).expect("journal serialises");
         out.put(&staged(out, run, JOURNAL), body).await?;
         let fail_after: Option<usize> = std::env::var(FAIL_HOOK).ok().and_then(|v| v.parse().ok());
+        let backed_up = started.elapsed().as_secs_f64();
         match apply(roots, run, &self.journal, fail_after).await {
             Ok(()) => {
+                let installed = started.elapsed().as_secs_f64();
                 let files: Vec<&String> = self.journal.files.iter().collect();
                 roots
                     .record_published(run, &Utc::now().to_rfc3339(), &files)
                     .await?;
-                remove_prefix(out, &format!("{STAGING}/{run}")).await
+                remove_prefix(out, &format!("{STAGING}/{run}")).await?;
+                tracing::info!(
+                    "published {} files in {:.2}s (backed up by {backed_up:.2}s, in place by \
+                     {installed:.2}s)",
+                    files.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
             }
             Err(e) => {
                 tracing::error!("publishing failed ({e}); restoring the previous outputs");
