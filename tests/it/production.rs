@@ -743,10 +743,11 @@ fn kept_csv(out: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
         .collect()
 }
 
-/// A run that rebuilds a month replaces that month's kept CSV rows and copies the others' as
-/// they were; the tables are the same bytes as when every month is encoded afresh.
+/// A run that rebuilds a month replaces that month's kept encodings (CSV rows, Parquet of the
+/// month alone) and copies the others' as they were; the tables are the same bytes as when
+/// every month is encoded afresh.
 #[test]
-fn kept_csv_rows_are_the_bytes_a_fresh_encoding_gives() {
+fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     let dir = tempfile::tempdir().unwrap();
     // 2026-10-10 … 2026-11-03: two months.
     let data = generate(dir.path(), "25", "4");
@@ -755,8 +756,11 @@ fn kept_csv_rows_are_the_bytes_a_fresh_encoding_gives() {
     let first = kept_csv(&out);
     let october = |k: &String| k.contains("month=2026-10/");
     // Two months × three streamed tables × one form (every role that sees them under the
-    // default policy sees them alike).
-    assert_eq!(first.len(), 6, "{:?}", first.keys());
+    // default policy sees them alike) × two encodings.
+    assert_eq!(first.len(), 12, "{:?}", first.keys());
+    for ext in [".csv", ".parquet"] {
+        assert_eq!(first.keys().filter(|k| k.ends_with(ext)).count(), 6, "{:?}", first.keys());
+    }
     std::thread::sleep(std::time::Duration::from_millis(20));
     run_dates(&data, &out, &["--date", "2026-11-02"]);
     let second = kept_csv(&out);
@@ -785,7 +789,7 @@ fn kept_csv_rows_are_the_bytes_a_fresh_encoding_gives() {
     assert_same(
         &reports(&out),
         &with_kept,
-        "kept CSV rows against fresh ones",
+        "kept encodings against fresh ones",
     );
     let csv = String::from_utf8(with_kept["reports/admin/member_daily.csv"].clone()).unwrap();
     assert!(csv.starts_with("date,member,"), "one header: {csv:.80}");
