@@ -78,6 +78,7 @@ for pass in first steady; do
   echo "decoded the telemetry:    $(phase 'lines')"
   echo "tables:                   ${tables:-?}"
   echo "wrote the tables:         $(phase 'wrote the tables')"
+  echo "published:                $({ grep -o "published [0-9]* files in [0-9.]*s" "$log" || true; } | tail -1 | grep -o "[0-9.]*s$" || echo "?")"
   echo "whole nightly run:        ${wall}s"
   echo "peak RSS:                 $((rss / 1024)) MB"
 done
