@@ -507,6 +507,7 @@ impl ObjectDecoder {
         r.decision.push(id(p.decision));
         r.typ.push(id(p.typ));
         r.start_type.push(id(p.start_type));
+        debug_assert_eq!(slot, TEXT_COLUMNS, "one slot per interned column");
     }
 
     /// Each tag's record value, then its resource value (5.5.1: record before resource).

@@ -504,25 +504,38 @@ impl<'a> Scanner<'a> {
         Some(attrs)
     }
 
-    fn resource_logs(&mut self) -> Option<()> {
+    /// An element of `resourceLogs` or `resourceMetrics`: its resource's attributes, and its
+    /// children (the elements of `children`, each read by `child`), whose span in their vector
+    /// `count` measures.
+    fn resource_and(
+        &mut self,
+        children: &[u8],
+        child: fn(&mut Self) -> Option<()>,
+        count: fn(&Flat<'a>) -> usize,
+    ) -> Option<FlatResource> {
         let mut seen = 0;
         let at = self.f.attrs.len();
         let mut attrs = Span::from_len(at, at);
-        let first = self.f.scopes.len();
-        self.object(|s, k| match k {
-            b"resource" => {
+        let first = count(&self.f);
+        self.object(|s, k| {
+            if k == b"resource" {
                 once(&mut seen, 1)?;
                 attrs = s.resource()?;
                 Some(())
-            }
-            b"scopeLogs" => {
+            } else if k == children {
                 once(&mut seen, 2)?;
-                s.array(Self::scope_logs)
+                s.array(child)
+            } else {
+                s.skip()
             }
-            _ => s.skip(),
         })?;
-        let children = Span::from_len(first, self.f.scopes.len());
-        self.f.log_resources.push(FlatResource { attrs, children });
+        let children = Span::from_len(first, count(&self.f));
+        Some(FlatResource { attrs, children })
+    }
+
+    fn resource_logs(&mut self) -> Option<()> {
+        let r = self.resource_and(b"scopeLogs", Self::scope_logs, |f| f.scopes.len())?;
+        self.f.log_resources.push(r);
         Some(())
     }
 
@@ -599,26 +612,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn resource_metrics(&mut self) -> Option<()> {
-        let mut seen = 0;
-        let at = self.f.attrs.len();
-        let mut attrs = Span::from_len(at, at);
-        let first = self.f.metrics.len();
-        self.object(|s, k| match k {
-            b"resource" => {
-                once(&mut seen, 1)?;
-                attrs = s.resource()?;
-                Some(())
-            }
-            b"scopeMetrics" => {
-                once(&mut seen, 2)?;
-                s.array(Self::scope_metrics)
-            }
-            _ => s.skip(),
-        })?;
-        let children = Span::from_len(first, self.f.metrics.len());
-        self.f
-            .metric_resources
-            .push(FlatResource { attrs, children });
+        let r = self.resource_and(b"scopeMetrics", Self::scope_metrics, |f| f.metrics.len())?;
+        self.f.metric_resources.push(r);
         Some(())
     }
 

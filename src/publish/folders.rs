@@ -67,10 +67,10 @@ impl Form {
         }
     }
 
-    /// The name of a month's CSV rows of table `name` in this form: a hash of the month's
+    /// The name of a month's kept encodings of table `name` in this form: a hash of the month's
     /// fingerprint, the table, the form and (pseudonymised) the key's own pseudonym, so that
     /// rows rebuilt, another form or another key never find another's bytes.
-    fn csv_key(&self, name: &str, month: &MonthRows, policy: &Policy) -> String {
+    fn kept_key(&self, name: &str, month: &MonthRows, policy: &Policy) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(format!(
@@ -325,7 +325,7 @@ async fn stage_months(
         let mut pq = ParquetParts::new(&header, name, Some(out.publisher.run_id()))?;
         let (mut rows, mut encoded) = (0u64, 0usize);
         for month in months {
-            let key = form.csv_key(name, month, out.policy);
+            let key = form.kept_key(name, month, out.policy);
             let (pq_alone, csv_bytes) = match (
                 months::kept(state, month.month, &key, Encoded::Parquet).await,
                 months::kept(state, month.month, &key, Encoded::Csv).await,

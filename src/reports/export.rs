@@ -21,6 +21,9 @@ const TOOL_KEYS: [&str; 4] = [
     "notebook_edit_tool",
 ];
 
+/// A day's entries, keyed by (member, member type).
+pub type DayEntries = BTreeMap<(String, String), Entry>;
+
 /// One member's numbers of one day.
 #[derive(Debug, Default, Clone)]
 pub struct Entry {
@@ -57,7 +60,7 @@ fn int(df: &DataFrame, name: &str, r: usize) -> Result<i64> {
 pub fn entries(
     month: &[(&str, DataFrame)],
     dates: &[NaiveDate],
-) -> Result<BTreeMap<NaiveDate, BTreeMap<(String, String), Entry>>> {
+) -> Result<BTreeMap<NaiveDate, DayEntries>> {
     let frame = |name: &str| {
         month
             .iter()
@@ -69,7 +72,7 @@ pub fn entries(
         let d = date_of_days(day);
         dates.binary_search(&d).is_ok().then_some(d)
     };
-    let mut out: BTreeMap<NaiveDate, BTreeMap<(String, String), Entry>> = BTreeMap::new();
+    let mut out: BTreeMap<NaiveDate, DayEntries> = BTreeMap::new();
     let mut each = |name: &str, f: &mut dyn FnMut(&DataFrame, usize, &mut Entry) -> Result<()>| {
         let df = frame(name);
         for (r, day) in days(df)?.into_iter().enumerate() {
@@ -163,7 +166,7 @@ pub fn pages_at_once() -> usize {
 
 /// The pages of some days (`page` of each, in order), each built on a thread of its own.
 pub fn pages(
-    days: &[(&NaiveDate, &BTreeMap<(String, String), Entry>)],
+    days: &[(&NaiveDate, &DayEntries)],
     tz: Tz,
     view: &View,
 ) -> Vec<(NaiveDate, usize, Vec<u8>)> {
@@ -182,12 +185,7 @@ pub fn pages(
 }
 
 /// One day's page, its elements sorted by the member as written.
-pub fn page(
-    d: NaiveDate,
-    tz: Tz,
-    entries: &BTreeMap<(String, String), Entry>,
-    view: &View,
-) -> Vec<u8> {
+pub fn page(d: NaiveDate, tz: Tz, entries: &DayEntries, view: &View) -> Vec<u8> {
     let date = local_midnight(d, tz);
     let mut data: Vec<(String, Value)> = entries
         .values()

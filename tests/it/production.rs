@@ -759,7 +759,12 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     // default policy sees them alike) × two encodings.
     assert_eq!(first.len(), 12, "{:?}", first.keys());
     for ext in [".csv", ".parquet"] {
-        assert_eq!(first.keys().filter(|k| k.ends_with(ext)).count(), 6, "{:?}", first.keys());
+        assert_eq!(
+            first.keys().filter(|k| k.ends_with(ext)).count(),
+            6,
+            "{:?}",
+            first.keys()
+        );
     }
     std::thread::sleep(std::time::Duration::from_millis(20));
     run_dates(&data, &out, &["--date", "2026-11-02"]);
