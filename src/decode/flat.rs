@@ -16,7 +16,7 @@ pub(super) struct Span {
 }
 
 impl Span {
-    pub(super) fn from_len(start: usize, end: usize) -> Span {
+    pub(super) fn new(start: usize, end: usize) -> Span {
         Span {
             start: start as u32,
             end: end as u32,
@@ -89,40 +89,35 @@ pub(super) struct Flat<'a> {
     pub(super) points: Vec<FlatPoint<'a>>,
 }
 
-/// One of a metric's point lists, as both parsers see it.
-pub(super) struct PointsRef<'n, 'a> {
-    pub(super) points: Span,
-    pub(super) aggregation_temporality: Option<&'n Num<'a>>,
-}
+/// One of a metric's point lists as both parsers read it: its points, and its aggregation
+/// temporality.
+pub(super) type PointList<'a> = (Span, Option<Num<'a>>);
 
-/// Which of a metric's point lists count (in the order sum, gauge, histogram, exponential
-/// histogram, summary), and their temporality: a sum's own, else delta.
-pub(super) fn choose(
-    sum: Option<PointsRef<'_, '_>>,
-    gauge: Option<PointsRef<'_, '_>>,
-    others: [Option<PointsRef<'_, '_>>; 3],
-) -> Option<Chosen> {
-    if let Some(s) = sum {
-        let temporality = match s.aggregation_temporality.and_then(Num::as_i64) {
+/// Which of a metric's point lists count (`lists` in the order sum, gauge, histogram,
+/// exponential histogram, summary), and their temporality: a sum's own, else delta.
+pub(super) fn choose(lists: &[Option<PointList<'_>>; 5]) -> Option<Chosen> {
+    let [sum, gauge, others @ ..] = lists;
+    if let Some((points, t)) = sum {
+        let temporality = match t.as_ref().and_then(Num::as_i64) {
             Some(2) => CUMULATIVE,
             _ => DELTA,
         };
         return Some(Chosen {
-            points: s.points,
+            points: *points,
             temporality,
             value_points: true,
         });
     }
-    if let Some(g) = gauge {
+    if let Some((points, _)) = gauge {
         return Some(Chosen {
-            points: g.points,
+            points: *points,
             temporality: DELTA,
             value_points: true,
         });
     }
-    let p = others.into_iter().flatten().next()?;
+    let (points, _) = others.iter().flatten().next()?;
     Some(Chosen {
-        points: p.points,
+        points: *points,
         temporality: DELTA,
         value_points: false,
     })
@@ -133,7 +128,7 @@ impl<'a> Flat<'a> {
     fn push_attrs(&mut self, attrs: Vec<KeyValue<'a>>) -> Span {
         let start = self.attrs.len();
         self.attrs.extend(attrs);
-        Span::from_len(start, self.attrs.len())
+        Span::new(start, self.attrs.len())
     }
 
     /// The document serde parsed, flattened.
@@ -157,13 +152,13 @@ impl<'a> Flat<'a> {
                         attrs,
                     });
                 }
-                let records = Span::from_len(start, f.logs.len());
+                let records = Span::new(start, f.logs.len());
                 f.scopes.push(FlatScope {
                     name: sl.scope.name,
                     records,
                 });
             }
-            let children = Span::from_len(first, f.scopes.len());
+            let children = Span::new(first, f.scopes.len());
             f.log_resources.push(FlatResource { attrs, children });
         }
         for rm in doc.resource_metrics.into_iter().flatten() {
@@ -178,26 +173,19 @@ impl<'a> Flat<'a> {
                     m.summary,
                 ]
                 .map(|p| p.map(|p| f.push_points(p)));
-                let refs = lists.each_ref().map(|l| {
-                    l.as_ref().map(|(points, t)| PointsRef {
-                        points: *points,
-                        aggregation_temporality: t.as_ref(),
-                    })
-                });
-                let [sum, gauge, h, e, s] = refs;
-                let chosen = choose(sum, gauge, [h, e, s]);
+                let chosen = choose(&lists);
                 f.metrics.push(FlatMetric {
                     name: m.name,
                     chosen,
                 });
             }
-            let children = Span::from_len(first, f.metrics.len());
+            let children = Span::new(first, f.metrics.len());
             f.metric_resources.push(FlatResource { attrs, children });
         }
         f
     }
 
-    fn push_points(&mut self, p: Points<'a>) -> (Span, Option<Num<'a>>) {
+    fn push_points(&mut self, p: Points<'a>) -> PointList<'a> {
         let start = self.points.len();
         for dp in p.data_points {
             let attrs = self.push_attrs(dp.attributes);
@@ -210,7 +198,7 @@ impl<'a> Flat<'a> {
             });
         }
         (
-            Span::from_len(start, self.points.len()),
+            Span::new(start, self.points.len()),
             p.aggregation_temporality,
         )
     }

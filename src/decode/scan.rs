@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use super::depth::MAX_DEPTH;
 use super::flat::{
-    choose, Flat, FlatLog, FlatMetric, FlatPoint, FlatResource, FlatScope, PointsRef, Span,
+    choose, Flat, FlatLog, FlatMetric, FlatPoint, FlatResource, FlatScope, PointList, Span,
 };
 use super::values::{AnyValue, Num};
 use super::wire::KeyValue;
@@ -368,7 +368,7 @@ impl<'a> Scanner<'a> {
     fn attributes(&mut self) -> Option<Span> {
         let start = self.f.attrs.len();
         self.array(Self::key_value)?;
-        Some(Span::from_len(start, self.f.attrs.len()))
+        Some(Span::new(start, self.f.attrs.len()))
     }
 
     fn key_value(&mut self) -> Option<()> {
@@ -491,8 +491,7 @@ impl<'a> Scanner<'a> {
     /// A `resource` object: its attributes' span.
     fn resource(&mut self) -> Option<Span> {
         let mut seen = 0;
-        let at = self.f.attrs.len();
-        let mut attrs = Span::from_len(at, at);
+        let mut attrs = Span::default();
         self.object(|s, k| match k {
             b"attributes" => {
                 once(&mut seen, 1)?;
@@ -514,8 +513,7 @@ impl<'a> Scanner<'a> {
         count: fn(&Flat<'a>) -> usize,
     ) -> Option<FlatResource> {
         let mut seen = 0;
-        let at = self.f.attrs.len();
-        let mut attrs = Span::from_len(at, at);
+        let mut attrs = Span::default();
         let first = count(&self.f);
         self.object(|s, k| {
             if k == b"resource" {
@@ -529,7 +527,7 @@ impl<'a> Scanner<'a> {
                 s.skip()
             }
         })?;
-        let children = Span::from_len(first, count(&self.f));
+        let children = Span::new(first, count(&self.f));
         Some(FlatResource { attrs, children })
     }
 
@@ -542,8 +540,7 @@ impl<'a> Scanner<'a> {
     fn scope_logs(&mut self) -> Option<()> {
         let mut seen = 0;
         let mut name = Cow::Borrowed("");
-        let at = self.f.logs.len();
-        let mut records = Span::from_len(at, at);
+        let mut records = Span::default();
         self.object(|s, k| match k {
             b"scope" => {
                 once(&mut seen, 1)?;
@@ -554,7 +551,7 @@ impl<'a> Scanner<'a> {
                 once(&mut seen, 2)?;
                 let start = s.f.logs.len();
                 s.array(Self::log_record)?;
-                records = Span::from_len(start, s.f.logs.len());
+                records = Span::new(start, s.f.logs.len());
                 Some(())
             }
             _ => s.skip(),
@@ -581,8 +578,6 @@ impl<'a> Scanner<'a> {
     fn log_record(&mut self) -> Option<()> {
         let mut seen = 0;
         let mut r = FlatLog::default();
-        let at = self.f.attrs.len();
-        r.attrs = Span::from_len(at, at);
         self.object(|s, k| {
             match k {
                 b"timeUnixNano" => {
@@ -632,7 +627,7 @@ impl<'a> Scanner<'a> {
         let mut seen = 0;
         let mut name = Cow::Borrowed("");
         // sum, gauge, histogram, exponentialHistogram, summary
-        let mut lists: [Option<(Span, Option<Num<'a>>)>; 5] = Default::default();
+        let mut lists: [Option<PointList<'a>>; 5] = Default::default();
         self.object(|s, k| {
             let slot = match k {
                 b"name" => {
@@ -653,22 +648,15 @@ impl<'a> Scanner<'a> {
             }
             Some(())
         })?;
-        let [sum, gauge, h, e, x] = lists.each_ref().map(|l| {
-            l.as_ref().map(|(points, t)| PointsRef {
-                points: *points,
-                aggregation_temporality: t.as_ref(),
-            })
-        });
-        let chosen = choose(sum, gauge, [h, e, x]);
+        let chosen = choose(&lists);
         self.f.metrics.push(FlatMetric { name, chosen });
         Some(())
     }
 
     /// A point list: its points' span and its aggregation temporality.
-    fn points(&mut self) -> Option<(Span, Option<Num<'a>>)> {
+    fn points(&mut self) -> Option<PointList<'a>> {
         let mut seen = 0;
-        let at = self.f.points.len();
-        let mut points = Span::from_len(at, at);
+        let mut points = Span::default();
         let mut temporality = None;
         self.object(|s, k| {
             match k {
@@ -676,7 +664,7 @@ impl<'a> Scanner<'a> {
                     once(&mut seen, 1)?;
                     let start = s.f.points.len();
                     s.array(Self::data_point)?;
-                    points = Span::from_len(start, s.f.points.len());
+                    points = Span::new(start, s.f.points.len());
                 }
                 b"aggregationTemporality" => {
                     once(&mut seen, 2)?;
@@ -692,8 +680,6 @@ impl<'a> Scanner<'a> {
     fn data_point(&mut self) -> Option<()> {
         let mut seen = 0;
         let mut p = FlatPoint::default();
-        let at = self.f.attrs.len();
-        p.attrs = Span::from_len(at, at);
         self.object(|s, k| {
             match k {
                 b"attributes" => {
