@@ -26,7 +26,7 @@ use crate::policy::redact;
 use crate::policy::Policy;
 use crate::publish::folders as tables;
 use crate::publish::lease::Lease;
-use crate::publish::{self, Roots};
+use crate::publish::{self, Carry, CarryPlan, Cleanup, Roots};
 use crate::source::Location;
 use state::RunState;
 
@@ -227,7 +227,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    let lock = hold_output(&roots, &run_id, plan.as_ref().map(|(p, _)| p)).await?;
+    let (lock, cleanup) = hold_output(&roots, &run_id, plan.as_ref().map(|(p, _)| p)).await?;
     // Whatever happens below, the lease is released before the run returns.
     let result: Result<RunOutcome> = async {
         let mut ctx = DecodeContext::new(
@@ -251,13 +251,27 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
             lease: lock.as_ref(),
         };
         let mut run = RunState::new(&setup, &argv, &roles);
+        // The months before the run's dates are copied into the new table files meanwhile.
+        let carry = match (&plan, cfg.range) {
+            (None, Some((from, _))) => Carry::start(CarryPlan {
+                state,
+                run_id: &run_id,
+                policy: &policy,
+                roles: &roles,
+                roster: &roster,
+                dims: &cfg.dimensions,
+                first_date: Some(from),
+            }),
+            _ => Carry::none(),
+        };
         run.windows(&windows, first_listing).await?;
         match &plan {
-            None => run.publish(&policy, &roles, false).await,
+            None => run.publish(&policy, &roles, false, carry).await,
             Some((plan, sh)) => run.finish_shard(plan, *sh).await,
         }
     }
     .await;
+    cleanup.finish().await;
     let released = match lock {
         Some(l) => l.release().await,
         None => Ok(()),
@@ -296,25 +310,33 @@ async fn hold_output(
     roots: &Roots,
     run_id: &str,
     plan: Option<&shard::Plan>,
-) -> Result<Option<Lease>> {
+) -> Result<(Option<Lease>, Cleanup)> {
     let state = &roots.state;
     let Some(plan) = plan else {
         let lease = Lease::acquire(state, run_id).await?;
-        if let Err(e) = publish::recover(roots).await {
-            lease.release().await?;
-            return Err(e);
-        }
-        return Ok(Some(lease));
+        return match publish::recover(roots).await {
+            Ok(cleanup) => Ok((Some(lease), cleanup)),
+            Err(e) => {
+                lease.release().await?;
+                Err(e)
+            }
+        };
     };
     crate::publish::lease::probe(state, run_id).await?;
     shard::join(state, plan).await?;
     if publish::interrupted(roots).await? {
         let lease = Lease::acquire(state, run_id).await?;
-        let recovered = publish::recover(roots).await;
+        let recovered = match publish::recover(roots).await {
+            Ok(cleanup) => {
+                cleanup.finish().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
         lease.release().await?;
         recovered?;
     }
-    Ok(None)
+    Ok((None, Cleanup::none()))
 }
 
 /// `reports`: every role's tables and dashboards rebuilt from the stored facts, with the
@@ -333,9 +355,8 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     }
     store::check_meta(state, cfg).await?;
     shard::check_complete(state).await?;
-    let lock = hold_output(&roots, &run_id, None)
-        .await?
-        .expect("a run without a plan holds the lease");
+    let (lock, cleanup) = hold_output(&roots, &run_id, None).await?;
+    let lock = lock.expect("a run without a plan holds the lease");
     let result: Result<RunOutcome> = async {
         let setup = Setup {
             cfg,
@@ -350,11 +371,21 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
             today: started.date_naive(),
             lease: Some(&lock),
         };
+        let carry = Carry::start(CarryPlan {
+            state,
+            run_id: &run_id,
+            policy: &policy,
+            roles: &roles,
+            roster: &roster,
+            dims: &cfg.dimensions,
+            first_date: None,
+        });
         RunState::new(&setup, &argv, &roles)
-            .publish(&policy, &roles, true)
+            .publish(&policy, &roles, true, carry)
             .await
     }
     .await;
+    cleanup.finish().await;
     let released = lock.release().await;
     let outcome = result?;
     released?;

@@ -4,10 +4,9 @@
 //! order. A month whose facts, roster and dimensions have not changed since its rows were last
 //! built is not rebuilt ([`months`]). Adoption folds every month's per-member rows in date order.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 
 use crate::config::dimensions::Dimensions;
@@ -19,8 +18,7 @@ use crate::reports::{self, months};
 use crate::schema::table;
 use crate::source::Location;
 
-type DateFiles = (NaiveDate, Vec<object_store::ObjectMeta>);
-type Month = (i32, u32);
+use months::{DateFiles, Month};
 
 /// What the rebuild did, for the log and the manifest.
 #[derive(Default)]
@@ -45,18 +43,14 @@ pub(super) async fn build_tables(
     (usize, usize),
 )> {
     let phase = Instant::now();
-    let dates = store::stored_dates(state).await?;
-    let last_day = dates
-        .last_key_value()
-        .map_or(0, |(d, _)| crate::facts::days_since_epoch(*d));
-    let stored: Vec<NaiveDate> = dates.keys().copied().collect();
-    let mut by_month: BTreeMap<Month, Vec<DateFiles>> = BTreeMap::new();
-    for (d, files) in dates {
-        by_month
-            .entry((d.year(), d.month()))
-            .or_default()
-            .push((d, files));
-    }
+    let by_month = months::stored(state).await?;
+    let stored: Vec<NaiveDate> = by_month
+        .values()
+        .flat_map(|dates| dates.iter().map(|(d, _)| *d))
+        .collect();
+    let last_day = stored
+        .last()
+        .map_or(0, |d| crate::facts::days_since_epoch(*d));
     let mut stats = Stats::default();
     let mut assembly = Assembly::new(Adoption::new(roster, has_roster, last_day));
     let mut month_list = Vec::new();
@@ -68,8 +62,16 @@ pub(super) async fn build_tables(
             roster,
             dims,
         };
+        let t = Instant::now();
         let (rows, fingerprint) = month_rows(&input, &mut stats).await?;
+        let got = t.elapsed().as_secs_f64();
         assembly.add(rows)?;
+        tracing::debug!(
+            "month {}-{:02}: rows in {got:.2}s, folded in {:.2}s",
+            month.0,
+            month.1,
+            t.elapsed().as_secs_f64() - got
+        );
         month_list.push(months::MonthRows {
             month: *month,
             fingerprint,
@@ -103,12 +105,7 @@ async fn month_rows(
     m: &MonthInput<'_>,
     stats: &mut Stats,
 ) -> Result<(Vec<(&'static str, DataFrame)>, String)> {
-    let files: Vec<object_store::ObjectMeta> = m
-        .dates
-        .iter()
-        .flat_map(|(_, f)| f.iter().cloned())
-        .collect();
-    let fp = months::fingerprint(&files, m.roster, m.dims);
+    let fp = months::fingerprint_of(m.dates, m.roster, m.dims);
     if let Some(t) = months::load(m.state, m.month, &fp).await? {
         stats.reused += 1;
         return Ok((t, fp));

@@ -13,7 +13,7 @@ use crate::decode::quarantine;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectsFile};
 use crate::policy::{redact, Policy};
-use crate::publish::Publisher;
+use crate::publish::{Carry, Publisher};
 use crate::source::Location;
 
 /// A run in progress: its manifest, the objects file, what its windows left to tell.
@@ -172,6 +172,7 @@ impl<'a> RunState<'a> {
         policy: &Policy,
         roles: &[String],
         always: bool,
+        carry: Carry,
     ) -> Result<RunOutcome> {
         let s = self.s;
         let (cfg, state) = (s.cfg, s.state);
@@ -180,6 +181,7 @@ impl<'a> RunState<'a> {
             tracing::warn!(
                 "the input holds no Claude Code telemetry for the requested dates: nothing written"
             );
+            carry.discard().await;
             self.write_manifest().await?;
             return Ok(RunOutcome {
                 manifest: self.manifest,
@@ -220,6 +222,7 @@ impl<'a> RunState<'a> {
             &tables,
             &export_dates,
             state,
+            carry,
             &mut publisher,
             &mut self.manifest,
         )

@@ -3,14 +3,15 @@
 
 use polars::prelude::*;
 
-use super::Publisher;
+use super::carry::{self, Carried, FormFiles};
+use super::{Carry, Publisher};
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::manifest::{Manifest, OutputFile};
 use crate::policy::{Policy, RoleAccess};
 use crate::reports::dashboard;
 use crate::reports::export;
-use crate::reports::months::{self, Encoded, MonthRows, Rows};
+use crate::reports::months::{self, MonthRows, Rows};
 use crate::schema::{col as c, table};
 use crate::sink::{csv_bytes, csv_part, parquet_bytes, ParquetParts};
 use crate::source::Location;
@@ -48,7 +49,7 @@ fn pseudonymise(df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
 
 /// How one role sees a table: pseudonymised or not, and which of its columns are left out.
 #[derive(PartialEq, Eq, Clone)]
-struct Form {
+pub(super) struct Form {
     pseudonymised: bool,
     drop: Vec<&'static str>,
 }
@@ -70,7 +71,7 @@ impl Form {
     /// The name of a month's kept encodings of table `name` in this form: a hash of the month's
     /// fingerprint, the table, the form and (pseudonymised) the key's own pseudonym, so that
     /// rows rebuilt, another form or another key never find another's bytes.
-    fn kept_key(&self, name: &str, month: &MonthRows, policy: &Policy) -> String {
+    pub(super) fn kept_key(&self, name: &str, month: &MonthRows, policy: &Policy) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(format!(
@@ -86,7 +87,7 @@ impl Form {
         format!("{name}-{}", &hex::encode(h.finalize())[..16])
     }
 
-    fn apply(&self, df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
+    pub(super) fn apply(&self, df: &DataFrame, policy: &Policy) -> Result<DataFrame> {
         let df = if self.pseudonymised {
             pseudonymise(df, policy)?
         } else {
@@ -104,9 +105,16 @@ pub async fn stage(
     tables: &[(&'static str, Rows)],
     export_dates: &[chrono::NaiveDate],
     state: &Location,
+    carry: Carry,
     publisher: &mut Publisher,
     manifest: &mut Manifest,
 ) -> Result<()> {
+    let wait = std::time::Instant::now();
+    let mut carried = carry.take().await;
+    tracing::debug!(
+        "waited {:.2}s for the months copied early",
+        wait.elapsed().as_secs_f64()
+    );
     let built_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let access: Vec<_> = roles
         .iter()
@@ -127,8 +135,11 @@ pub async fn stage(
                     visible[i].push((name, df));
                 }
             }
-            Rows::Months(months) => stage_months(name, months, state, out).await?,
+            Rows::Months(months) => stage_months(name, months, state, out, &mut carried).await?,
         }
+    }
+    for c in carried {
+        c.files.abort().await;
     }
     let t = std::time::Instant::now();
     stage_export(
@@ -252,7 +263,7 @@ struct Out<'a> {
 }
 
 /// The distinct forms of a table among the roles that see it, each with those roles.
-fn forms_of(name: &str, columns_of: &DataFrame, access: &[&RoleAccess]) -> Vec<(Form, Vec<usize>)> {
+pub(super) fn forms_of(name: &str, columns_of: &DataFrame, access: &[&RoleAccess]) -> Vec<(Form, Vec<usize>)> {
     let mut out: Vec<(Form, Vec<usize>)> = Vec::new();
     for (i, a) in access.iter().enumerate() {
         if !a.tables.contains(&name) {
@@ -305,69 +316,52 @@ async fn stage_whole(
 /// CSV file (uploaded in parts), staged once and copied in staging for the form's other roles.
 /// Each month is encoded once per form and kept (`months::kept`): its CSV rows are copied into
 /// the CSV file, its Parquet pages into the Parquet file, so a nightly run encodes only the
-/// months it rebuilt, and reads no other month's rows.
+/// months it rebuilt, and reads no other month's rows. The months `carried` early into a form's
+/// files are taken as they are when they are still the first of the table's.
 async fn stage_months(
     name: &'static str,
     months: &[MonthRows],
     state: &Location,
     out: Out<'_>,
+    carried: &mut Vec<Carried>,
 ) -> Result<()> {
     let Some(first) = months.first() else {
         return Ok(());
     };
-    let columns_of = months::part(state, first.month, name).await?;
+    let columns_of = months::columns(state, first.month, name).await?;
     for (form, who) in forms_of(name, &columns_of, out.access) {
         let rel = |i: usize, ext: &str| format!("reports/{}/{name}.{ext}", out.roles[i]);
-        let mut pq_file = out.publisher.stage_file(&rel(who[0], "parquet"));
-        let mut csv_file = out.publisher.stage_file(&rel(who[0], "csv"));
-        let mut header = form.apply(&columns_of.clear(), out.policy)?;
-        csv_file.write(csv_part(&mut header, true)?).await?;
-        let mut pq = ParquetParts::new(&header, name, Some(out.publisher.run_id()))?;
-        let (mut rows, mut encoded) = (0u64, 0usize);
-        for month in months {
-            let key = form.kept_key(name, month, out.policy);
-            let (pq_alone, csv_bytes) = match (
-                months::kept(state, month.month, &key, Encoded::Parquet).await,
-                months::kept(state, month.month, &key, Encoded::Csv).await,
-            ) {
-                (Some(p), Some(c)) => (p, c),
-                _ => {
-                    encoded += 1;
-                    let (p, c) = encode_month(name, month, &form, state, out.policy).await?;
-                    months::keep(state, month.month, &key, Encoded::Parquet, p.clone()).await?;
-                    months::keep(state, month.month, &key, Encoded::Csv, c.clone()).await?;
-                    // The month's rows and encoders' buffers, freed, go back before the next
-                    // month is encoded (a first run encodes every month).
-                    crate::memory::release();
-                    crate::memory::keep_freed();
-                    (p, c)
-                }
-            };
-            let (pq_bytes, n) = match pq.copy(pq_alone)? {
-                Some(copied) => copied,
-                // Kept with other columns than this file's (not made by this version): encoded
-                // again from the month's rows.
-                None => {
-                    let part = months::part(state, month.month, name).await?;
-                    let mut df = form.apply(&part, out.policy)?;
-                    (pq.write(&mut df)?, df.height() as u64)
-                }
-            };
-            pq_file.write(pq_bytes).await?;
-            csv_file.write(csv_bytes).await?;
-            rows += n;
+        let rels = [rel(who[0], "parquet"), rel(who[0], "csv")];
+        let keys: Vec<String> = months
+            .iter()
+            .map(|m| form.kept_key(name, m, out.policy))
+            .collect();
+        let mut files = match carry::resume(carried, name, &form, &keys, &rels).await {
+            Some(files) => files,
+            None => {
+                let shape = (&form, &columns_of, out.policy);
+                let run_id = out.publisher.run_id().to_string();
+                FormFiles::open(state, &run_id, name, shape, rels).await?
+            }
+        };
+        out.publisher.adopt(&files.parquet);
+        out.publisher.adopt(&files.csv);
+        let (early, mut encoded) = (files.keys.len(), 0usize);
+        for (month, key) in months.iter().zip(&keys).skip(early) {
+            if !files.copy_kept(state, month.month, key).await? {
+                encoded += 1;
+                files
+                    .append_encoded((name, month, key), (&form, out.policy), state)
+                    .await?;
+            }
         }
         tracing::debug!(
-            "{name}: {} months copied as kept, {encoded} encoded",
-            months.len() - encoded
+            "{name}: {early} months copied early, {} copied as kept, {encoded} encoded",
+            months.len() - early - encoded
         );
-        pq_file.write(pq.finish()?).await?;
-        let sizes = [
-            ("parquet", pq_file.finish().await?),
-            ("csv", csv_file.finish().await?),
-        ];
+        let (pq_size, csv_size, rows) = files.finish().await?;
         for &i in &who {
-            for (ext, bytes) in sizes {
+            for (ext, bytes) in [("parquet", pq_size), ("csv", csv_size)] {
                 let to = rel(i, ext);
                 if i != who[0] {
                     out.publisher.stage_copy(&rel(who[0], ext), &to).await?;
@@ -385,7 +379,7 @@ async fn stage_months(
 
 /// One month of a streamed table in one form, encoded: a Parquet file of its rows alone and
 /// its CSV rows, one on each core. A frame's clone shares its columns' buffers.
-async fn encode_month(
+pub(super) async fn encode_month(
     name: &'static str,
     month: &MonthRows,
     form: &Form,

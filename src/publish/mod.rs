@@ -14,10 +14,19 @@
 //! _staging/<run_id>/<path>       new files of a run, before commit
 //! _staging/<run_id>/_previous/   the files the commit replaces, to roll back to
 //! _staging/<run_id>/_commit.json the journal: present once every file is staged and backed up
+//! _staging/<run_id>/_done        the commit is complete: what is left is the next run's to remove
 //! ```
+//!
+//! A complete commit leaves its backups (the files it replaced) and staged names to the next
+//! run, which removes them in the background while it works ([`Cleanup`]): deleting the
+//! previous version of gigabytes of tables waits for the disk (on a disk mounted with
+//! `discard`, about a second per GB), and nothing is left for a run to overlap it with.
 
+mod carry;
 pub mod folders;
 pub mod lease;
+
+pub use carry::{Carry, CarryPlan};
 
 use std::collections::BTreeSet;
 
@@ -32,6 +41,7 @@ use crate::source::Location;
 
 const STAGING: &str = "_staging";
 const JOURNAL: &str = "_commit.json";
+const DONE: &str = "_done";
 
 /// Test hook: `CC_ANALYTICS_FAIL_AFTER_COMMITS=N` fails the commit after N files, to prove
 /// that a failure while publishing leaves consistent outputs.
@@ -40,6 +50,9 @@ const FAIL_HOOK: &str = "CC_ANALYTICS_FAIL_AFTER_COMMITS";
 /// while a run's staging is removed, when N deletes are left, to prove that a run stopped there
 /// leaves outputs the next run can recover from.
 const ABORT_HOOK: &str = "CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT";
+/// Test hook: `CC_ANALYTICS_ABORT_WITH_EARLIER_LEFT=N` aborts the process while it removes what
+/// an earlier run left in the staging (in the background), when N deletes are left.
+const EARLIER_HOOK: &str = "CC_ANALYTICS_ABORT_WITH_EARLIER_LEFT";
 
 /// Where published files go: report files to `reports`, everything else (and the staging) to
 /// `state`.
@@ -195,16 +208,13 @@ impl Publisher {
 
     /// Starts a file to be published at `rel`, written in parts (a multipart upload to staging).
     pub fn stage_file(&mut self, rel: &str) -> StagedFile {
-        let state = &self.roots.state;
         self.journal.files.push(rel.to_string());
-        StagedFile {
-            writer: object_store::buffered::BufWriter::new(
-                state.store.clone(),
-                staged(state, &self.run_id, rel),
-            ),
-            rel: rel.to_string(),
-            bytes: 0,
-        }
+        StagedFile::new(&self.roots.state, &self.run_id, rel)
+    }
+
+    /// Takes on a file a run started staging before it had a publisher (`StagedFile::new`).
+    pub fn adopt(&mut self, file: &StagedFile) {
+        self.journal.files.push(file.rel.clone());
     }
 
     /// Stages at `to` a copy of the file staged at `from`.
@@ -253,12 +263,16 @@ impl Publisher {
                 roots
                     .record_published(run, &Utc::now().to_rfc3339(), &files)
                     .await?;
-                remove_prefix(out, &format!("{STAGING}/{run}")).await?;
+                // The commit is complete: the journal goes, then the mark that what is left is
+                // the next run's to remove (a stop in between only makes that run warn).
+                out.delete(&staged(out, run, JOURNAL)).await?;
+                out.put(&staged(out, run, DONE), Vec::new()).await?;
                 tracing::info!(
                     "published {} files in {:.2}s (backed up by {backed_up:.2}s, in place by \
-                     {installed:.2}s)",
+                     {installed:.2}s); the {} files they replaced are removed by the next run",
                     files.len(),
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_secs_f64(),
+                    self.journal.backups.len()
                 );
                 Ok(())
             }
@@ -279,6 +293,31 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// A file of run `run_id` to be published at `rel`, staged under `state`; published only
+    /// once a `Publisher` of the run adopts it.
+    pub fn new(state: &Location, run_id: &str, rel: &str) -> StagedFile {
+        StagedFile {
+            writer: object_store::buffered::BufWriter::new(
+                state.store.clone(),
+                staged(state, run_id, rel),
+            ),
+            rel: rel.to_string(),
+            bytes: 0,
+        }
+    }
+
+    /// Where it is to be published.
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    /// Discards what was written.
+    pub async fn abort(mut self) {
+        if let Err(e) = self.writer.abort().await {
+            tracing::debug!("discarding the staged {}: {e}", self.rel);
+        }
+    }
+
     pub async fn write(&mut self, bytes: impl Into<bytes::Bytes>) -> Result<()> {
         let bytes: bytes::Bytes = bytes.into();
         self.bytes += bytes.len() as u64;
@@ -361,7 +400,7 @@ async fn rollback(roots: &Roots, run_id: &str, j: &Journal) -> Result<()> {
             }
         }
     }
-    remove_prefix(out, &format!("{STAGING}/{run_id}")).await
+    remove_prefix(out, &format!("{STAGING}/{run_id}"), ABORT_HOOK).await
 }
 
 /// The record written last in each role folder: which run published it, when, and every file
@@ -438,18 +477,24 @@ async fn list_paths(out: &Location, prefix: &Path) -> Result<Vec<Path>> {
         .map_err(|e| Error::store(prefix.as_ref(), e))
 }
 
-async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
+/// Deletes every object below `rel` (`hook`: the test hook that may stop it, see `ABORT_HOOK`).
+async fn remove_prefix(out: &Location, rel: &str, hook: &str) -> Result<()> {
     let paths = list_paths(out, &out.child(rel)).await?;
     // The journal goes first. Both callers come here once every file is in its final place
     // (all new after a commit, all old after a rollback), so the journal is no longer needed;
     // deleting it last would let a run stopped half-way through this cleanup leave a journal
     // whose backups are already gone, which the next run could not roll back.
+    // The mark of a complete commit goes last: a run stopped half-way through removing what a
+    // complete commit left is still known for one.
     let (journal, files): (Vec<Path>, Vec<Path>) = paths
         .into_iter()
         .partition(|p| p.as_ref().ends_with(JOURNAL));
-    let abort_left: Option<usize> = std::env::var(ABORT_HOOK).ok().and_then(|v| v.parse().ok());
-    let total = journal.len() + files.len();
-    for (i, p) in journal.into_iter().chain(files).enumerate() {
+    let (done, files): (Vec<Path>, Vec<Path>) = files
+        .into_iter()
+        .partition(|p| p.as_ref().ends_with(&format!("/{DONE}")));
+    let abort_left: Option<usize> = std::env::var(hook).ok().and_then(|v| v.parse().ok());
+    let total = journal.len() + files.len() + done.len();
+    for (i, p) in journal.into_iter().chain(files).chain(done).enumerate() {
         if abort_left == Some(total - i) {
             std::process::abort();
         }
@@ -459,10 +504,55 @@ async fn remove_prefix(out: &Location, rel: &str) -> Result<()> {
         }
     }
     if let Some(dir) = local_root(out) {
-        // Local disks keep empty directories; tidy them.
-        let _ = remove_empty_dirs(&dir.join(STAGING));
+        // Local disks keep empty directories; tidy this run's (another run may be staging).
+        let _ = remove_empty_dirs(&dir.join(rel));
+        let _ = std::fs::remove_dir(dir.join(STAGING));
     }
     Ok(())
+}
+
+/// The removal, in the background, of what earlier runs left in the staging: a complete
+/// commit's backups, or the staged files of a run that never reached its commit point.
+pub struct Cleanup(Option<tokio::task::JoinHandle<Result<()>>>);
+
+impl Cleanup {
+    pub fn none() -> Cleanup {
+        Cleanup(None)
+    }
+
+    fn start(out: &Location, runs: Vec<String>) -> Cleanup {
+        if runs.is_empty() {
+            return Cleanup(None);
+        }
+        let out = out.clone();
+        Cleanup(Some(tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            for run in &runs {
+                remove_prefix(&out, &format!("{STAGING}/{run}"), EARLIER_HOOK).await?;
+            }
+            tracing::debug!(
+                "removed what {} earlier runs left in the staging in {:.2}s",
+                runs.len(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        })))
+    }
+
+    /// Waits for the removal (under the lease: before the run lets it go). A removal that
+    /// failed is left to the next run, with a warning.
+    pub async fn finish(self) {
+        let Some(task) = self.0 else { return };
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "removing what earlier runs left in the staging failed ({e}): the next run tries again"
+            ),
+            Err(e) => tracing::warn!(
+                "removing what earlier runs left in the staging failed ({e}): the next run tries again"
+            ),
+        }
+    }
 }
 
 /// The output root's directory when it is on a local disk.
@@ -529,9 +619,10 @@ pub async fn interrupted(roots: &Roots) -> Result<bool> {
 }
 
 /// Before a run (under the lease): deletes partial files a killed run left on a local disk, rolls
-/// back commits whose journal was written (the run was killed while moving files into place) and
-/// discards staging of runs that never reached their commit point or were tidying it up.
-pub async fn recover(roots: &Roots) -> Result<()> {
+/// back commits whose journal was written (the run was killed while moving files into place),
+/// and starts removing, in the background, what complete commits left and the staging of runs
+/// that never reached their commit point.
+pub async fn recover(roots: &Roots) -> Result<Cleanup> {
     for root in [&roots.state, &roots.reports] {
         if let Some(root) = local_root(root) {
             let removed = sweep_temporary(&root);
@@ -551,6 +642,7 @@ pub async fn recover(roots: &Roots) -> Result<()> {
         .iter()
         .filter_map(|p| p.as_ref().get(base..)?.split('/').next().map(String::from))
         .collect();
+    let mut left = Vec::new();
     for run in runs {
         let journal = out.child(&format!("{STAGING}/{run}/{JOURNAL}"));
         match out.get(&journal).await {
@@ -563,12 +655,17 @@ pub async fn recover(roots: &Roots) -> Result<()> {
                 rollback(roots, &run, &j).await?;
             }
             Err(_) => {
-                tracing::warn!("discarding the staged files of run {run}, which did not finish");
-                remove_prefix(out, &format!("{STAGING}/{run}")).await?;
+                let done = out.child(&format!("{STAGING}/{run}/{DONE}"));
+                if out.get(&done).await.is_err() {
+                    tracing::warn!(
+                        "discarding the staged files of run {run}, which did not finish"
+                    );
+                }
+                left.push(run);
             }
         }
     }
-    Ok(())
+    Ok(Cleanup::start(out, left))
 }
 
 #[cfg(test)]

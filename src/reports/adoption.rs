@@ -2,7 +2,6 @@
 //! per-member rows, read a month at a time in date order. Memory follows the members (one
 //! slot each), not the stored rows.
 
-use std::collections::HashMap;
 
 use polars::prelude::*;
 
@@ -13,10 +12,13 @@ use crate::schema::col as c;
 
 const NEVER: i32 = i32::MIN;
 
+/// Every stored (date, member) row is looked up here each run: a fast hash, not SipHash.
+type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 /// Folds months of per-(date, member) rows, in date order, into the two tables.
 pub struct Adoption {
     /// Member → member type → id.
-    ids: HashMap<String, HashMap<String, u32>>,
+    ids: Map<String, Map<String, u32>>,
     names: Vec<(String, String)>,
     /// The roster's members are the first `roster_len` ids, with the roster's role.
     roster_len: usize,
@@ -37,7 +39,7 @@ impl Adoption {
     /// has a roster (else the roster columns are null).
     pub fn new(roster: &Roster, has_roster: bool, last_day: i32) -> Adoption {
         let mut a = Adoption {
-            ids: HashMap::new(),
+            ids: Map::default(),
             names: Vec::new(),
             roster_len: roster.members.len(),
             has_roster,
@@ -84,29 +86,57 @@ impl Adoption {
         let typ = member_days.column(c::MEMBER_TYPE)?.str()?;
         let role = member_days.column(c::ROLE)?.str()?;
         let spend = member_days.column(fcol::SPEND_PICO)?.i64()?;
+        let mut rows = member
+            .iter()
+            .zip(typ.iter())
+            .zip(role.iter())
+            .zip(spend.iter());
+        // A date's rows are sorted by member, and most members of one date are those of the
+        // date before: each row's id is found by walking the previous date's rows alongside
+        // (sequential reads), and looked up in the map only when the member is not there.
+        let (mut prev, mut cur): (Vec<(&str, &str, u32)>, Vec<(&str, &str, u32)>) =
+            (Vec::new(), Vec::new());
         let mut r = 0;
         while r < day.len() {
             let date = day[r];
             let (mut active, mut new) = (0i64, 0i64);
+            let mut cursor = 0;
             while r < day.len() && day[r] == date {
-                let id = self.id(member.get(r).unwrap_or(""), typ.get(r).unwrap_or("")) as usize;
+                let (((member, typ), role), spend) = rows.next().expect("one per date");
+                let key = (member.unwrap_or(""), typ.unwrap_or(""));
+                while prev.get(cursor).is_some_and(|p| (p.0, p.1) < key) {
+                    cursor += 1;
+                }
+                let id = match prev.get(cursor) {
+                    Some(&(m, t, id)) if (m, t) == key => {
+                        cursor += 1;
+                        id
+                    }
+                    _ => self.id(key.0, key.1),
+                };
+                cur.push((key.0, key.1, id));
+                let id = id as usize;
                 if self.first[id] == NEVER {
                     self.first[id] = date;
                     new += 1;
                 }
                 self.last[id] = date;
                 if id >= self.roster_len {
-                    if let Some(role) = role.get(r) {
-                        self.role[id] = Some(role.to_string());
+                    if let Some(role) = role {
+                        if self.role[id].as_deref() != Some(role) {
+                            self.role[id] = Some(role.to_string());
+                        }
                     }
                 }
                 if date > self.last_day - 28 {
                     self.days_28d[id] += 1;
-                    self.spend_28d[id] += spend.get(r).unwrap_or(0) as i128;
+                    self.spend_28d[id] += spend.unwrap_or(0) as i128;
                 }
                 active += 1;
                 r += 1;
             }
+            std::mem::swap(&mut prev, &mut cur);
+            cur.clear();
             let since = |n: i32| self.last.iter().filter(|&&l| l > date - n).count() as i64;
             let roster_28d = self.last[..self.roster_len]
                 .iter()

@@ -35,6 +35,35 @@ fn kept_path(
     state.child(&format!("{}/{key}.{}", kept_dir(month), ext.ext()))
 }
 
+/// A stored date and its fact files.
+pub type DateFiles = (chrono::NaiveDate, Vec<object_store::ObjectMeta>);
+/// A month: (year, month).
+pub type Month = (i32, u32);
+
+/// The stored dates' fact files, by month, in order.
+pub async fn stored(state: &Location) -> Result<std::collections::BTreeMap<Month, Vec<DateFiles>>> {
+    use chrono::Datelike;
+    let mut by_month: std::collections::BTreeMap<Month, Vec<DateFiles>> = Default::default();
+    for (d, files) in crate::facts::store::stored_dates(state).await? {
+        by_month
+            .entry((d.year(), d.month()))
+            .or_default()
+            .push((d, files));
+    }
+    Ok(by_month)
+}
+
+/// What the rows of the month of `dates` depend on (see `fingerprint`).
+pub fn fingerprint_of(
+    dates: &[DateFiles],
+    roster: &Roster,
+    dims: &crate::config::dimensions::Dimensions,
+) -> String {
+    let files: Vec<object_store::ObjectMeta> =
+        dates.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+    fingerprint(&files, roster, dims)
+}
+
 /// What a month's rows depend on.
 pub fn fingerprint(
     facts: &[object_store::ObjectMeta],
@@ -193,6 +222,31 @@ pub async fn kept(
     state.get(&kept_path(state, month, key, ext)).await.ok()
 }
 
+/// The size of one kept encoding of a form of a month, if it is there (see `kept`).
+pub async fn kept_size(state: &Location, month: Month, key: &str, ext: Encoded) -> Option<u64> {
+    use object_store::ObjectStoreExt;
+    let path = kept_path(state, month, key, ext);
+    state.store.head(&path).await.ok().map(|m| m.size)
+}
+
+/// Bytes `range` of one kept encoding (see `kept`), so that a month of gigabytes is copied a
+/// part at a time.
+pub async fn kept_range(
+    state: &Location,
+    month: Month,
+    key: &str,
+    ext: Encoded,
+    range: std::ops::Range<u64>,
+) -> Result<bytes::Bytes> {
+    use object_store::ObjectStoreExt;
+    let path = kept_path(state, month, key, ext);
+    state
+        .store
+        .get_range(&path, range)
+        .await
+        .map_err(|e| Error::store(path.as_ref(), e))
+}
+
 /// Keeps one encoding of one form of a month (see `kept`).
 pub async fn keep(
     state: &Location,
@@ -202,6 +256,16 @@ pub async fn keep(
     bytes: bytes::Bytes,
 ) -> Result<()> {
     state.put(&kept_path(state, month, key, ext), bytes).await
+}
+
+/// The columns of one month's stored rows of table `name`, without the rows.
+pub async fn columns(state: &Location, month: (i32, u32), name: &str) -> Result<DataFrame> {
+    let bytes = state
+        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
+        .await?;
+    Ok(ParquetReader::new(std::io::Cursor::new(bytes))
+        .with_slice(Some((0, 0)))
+        .finish()?)
 }
 
 /// One month's stored rows of table `name`.

@@ -449,3 +449,59 @@ fn an_output_inside_an_input_is_refused_and_symlink_loops_are_not_walked() {
     run_on(&input, &clean, &[], 0);
     assert_eq!(reports(&out), reports(&clean));
 }
+
+/// The months before a run's dates are copied into the new table files while it decodes; a
+/// late record healed into one of them changes that month after it was copied. The month must
+/// be written again: the tables are a clean backfill's.
+#[test]
+fn a_month_copied_early_that_healing_changes_is_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--members", "5", "--days", "6", "--start", "2026-09-28"];
+    let mut generate = vec!["generate", "--output", data.to_str().unwrap(), "--seed", "3"];
+    generate.extend_from_slice(&args);
+    run(&generate, 0);
+    let input = data.join("telemetry");
+    let roster = data.join("roster.csv");
+    let on = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["run", "--input", input.to_str().unwrap()];
+        a.extend_from_slice(&["--roster", roster.to_str().unwrap()]);
+        a.extend_from_slice(&["--output", out.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        run_in(None, &a, env, 0)
+    };
+    let out = dir.path().join("out");
+    for d in ["2026-09-28", "2026-09-29", "2026-09-30", "2026-10-01", "2026-10-02"] {
+        on(&out, &["--date", d], &[]);
+    }
+    // A request of 2026-09-29 12:00 UTC uploaded on 2026-10-03: 4 days late.
+    let late = input.join("year=2026/month=10/day=03/hour=09/minute=00");
+    std::fs::create_dir_all(&late).unwrap();
+    let mut record = request("late-9", "late@example.com", 1, 0, json!({"doubleValue": 7.0}));
+    record["timeUnixNano"] = json!("1790683200000000000");
+    std::fs::write(late.join("logs_900000001.json"), log_line(vec![record]) + "\n").unwrap();
+    let debug = [("CC_ANALYTICS_LOG", "cc_analytics=debug")];
+    let r = on(&out, &["--date", "2026-10-03", "--heal-late"], &debug);
+    let e = stderr(&r);
+    assert_eq!(manifest(&out)["dates_healed"], json!(["2026-09-29"]));
+    // September was copied early (it is before the run's date), then rebuilt with the record.
+    assert!(e.contains("copied early: 3 months of 3 files"), "{e}");
+    assert!(
+        e.contains("member_daily: the months copied early changed since; written again"),
+        "{e}"
+    );
+    assert!(e.contains("member_daily: 0 months copied early"), "{e}");
+    let member_daily = read(out.join("reports/admin/member_daily.csv"));
+    assert!(
+        member_daily
+            .lines()
+            .any(|l| l.starts_with("2026-09-29,late@example.com,")),
+        "the healed record is in the month copied early"
+    );
+    let wide = dir.path().join("wide.toml");
+    std::fs::write(&wide, "max_arrival_delay_days = 10\n").unwrap();
+    let clean = dir.path().join("clean");
+    let backfill = ["--config", wide.to_str().unwrap(), "--from", "2026-09-28", "--to", "2026-10-03"];
+    on(&clean, &backfill, &[]);
+    assert_eq!(reports(&out), reports(&clean), "healed = clean backfill");
+}

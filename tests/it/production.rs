@@ -296,13 +296,13 @@ fn kill_9_leaves_readable_outputs_and_the_next_run_recovers() {
     // The next run takes over the stale lock, restores or discards what was left, and publishes
     // the same tables as a clean run.
     run_dates(&data, &out, &dates);
-    assert!(!out.join("_staging").exists());
+    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
     assert!(reports(&out) == clean);
 }
 
-/// A run stopped while it tidies its staging, after every file is in place, either after its
-/// commit or after rolling a failed commit back: the next run must not find a journal whose
-/// backups are gone.
+/// A run stopped while it tidies staging: its own after rolling a failed commit back, or what
+/// an earlier complete commit left (its backups, which the next run removes in the background).
+/// The next run must not find a journal whose backups are gone, nor undo a complete commit.
 #[test]
 fn a_run_stopped_while_tidying_up_is_recovered() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,12 +312,12 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
     let before = reports(&out);
     let input = data.join("telemetry");
     let roster = data.join("roster.csv");
-    let stopped = |env: &[(&str, &str)]| {
+    let stopped = |date: &str, env: &[(&str, &str)]| {
         let mut cmd = bin();
         cmd.args(["run", "--input", input.to_str().unwrap()])
             .args(["--roster", roster.to_str().unwrap()])
             .args(["--output", out.to_str().unwrap()])
-            .args(["--date", "2026-10-11", "-q"]);
+            .args(["--date", date, "-q"]);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -334,25 +334,41 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
             "the lease is left held"
         );
     };
+    // A complete commit leaves the files it replaced, marked done, to the next run.
+    let done: Vec<String> = walk(&out.join("_staging"))
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(done.iter().any(|p| p.ends_with("/_done")), "{done:?}");
+    assert!(staging_left_in(&out).is_empty());
     // A failed commit, rolled back, then stopped with one staged file left to delete.
-    stopped(&[
-        ("CC_ANALYTICS_FAIL_AFTER_COMMITS", "10"),
-        ("CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT", "1"),
-    ]);
+    stopped(
+        "2026-10-11",
+        &[
+            ("CC_ANALYTICS_FAIL_AFTER_COMMITS", "10"),
+            ("CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT", "1"),
+        ],
+    );
     assert!(reports(&out) == before, "the rollback restored every file");
-    run_dates(&data, &out, &["--date", "2026-10-12"]);
-    assert!(!out.join("_staging").exists());
+    let r = run_dates(&data, &out, &["--date", "2026-10-12"]);
+    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
+    assert!(
+        !stderr(&r).contains("restoring the outputs"),
+        "no journal was left: {}",
+        stderr(&r)
+    );
     let after_12 = reports(&out);
     assert!(after_12 != before);
-    // A complete commit, stopped with one staged file left to delete: what it published stays.
+    // The next run, stopped while it removes what that complete commit left (one file to
+    // go): what the commit published stays, and the run after removes the rest.
+    stopped("2026-10-11", &[("CC_ANALYTICS_ABORT_WITH_EARLIER_LEFT", "1")]);
+    assert!(reports(&out) == after_12, "a complete commit is never undone");
     let clean = dir.path().join("clean");
     run_dates(&data, &clean, &["--date", "2026-10-10"]);
     run_dates(&data, &clean, &["--date", "2026-10-12"]);
     run_dates(&data, &clean, &["--date", "2026-10-11"]);
-    stopped(&[("CC_ANALYTICS_ABORT_WITH_CLEANUP_LEFT", "1")]);
-    assert!(reports(&out) == reports(&clean), "the commit was complete");
     run_dates(&data, &out, &["--date", "2026-10-11"]);
-    assert!(!out.join("_staging").exists());
+    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
     assert!(reports(&out) == reports(&clean));
 }
 

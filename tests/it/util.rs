@@ -256,3 +256,35 @@ pub fn server_port() -> u16 {
     }
     panic!("no free port between {first} and {}", first + span)
 }
+
+/// The keys under `_staging/` (object keys, or paths relative to the output root) that a
+/// finished run may not leave: all of them but those of one run whose commit is complete
+/// (`_done`), which the next run removes.
+pub fn staging_left(keys: &[String]) -> Vec<String> {
+    let run_of = |k: &str| {
+        let (_, rest) = k.split_once("_staging/")?;
+        rest.split('/').next().map(String::from)
+    };
+    let done: Vec<String> = keys
+        .iter()
+        .filter(|k| k.ends_with("/_done"))
+        .filter_map(|k| run_of(k))
+        .collect();
+    keys.iter()
+        .filter(|k| k.contains("_staging/"))
+        .filter(|k| done.len() != 1 || run_of(k).as_ref() != Some(&done[0]))
+        .cloned()
+        .collect()
+}
+
+/// `staging_left` of a local output root.
+pub fn staging_left_in(out: &Path) -> Vec<String> {
+    if !out.join("_staging").exists() {
+        return Vec::new();
+    }
+    let keys: Vec<String> = walk(&out.join("_staging"))
+        .into_iter()
+        .map(|p| p.strip_prefix(out).unwrap().display().to_string())
+        .collect();
+    staging_left(&keys)
+}

@@ -1,0 +1,320 @@
+//! The streamed tables' files (`months::STREAMED`), written month by month, and the months a run
+//! does not change carried into them early. A nightly run changes one month of tables that hold
+//! a year or more, and writing the other months' kept bytes into the new all-dates files is most
+//! of its writing (gigabytes for a large organisation): [`Carry`] copies them while the run
+//! decodes and builds, when the disk is idle. What it copied is used only if the months are
+//! still the ones the run publishes (each month named by its kept key, which names the month's
+//! fingerprint); else it is discarded and the files are written as if nothing was carried.
+
+use chrono::{Datelike, NaiveDate};
+use polars::prelude::DataFrame;
+
+use super::folders::{encode_month, forms_of, Form};
+use super::StagedFile;
+use crate::config::dimensions::Dimensions;
+use crate::config::roster::Roster;
+use crate::error::Result;
+use crate::policy::Policy;
+use crate::reports::months::{self, Encoded, Month, MonthRows};
+use crate::sink::{csv_part, ParquetParts};
+use crate::source::Location;
+
+/// A kept CSV month is copied this many bytes at a time (a month of a large organisation's
+/// per-member rows is hundreds of MB).
+const COPY_PART: u64 = 8 << 20;
+
+/// A streamed table's Parquet and CSV files in one form, written month by month.
+pub(super) struct FormFiles {
+    pub(super) parquet: StagedFile,
+    pub(super) csv: StagedFile,
+    pq: ParquetParts,
+    pub(super) rows: u64,
+    /// The kept key of each month written, in order.
+    pub(super) keys: Vec<String>,
+}
+
+impl FormFiles {
+    /// Starts the files of table `name` in `form` (`columns_of`: the table's columns), to be
+    /// published at `rels` (Parquet, CSV): the CSV header written.
+    pub(super) async fn open(
+        state: &Location,
+        run_id: &str,
+        name: &str,
+        (form, columns_of, policy): (&Form, &DataFrame, &Policy),
+        rels: [String; 2],
+    ) -> Result<FormFiles> {
+        let mut header = form.apply(&columns_of.clear(), policy)?;
+        let parquet = StagedFile::new(state, run_id, &rels[0]);
+        let mut csv = StagedFile::new(state, run_id, &rels[1]);
+        csv.write(csv_part(&mut header, true)?).await?;
+        let pq = ParquetParts::new(&header, name, Some(run_id))?;
+        Ok(FormFiles {
+            parquet,
+            csv,
+            pq,
+            rows: 0,
+            keys: Vec::new(),
+        })
+    }
+
+    /// Appends the month's kept encodings (`months::kept`): its Parquet pages and its CSV rows,
+    /// the CSV a part at a time. False, with nothing written, when they are not both there or
+    /// were kept with other columns than this file's (not made by this version).
+    pub(super) async fn copy_kept(&mut self, state: &Location, month: Month, key: &str) -> Result<bool> {
+        let Some(csv_size) = months::kept_size(state, month, key, Encoded::Csv).await else {
+            return Ok(false);
+        };
+        let Some(pq_alone) = months::kept(state, month, key, Encoded::Parquet).await else {
+            return Ok(false);
+        };
+        let Some((pq_bytes, rows)) = self.pq.copy(pq_alone)? else {
+            return Ok(false);
+        };
+        self.parquet.write(pq_bytes).await?;
+        let mut at = 0;
+        while at < csv_size {
+            let end = (at + COPY_PART).min(csv_size);
+            let part = months::kept_range(state, month, key, Encoded::Csv, at..end).await?;
+            self.csv.write(part).await?;
+            at = end;
+        }
+        self.rows += rows;
+        self.keys.push(key.to_string());
+        Ok(true)
+    }
+
+    /// Appends the month encoded now from its stored rows, and keeps its encodings for the
+    /// next runs.
+    pub(super) async fn append_encoded(
+        &mut self,
+        (name, month, key): (&'static str, &MonthRows, &str),
+        (form, policy): (&Form, &Policy),
+        state: &Location,
+    ) -> Result<()> {
+        let (p, c) = encode_month(name, month, form, state, policy).await?;
+        months::keep(state, month.month, key, Encoded::Parquet, p.clone()).await?;
+        months::keep(state, month.month, key, Encoded::Csv, c.clone()).await?;
+        // The month's rows and encoders' buffers, freed, go back before the next month is
+        // encoded (a first run encodes every month).
+        crate::memory::release();
+        crate::memory::keep_freed();
+        let (pq_bytes, rows) = match self.pq.copy(p)? {
+            Some(copied) => copied,
+            // The month's rows have other columns than the table's first month: encoded into
+            // the file as they are.
+            None => {
+                let part = months::part(state, month.month, name).await?;
+                let mut df = form.apply(&part, policy)?;
+                (self.pq.write(&mut df)?, df.height() as u64)
+            }
+        };
+        self.parquet.write(pq_bytes).await?;
+        self.csv.write(c).await?;
+        self.rows += rows;
+        self.keys.push(key.to_string());
+        Ok(())
+    }
+
+    /// Ends both files; returns their sizes (Parquet, CSV) and the rows.
+    pub(super) async fn finish(mut self) -> Result<(u64, u64, u64)> {
+        self.parquet.write(self.pq.finish()?).await?;
+        Ok((
+            self.parquet.finish().await?,
+            self.csv.finish().await?,
+            self.rows,
+        ))
+    }
+
+    /// Discards both files.
+    pub(super) async fn abort(self) {
+        self.parquet.abort().await;
+        self.csv.abort().await;
+    }
+}
+
+/// A streamed table's files in one form, with the months carried into them.
+pub(super) struct Carried {
+    pub(super) name: &'static str,
+    pub(super) form: Form,
+    pub(super) files: FormFiles,
+}
+
+/// The months carried early into a run's streamed table files, being copied in the background.
+pub struct Carry(Option<tokio::task::JoinHandle<Vec<Carried>>>);
+
+/// What a carry needs to know of the run: what the publishing will need, and the first date the
+/// run recomputes, if any (its month and those after it are left for the publishing).
+pub struct CarryPlan<'a> {
+    pub state: &'a Location,
+    pub run_id: &'a str,
+    pub policy: &'a Policy,
+    pub roles: &'a [String],
+    pub roster: &'a Roster,
+    pub dims: &'a Dimensions,
+    pub first_date: Option<NaiveDate>,
+}
+
+impl Carry {
+    /// Nothing carried: the publishing writes every month.
+    pub fn none() -> Carry {
+        Carry(None)
+    }
+
+    /// Starts copying, in the background, the stored months before the first month of the
+    /// run's dates into the new files of every form of every streamed table, as far as their
+    /// encodings are kept.
+    pub fn start(plan: CarryPlan<'_>) -> Carry {
+        let owned = Owned {
+            state: plan.state.clone(),
+            run_id: plan.run_id.to_string(),
+            policy: plan.policy.clone(),
+            roles: plan.roles.to_vec(),
+            roster: plan.roster.clone(),
+            dims: plan.dims.clone(),
+            first_changed: plan
+                .first_date
+                .map_or((i32::MAX, 12), |d| (d.year(), d.month())),
+        };
+        Carry(Some(tokio::spawn(owned.carry())))
+    }
+
+    /// What was carried, once the copying is done.
+    pub(super) async fn take(self) -> Vec<Carried> {
+        match self.0 {
+            None => Vec::new(),
+            Some(task) => task.await.unwrap_or_else(|e| {
+                tracing::warn!("copying the unchanged months early failed ({e}): they are copied when the tables are written");
+                Vec::new()
+            }),
+        }
+    }
+
+    /// Discards what was carried (a run that publishes nothing).
+    pub async fn discard(self) {
+        for c in self.take().await {
+            c.files.abort().await;
+        }
+    }
+}
+
+/// A carry's own copy of what it needs (it runs beside the run).
+struct Owned {
+    state: Location,
+    run_id: String,
+    policy: Policy,
+    roles: Vec<String>,
+    roster: Roster,
+    dims: Dimensions,
+    first_changed: Month,
+}
+
+impl Owned {
+    async fn carry(self) -> Vec<Carried> {
+        let t = std::time::Instant::now();
+        let stored = match months::stored(&self.state).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("nothing copied early: {e}");
+                return Vec::new();
+            }
+        };
+        let list: Vec<MonthRows> = stored
+            .iter()
+            .map(|(m, dates)| MonthRows {
+                month: *m,
+                fingerprint: months::fingerprint_of(dates, &self.roster, &self.dims),
+            })
+            .collect();
+        let unchanged: Vec<&MonthRows> = list
+            .iter()
+            .take_while(|m| m.month < self.first_changed)
+            .collect();
+        let Some(first) = list.first().filter(|_| !unchanged.is_empty()) else {
+            return Vec::new();
+        };
+        let access: Vec<_> = self
+            .roles
+            .iter()
+            .map(|r| self.policy.access(r).expect("selected roles may see something"))
+            .collect();
+        let mut out = Vec::new();
+        for name in months::STREAMED {
+            let columns_of = match months::columns(&self.state, first.month, name).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("{name}: nothing copied early: {e}");
+                    continue;
+                }
+            };
+            for (form, who) in forms_of(name, &columns_of, &access) {
+                let rels = ["parquet", "csv"].map(|ext| format!("reports/{}/{name}.{ext}", self.roles[who[0]]));
+                match self.carry_form(name, (&form, &columns_of), rels, &unchanged).await {
+                    Ok(Some(files)) => out.push(Carried { name, form, files }),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("{name}: nothing copied early: {e}"),
+                }
+            }
+        }
+        tracing::debug!(
+            "copied early: {} months of {} files in {:.2}s",
+            out.iter().map(|c| c.files.keys.len()).sum::<usize>(),
+            out.len(),
+            t.elapsed().as_secs_f64()
+        );
+        out
+    }
+
+    /// One form's files with the kept months of `unchanged` copied in, as far as they are
+    /// kept; `None` (nothing left staged) when not even the first is.
+    async fn carry_form(
+        &self,
+        name: &'static str,
+        (form, columns_of): (&Form, &DataFrame),
+        rels: [String; 2],
+        unchanged: &[&MonthRows],
+    ) -> Result<Option<FormFiles>> {
+        let state = &self.state;
+        let shape = (form, columns_of, &self.policy);
+        let mut files = FormFiles::open(state, &self.run_id, name, shape, rels).await?;
+        for month in unchanged {
+            let key = form.kept_key(name, month, &self.policy);
+            match files.copy_kept(state, month.month, &key).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    files.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        if files.keys.is_empty() {
+            files.abort().await;
+            return Ok(None);
+        }
+        Ok(Some(files))
+    }
+}
+
+/// The files of `name` in `form` carried early, if their months are the first of `keys` (the
+/// months the run publishes) and they go to `rels`; those that are not are discarded.
+pub(super) async fn resume(
+    carried: &mut Vec<Carried>,
+    name: &str,
+    form: &Form,
+    keys: &[String],
+    rels: &[String; 2],
+) -> Option<FormFiles> {
+    let i = carried
+        .iter()
+        .position(|c| c.name == name && c.form == *form)?;
+    let c = carried.swap_remove(i);
+    let fits = keys.starts_with(&c.files.keys)
+        && c.files.parquet.rel() == rels[0]
+        && c.files.csv.rel() == rels[1];
+    if fits {
+        return Some(c.files);
+    }
+    tracing::debug!("{name}: the months copied early changed since; written again");
+    c.files.abort().await;
+    None
+}
