@@ -6,6 +6,8 @@
 //! still the ones the run publishes (each month named by its kept key, which names the month's
 //! fingerprint); else it is discarded and the files are written as if nothing was carried.
 
+use std::io::Read;
+
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::DataFrame;
 
@@ -19,9 +21,9 @@ use crate::reports::months::{self, Encoded, Month, MonthRows};
 use crate::sink::{csv_part, ParquetParts};
 use crate::source::Location;
 
-/// A kept CSV month is copied this many bytes at a time (a month of a large organisation's
-/// per-member rows is hundreds of MB).
-const COPY_PART: u64 = 8 << 20;
+/// A kept CSV month is decompressed into its file this many bytes at a time (a month of a large
+/// organisation's per-member rows is hundreds of MB).
+const COPY_PART: usize = 8 << 20;
 
 /// A streamed table's Parquet and CSV files in one form, written month by month.
 pub(super) struct FormFiles {
@@ -58,10 +60,10 @@ impl FormFiles {
     }
 
     /// Appends the month's kept encodings (`months::kept`): its Parquet pages and its CSV rows,
-    /// the CSV a part at a time. False, with nothing written, when they are not both there or
-    /// were kept with other columns than this file's (not made by this version).
+    /// decompressed a part at a time. False, with nothing written, when they are not both there
+    /// or were kept with other columns than this file's (not made by this version).
     pub(super) async fn copy_kept(&mut self, state: &Location, month: Month, key: &str) -> Result<bool> {
-        let Some(csv_size) = months::kept_size(state, month, key, Encoded::Csv).await else {
+        let Some(csv) = months::kept(state, month, key, Encoded::Csv).await else {
             return Ok(false);
         };
         let Some(pq_alone) = months::kept(state, month, key, Encoded::Parquet).await else {
@@ -71,12 +73,12 @@ impl FormFiles {
             return Ok(false);
         };
         self.parquet.write(pq_bytes).await?;
-        let mut at = 0;
-        while at < csv_size {
-            let end = (at + COPY_PART).min(csv_size);
-            let part = months::kept_range(state, month, key, Encoded::Csv, at..end).await?;
+        let mut parts = decompress_aside(csv);
+        while let Some(part) = parts.recv().await {
+            let part = part.map_err(|e| {
+                crate::Error::Other(format!("the kept CSV rows of {month:?} ({key}): {e}"))
+            })?;
             self.csv.write(part).await?;
-            at = end;
         }
         self.rows += rows;
         self.keys.push(key.to_string());
@@ -91,9 +93,9 @@ impl FormFiles {
         (form, policy): (&Form, &Policy),
         state: &Location,
     ) -> Result<()> {
-        let (p, c) = encode_month(name, month, form, state, policy).await?;
+        let (p, c, kept_csv) = encode_month(name, month, form, state, policy).await?;
         months::keep(state, month.month, key, Encoded::Parquet, p.clone()).await?;
-        months::keep(state, month.month, key, Encoded::Csv, c.clone()).await?;
+        months::keep(state, month.month, key, Encoded::Csv, kept_csv).await?;
         // The month's rows and encoders' buffers, freed, go back before the next month is
         // encoded (a first run encodes every month).
         crate::memory::release();
@@ -130,6 +132,41 @@ impl FormFiles {
         self.parquet.abort().await;
         self.csv.abort().await;
     }
+}
+
+/// The CSV rows of a kept encoding, decompressed a part at a time on a thread of its own at the
+/// lowest CPU priority: a carry runs while the run decodes on every core, and must take only
+/// what the decoding leaves (its copying waits for the disk more than for the CPU).
+fn decompress_aside(kept: bytes::Bytes) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    std::thread::spawn(move || {
+        // On Linux a thread's own nice value (`who` 0 is the calling thread).
+        // SAFETY: setpriority only reads its arguments.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        let mut rows = match zstd::stream::read::Decoder::new(&kept[..]) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let mut part = Vec::with_capacity(COPY_PART);
+            match (&mut rows).take(COPY_PART as u64).read_to_end(&mut part) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.blocking_send(Ok(part)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// A streamed table's files in one form, with the months carried into them.

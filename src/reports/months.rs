@@ -192,7 +192,9 @@ pub enum Rows {
 /// The two kept encodings of a form of a streamed table's month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoded {
-    /// Its CSV rows, without the header line: copied into the table's CSV file.
+    /// Its CSV rows, without the header line, zstd-compressed: decompressed into the table's
+    /// CSV file (a nightly run reads a year of them back: a quarter of the bytes, and the
+    /// disk is what such a copy waits for).
     Csv,
     /// A Parquet file of its rows alone (`sink::ParquetParts::alone`): its pages are copied
     /// into the table's Parquet file.
@@ -202,7 +204,7 @@ pub enum Encoded {
 impl Encoded {
     fn ext(self) -> &'static str {
         match self {
-            Encoded::Csv => "csv",
+            Encoded::Csv => "csv.zst",
             Encoded::Parquet => "parquet",
         }
     }
@@ -220,31 +222,6 @@ pub async fn kept(
     ext: Encoded,
 ) -> Option<bytes::Bytes> {
     state.get(&kept_path(state, month, key, ext)).await.ok()
-}
-
-/// The size of one kept encoding of a form of a month, if it is there (see `kept`).
-pub async fn kept_size(state: &Location, month: Month, key: &str, ext: Encoded) -> Option<u64> {
-    use object_store::ObjectStoreExt;
-    let path = kept_path(state, month, key, ext);
-    state.store.head(&path).await.ok().map(|m| m.size)
-}
-
-/// Bytes `range` of one kept encoding (see `kept`), so that a month of gigabytes is copied a
-/// part at a time.
-pub async fn kept_range(
-    state: &Location,
-    month: Month,
-    key: &str,
-    ext: Encoded,
-    range: std::ops::Range<u64>,
-) -> Result<bytes::Bytes> {
-    use object_store::ObjectStoreExt;
-    let path = kept_path(state, month, key, ext);
-    state
-        .store
-        .get_range(&path, range)
-        .await
-        .map_err(|e| Error::store(path.as_ref(), e))
 }
 
 /// Keeps one encoding of one form of a month (see `kept`).
@@ -266,6 +243,55 @@ pub async fn columns(state: &Location, month: (i32, u32), name: &str) -> Result<
     Ok(ParquetReader::new(std::io::Cursor::new(bytes))
         .with_slice(Some((0, 0)))
         .finish()?)
+}
+
+/// Removes every kept encoding of the months of `used` but those of the keys it names (the
+/// encodings of an older version of this job, or of a form no role has any more, would
+/// otherwise stay forever beside months that are never rebuilt).
+pub async fn sweep_kept(state: &Location, used: &[(Month, String)]) -> Result<()> {
+    let mut by_month: std::collections::BTreeMap<Month, Vec<&str>> = Default::default();
+    for (m, key) in used {
+        by_month.entry(*m).or_default().push(key);
+    }
+    for (month, keys) in by_month {
+        for old in state.list_all(&state.child(&kept_dir(month))).await? {
+            let name = old.location.filename().unwrap_or_default();
+            let key = name.split_once('.').map_or(name, |(k, _)| k);
+            if !keys.contains(&key) {
+                state.delete(&old.location).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows of dates `first` … `last` of one month's stored rows of table `name` (whose rows
+/// are sorted by date): only the date column is decoded whole, then the row groups that hold
+/// those rows (the export of a nightly run needs one day of a month of per-member rows).
+pub async fn part_of_dates(
+    state: &Location,
+    month: Month,
+    name: &str,
+    (first, last): (chrono::NaiveDate, chrono::NaiveDate),
+) -> Result<DataFrame> {
+    let bytes = state
+        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
+        .await?;
+    let dates = ParquetReader::new(std::io::Cursor::new(bytes.clone()))
+        .with_columns(Some(vec![crate::schema::col::DATE.to_string()]))
+        .finish()?;
+    let days = dates
+        .column(crate::schema::col::DATE)?
+        .cast(&DataType::Int32)?;
+    let days: Vec<i32> = days.i32()?.into_no_null_iter().collect();
+    let whole = ParquetReader::new(std::io::Cursor::new(bytes.clone()));
+    if !days.is_sorted() {
+        return Ok(whole.finish()?);
+    }
+    let day = |d: chrono::NaiveDate| crate::facts::days_since_epoch(d);
+    let from = days.partition_point(|&d| d < day(first));
+    let to = days.partition_point(|&d| d <= day(last));
+    Ok(whole.with_slice(Some((from, to - from))).finish()?)
 }
 
 /// One month's stored rows of table `name`.

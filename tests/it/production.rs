@@ -774,7 +774,7 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     // Two months × three streamed tables × one form (every role that sees them under the
     // default policy sees them alike) × two encodings.
     assert_eq!(first.len(), 12, "{:?}", first.keys());
-    for ext in [".csv", ".parquet"] {
+    for ext in [".csv.zst", ".parquet"] {
         assert_eq!(
             first.keys().filter(|k| k.ends_with(ext)).count(),
             6,
@@ -783,7 +783,11 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
         );
     }
     std::thread::sleep(std::time::Duration::from_millis(20));
+    // An encoding kept by an older version (another key) is removed, not kept forever.
+    let stale = out.join("_tables/month=2026-10/_csv/member_daily-0123456789abcdef.csv");
+    std::fs::write(&stale, "2026-10-10,old\n").unwrap();
     run_dates(&data, &out, &["--date", "2026-11-02"]);
+    assert!(!stale.exists(), "a stale kept encoding is removed");
     let second = kept_csv(&out);
     assert_eq!(second.len(), first.len(), "{:?}", second.keys());
     for (k, v) in first.iter().filter(|(k, _)| october(k)) {
@@ -814,6 +818,17 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     );
     let csv = String::from_utf8(with_kept["reports/admin/member_daily.csv"].clone()).unwrap();
     assert!(csv.starts_with("date,member,"), "one header: {csv:.80}");
+    // October's kept rows, compressed, are the file's rows after the header, byte for byte.
+    let (k, (kept, _)) = second
+        .iter()
+        .find(|(k, _)| october(k) && k.contains("/member_daily-") && k.ends_with(".csv.zst"))
+        .expect("October's kept member_daily rows");
+    let rows = zstd::decode_all(&kept[..]).unwrap();
+    let header = csv.find('\n').unwrap() + 1;
+    assert!(
+        csv.as_bytes()[header..].starts_with(&rows) && !rows.is_empty(),
+        "{k}: the kept rows are October's rows of the published file"
+    );
     assert_eq!(csv.matches("date,member,").count(), 1);
     assert!(csv.contains("\n2026-10-10,") && csv.contains("\n2026-11-03,"));
 }
