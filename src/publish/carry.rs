@@ -62,7 +62,12 @@ impl FormFiles {
     /// Appends the month's kept encodings (`months::kept`): its Parquet pages and its CSV rows,
     /// decompressed a part at a time. False, with nothing written, when they are not both there
     /// or were kept with other columns than this file's (not made by this version).
-    pub(super) async fn copy_kept(&mut self, state: &Location, month: Month, key: &str) -> Result<bool> {
+    pub(super) async fn copy_kept(
+        &mut self,
+        state: &Location,
+        month: Month,
+        key: &str,
+    ) -> Result<bool> {
         let Some(csv) = months::kept(state, month, key, Encoded::Csv).await else {
             return Ok(false);
         };
@@ -272,7 +277,11 @@ impl Owned {
         let access: Vec<_> = self
             .roles
             .iter()
-            .map(|r| self.policy.access(r).expect("selected roles may see something"))
+            .map(|r| {
+                self.policy
+                    .access(r)
+                    .expect("selected roles may see something")
+            })
             .collect();
         let mut out = Vec::new();
         for name in months::STREAMED {
@@ -284,8 +293,12 @@ impl Owned {
                 }
             };
             for (form, who) in forms_of(name, &columns_of, &access) {
-                let rels = ["parquet", "csv"].map(|ext| format!("reports/{}/{name}.{ext}", self.roles[who[0]]));
-                match self.carry_form(name, (&form, &columns_of), rels, &unchanged).await {
+                let rels = ["parquet", "csv"]
+                    .map(|ext| format!("reports/{}/{name}.{ext}", self.roles[who[0]]));
+                match self
+                    .carry_form(name, (&form, &columns_of), rels, &unchanged)
+                    .await
+                {
                     Ok(Some(files)) => out.push(Carried { name, form, files }),
                     Ok(None) => {}
                     Err(e) => tracing::debug!("{name}: nothing copied early: {e}"),

@@ -274,7 +274,11 @@ struct Out<'a> {
 }
 
 /// The distinct forms of a table among the roles that see it, each with those roles.
-pub(super) fn forms_of(name: &str, columns_of: &DataFrame, access: &[&RoleAccess]) -> Vec<(Form, Vec<usize>)> {
+pub(super) fn forms_of(
+    name: &str,
+    columns_of: &DataFrame,
+    access: &[&RoleAccess],
+) -> Vec<(Form, Vec<usize>)> {
     let mut out: Vec<(Form, Vec<usize>)> = Vec::new();
     for (i, a) in access.iter().enumerate() {
         if !a.tables.contains(&name) {

@@ -2,7 +2,6 @@
 //! per-member rows, read a month at a time in date order. Memory follows the members (one
 //! slot each), not the stored rows.
 
-
 use polars::prelude::*;
 
 use crate::config::roster::Roster;

@@ -458,7 +458,13 @@ fn a_month_copied_early_that_healing_changes_is_written_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let args = ["--members", "5", "--days", "6", "--start", "2026-09-28"];
-    let mut generate = vec!["generate", "--output", data.to_str().unwrap(), "--seed", "3"];
+    let mut generate = vec![
+        "generate",
+        "--output",
+        data.to_str().unwrap(),
+        "--seed",
+        "3",
+    ];
     generate.extend_from_slice(&args);
     run(&generate, 0);
     let input = data.join("telemetry");
@@ -471,15 +477,31 @@ fn a_month_copied_early_that_healing_changes_is_written_again() {
         run_in(None, &a, env, 0)
     };
     let out = dir.path().join("out");
-    for d in ["2026-09-28", "2026-09-29", "2026-09-30", "2026-10-01", "2026-10-02"] {
+    for d in [
+        "2026-09-28",
+        "2026-09-29",
+        "2026-09-30",
+        "2026-10-01",
+        "2026-10-02",
+    ] {
         on(&out, &["--date", d], &[]);
     }
     // A request of 2026-09-29 12:00 UTC uploaded on 2026-10-03: 4 days late.
     let late = input.join("year=2026/month=10/day=03/hour=09/minute=00");
     std::fs::create_dir_all(&late).unwrap();
-    let mut record = request("late-9", "late@example.com", 1, 0, json!({"doubleValue": 7.0}));
+    let mut record = request(
+        "late-9",
+        "late@example.com",
+        1,
+        0,
+        json!({"doubleValue": 7.0}),
+    );
     record["timeUnixNano"] = json!("1790683200000000000");
-    std::fs::write(late.join("logs_900000001.json"), log_line(vec![record]) + "\n").unwrap();
+    std::fs::write(
+        late.join("logs_900000001.json"),
+        log_line(vec![record]) + "\n",
+    )
+    .unwrap();
     let debug = [("CC_ANALYTICS_LOG", "cc_analytics=debug")];
     let r = on(&out, &["--date", "2026-10-03", "--heal-late"], &debug);
     let e = stderr(&r);
@@ -501,7 +523,14 @@ fn a_month_copied_early_that_healing_changes_is_written_again() {
     let wide = dir.path().join("wide.toml");
     std::fs::write(&wide, "max_arrival_delay_days = 10\n").unwrap();
     let clean = dir.path().join("clean");
-    let backfill = ["--config", wide.to_str().unwrap(), "--from", "2026-09-28", "--to", "2026-10-03"];
+    let backfill = [
+        "--config",
+        wide.to_str().unwrap(),
+        "--from",
+        "2026-09-28",
+        "--to",
+        "2026-10-03",
+    ];
     on(&clean, &backfill, &[]);
     assert_eq!(reports(&out), reports(&clean), "healed = clean backfill");
 }

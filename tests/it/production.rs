@@ -296,7 +296,11 @@ fn kill_9_leaves_readable_outputs_and_the_next_run_recovers() {
     // The next run takes over the stale lock, restores or discards what was left, and publishes
     // the same tables as a clean run.
     run_dates(&data, &out, &dates);
-    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
+    assert!(
+        staging_left_in(&out).is_empty(),
+        "{:?}",
+        staging_left_in(&out)
+    );
     assert!(reports(&out) == clean);
 }
 
@@ -351,7 +355,11 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
     );
     assert!(reports(&out) == before, "the rollback restored every file");
     let r = run_dates(&data, &out, &["--date", "2026-10-12"]);
-    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
+    assert!(
+        staging_left_in(&out).is_empty(),
+        "{:?}",
+        staging_left_in(&out)
+    );
     assert!(
         !stderr(&r).contains("restoring the outputs"),
         "no journal was left: {}",
@@ -361,14 +369,24 @@ fn a_run_stopped_while_tidying_up_is_recovered() {
     assert!(after_12 != before);
     // The next run, stopped while it removes what that complete commit left (one file to
     // go): what the commit published stays, and the run after removes the rest.
-    stopped("2026-10-11", &[("CC_ANALYTICS_ABORT_WITH_EARLIER_LEFT", "1")]);
-    assert!(reports(&out) == after_12, "a complete commit is never undone");
+    stopped(
+        "2026-10-11",
+        &[("CC_ANALYTICS_ABORT_WITH_EARLIER_LEFT", "1")],
+    );
+    assert!(
+        reports(&out) == after_12,
+        "a complete commit is never undone"
+    );
     let clean = dir.path().join("clean");
     run_dates(&data, &clean, &["--date", "2026-10-10"]);
     run_dates(&data, &clean, &["--date", "2026-10-12"]);
     run_dates(&data, &clean, &["--date", "2026-10-11"]);
     run_dates(&data, &out, &["--date", "2026-10-11"]);
-    assert!(staging_left_in(&out).is_empty(), "{:?}", staging_left_in(&out));
+    assert!(
+        staging_left_in(&out).is_empty(),
+        "{:?}",
+        staging_left_in(&out)
+    );
     assert!(reports(&out) == reports(&clean));
 }
 
