@@ -14,6 +14,9 @@ const NEVER: i32 = i32::MIN;
 /// Every stored (date, member) row is looked up here each run: a fast hash, not SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
+/// A date's rows as (member, member type, id), in row order.
+type DateIds<'a> = Vec<(&'a str, &'a str, u32)>;
+
 /// Folds months of per-(date, member) rows, in date order, into the two tables.
 pub struct Adoption {
     /// Member → member type → id.
@@ -93,8 +96,7 @@ impl Adoption {
         // A date's rows are sorted by member, and most members of one date are those of the
         // date before: each row's id is found by walking the previous date's rows alongside
         // (sequential reads), and looked up in the map only when the member is not there.
-        let (mut prev, mut cur): (Vec<(&str, &str, u32)>, Vec<(&str, &str, u32)>) =
-            (Vec::new(), Vec::new());
+        let (mut prev, mut cur): (DateIds, DateIds) = (Vec::new(), Vec::new());
         let mut r = 0;
         while r < day.len() {
             let date = day[r];
