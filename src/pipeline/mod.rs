@@ -160,6 +160,25 @@ pub(crate) struct Setup<'a> {
     lease: Option<&'a Lease>,
 }
 
+/// Starts copying the stored months before `first_date` (`None`: every month) into the run's new
+/// files of the per-member tables, while the run works (`publish::Carry`).
+fn start_carry(
+    s: &Setup<'_>,
+    policy: &Policy,
+    roles: &[String],
+    first_date: Option<NaiveDate>,
+) -> Carry {
+    Carry::start(CarryPlan {
+        state: s.state,
+        run_id: s.run_id,
+        policy,
+        roles,
+        roster: s.roster,
+        dims: &s.cfg.dimensions,
+        first_date,
+    })
+}
+
 /// The output and state roots (one and the same unless `state` is set).
 fn open_roots(cfg: &RunConfig) -> Result<Roots> {
     Ok(match &cfg.state {
@@ -253,15 +272,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         let mut run = RunState::new(&setup, &argv, &roles);
         // The months before the run's dates are copied into the new table files meanwhile.
         let carry = match (&plan, cfg.range) {
-            (None, Some((from, _))) => Carry::start(CarryPlan {
-                state,
-                run_id: &run_id,
-                policy: &policy,
-                roles: &roles,
-                roster: &roster,
-                dims: &cfg.dimensions,
-                first_date: Some(from),
-            }),
+            (None, Some((from, _))) => start_carry(&setup, &policy, &roles, Some(from)),
             _ => Carry::none(),
         };
         run.windows(&windows, first_listing).await?;
@@ -371,15 +382,7 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
             today: started.date_naive(),
             lease: Some(&lock),
         };
-        let carry = Carry::start(CarryPlan {
-            state,
-            run_id: &run_id,
-            policy: &policy,
-            roles: &roles,
-            roster: &roster,
-            dims: &cfg.dimensions,
-            first_date: None,
-        });
+        let carry = start_carry(&setup, &policy, &roles, None);
         RunState::new(&setup, &argv, &roles)
             .publish(&policy, &roles, true, carry)
             .await
