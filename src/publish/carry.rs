@@ -221,8 +221,8 @@ impl Carry {
     }
 
     /// What was carried, once the copying is done.
-    pub(super) async fn take(self) -> Vec<Carried> {
-        match self.0 {
+    pub(super) async fn take(mut self) -> Vec<Carried> {
+        match self.0.take() {
             None => Vec::new(),
             Some(task) => task.await.unwrap_or_else(|e| {
                 tracing::warn!("copying the unchanged months early failed ({e}): they are copied when the tables are written");
@@ -235,6 +235,16 @@ impl Carry {
     pub async fn discard(self) {
         for c in self.take().await {
             c.files.abort().await;
+        }
+    }
+}
+
+/// A run that fails before it publishes stops the copying at once: it must not go on writing
+/// into the staging once the run has let the lease go.
+impl Drop for Carry {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }
