@@ -147,7 +147,16 @@ pub async fn stage(
     for c in carried {
         c.files.abort().await;
     }
-    months::sweep_kept(state, &used).await?;
+    // Only a run that writes every role's folder knows every form still in use: a run for some
+    // roles must not remove the others' encodings (the next run would encode them all again).
+    let mut every_role = policy.visible_roles();
+    every_role.sort();
+    let mut written = roles.to_vec();
+    written.sort();
+    written.dedup();
+    if written == every_role {
+        months::sweep_kept(state, &used).await?;
+    }
     let t = std::time::Instant::now();
     stage_export(
         cfg,

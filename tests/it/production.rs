@@ -850,3 +850,54 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     assert_eq!(csv.matches("date,member,").count(), 1);
     assert!(csv.contains("\n2026-10-10,") && csv.contains("\n2026-11-03,"));
 }
+
+/// A run for some roles (`--roles`) knows only their forms of the per-member tables: it keeps
+/// the encodings of the forms only other roles see (removing them would make the next run
+/// for every role encode all their months again); a run for every role removes what no form uses.
+#[test]
+fn a_run_for_some_roles_keeps_the_other_forms_encodings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "25", "6");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "pseudonym_key_env = \"CC_ANALYTICS_PSEUDONYM_KEY\"\n\
+         [roles.admin]\ntables = [\"*\"]\n\
+         [roles.developer]\ntables = [\"*\"]\npseudonymise = [\"member\"]\n",
+    )
+    .unwrap();
+    let (input, out) = (data.join("telemetry"), dir.path().join("out"));
+    let key = [("CC_ANALYTICS_PSEUDONYM_KEY", "k".repeat(40))];
+    let key: Vec<(&str, &str)> = key.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let on = |extra: &[&str]| {
+        let mut a = vec!["run", "--input", input.to_str().unwrap()];
+        a.extend_from_slice(&["--output", out.to_str().unwrap()]);
+        a.extend_from_slice(&["--policy", policy.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        run_in(None, &a, &key, 0);
+    };
+    let october = |out: &Path| -> Vec<String> {
+        kept_csv(out)
+            .into_keys()
+            .filter(|k| k.contains("month=2026-10/"))
+            .collect()
+    };
+    on(&["--from", "2026-10-10", "--to", "2026-11-03"]);
+    // Two forms (admin, developer's pseudonymised) × three tables × two encodings.
+    let both = october(&out);
+    assert_eq!(both.len(), 12, "{both:?}");
+    on(&["--date", "2026-11-02", "--roles", "admin"]);
+    assert_eq!(
+        october(&out),
+        both,
+        "the developer form's encodings are kept"
+    );
+    // A form no role has any more: removed by the next run for every role.
+    std::fs::write(
+        &policy,
+        "pseudonym_key_env = \"CC_ANALYTICS_PSEUDONYM_KEY\"\n[roles.admin]\ntables = [\"*\"]\n",
+    )
+    .unwrap();
+    on(&["--date", "2026-11-02"]);
+    assert_eq!(october(&out).len(), 6, "{:?}", october(&out));
+}
