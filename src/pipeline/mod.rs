@@ -337,6 +337,7 @@ async fn hold_output(
     shard::join(state, plan).await?;
     if publish::interrupted(roots).await? {
         let lease = Lease::acquire(state, run_id).await?;
+        // A shard waits for the removal: it lets the lease go at once.
         let recovered = match publish::recover(roots).await {
             Ok(cleanup) => {
                 cleanup.finish().await;

@@ -11,7 +11,7 @@ use std::io::Read;
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::DataFrame;
 
-use super::folders::{encode_month, forms_of, Form};
+use super::folders::{encode_month, forms_of, streamed_rels, Form};
 use super::StagedFile;
 use crate::config::dimensions::Dimensions;
 use crate::config::roster::Roster;
@@ -303,8 +303,7 @@ impl Owned {
                 }
             };
             for (form, who) in forms_of(name, &columns_of, &access) {
-                let rels = ["parquet", "csv"]
-                    .map(|ext| format!("reports/{}/{name}.{ext}", self.roles[who[0]]));
+                let rels = streamed_rels(&self.roles[who[0]], name);
                 match self
                     .carry_form(name, (&form, &columns_of), rels, &unchanged)
                     .await

@@ -284,6 +284,17 @@ struct Out<'a> {
     manifest: &'a mut Manifest,
 }
 
+/// Where a role's file of table `name` is published (`ext`: parquet or csv).
+fn table_rel(role: &str, name: &str, ext: &str) -> String {
+    format!("reports/{role}/{name}.{ext}")
+}
+
+/// Where a streamed table's two files of one form are staged: those of its first role
+/// (Parquet, CSV); the form's other roles get copies.
+pub(super) fn streamed_rels(role: &str, name: &str) -> [String; 2] {
+    ["parquet", "csv"].map(|ext| table_rel(role, name, ext))
+}
+
 /// The distinct forms of a table among the roles that see it, each with those roles.
 pub(super) fn forms_of(
     name: &str,
@@ -324,7 +335,7 @@ async fn stage_whole(
         ];
         for &i in &who {
             for (ext, bytes) in &encoded {
-                let rel = format!("reports/{}/{name}.{ext}", out.roles[i]);
+                let rel = table_rel(&out.roles[i], name, ext);
                 out.manifest.outputs.push(OutputFile {
                     path: rel.clone(),
                     rows,
@@ -358,8 +369,8 @@ async fn stage_months(
     };
     let columns_of = months::columns(state, first.month, name).await?;
     for (form, who) in forms_of(name, &columns_of, out.access) {
-        let rel = |i: usize, ext: &str| format!("reports/{}/{name}.{ext}", out.roles[i]);
-        let rels = [rel(who[0], "parquet"), rel(who[0], "csv")];
+        let rel = |i: usize, ext: &str| table_rel(&out.roles[i], name, ext);
+        let rels = streamed_rels(&out.roles[who[0]], name);
         let keys: Vec<String> = months
             .iter()
             .map(|m| form.kept_key(name, m, out.policy))

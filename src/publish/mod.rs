@@ -206,12 +206,6 @@ impl Publisher {
         Ok(())
     }
 
-    /// Starts a file to be published at `rel`, written in parts (a multipart upload to staging).
-    pub fn stage_file(&mut self, rel: &str) -> StagedFile {
-        self.journal.files.push(rel.to_string());
-        StagedFile::new(&self.roots.state, &self.run_id, rel)
-    }
-
     /// Takes on a file a run started staging before it had a publisher (`StagedFile::new`).
     pub fn adopt(&mut self, file: &StagedFile) {
         self.journal.files.push(file.rel.clone());
@@ -543,14 +537,14 @@ impl Cleanup {
     /// failed is left to the next run, with a warning.
     pub async fn finish(self) {
         let Some(task) = self.0 else { return };
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(
+        let done = match task.await {
+            Ok(removed) => removed.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = done {
+            tracing::warn!(
                 "removing what earlier runs left in the staging failed ({e}): the next run tries again"
-            ),
-            Err(e) => tracing::warn!(
-                "removing what earlier runs left in the staging failed ({e}): the next run tries again"
-            ),
+            );
         }
     }
 }

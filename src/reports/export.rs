@@ -61,28 +61,16 @@ pub fn entries(
     month: &[(&str, DataFrame)],
     dates: &[NaiveDate],
 ) -> Result<BTreeMap<NaiveDate, DayEntries>> {
-    let wanted = |day: i32| {
-        let d = date_of_days(day);
-        dates.binary_search(&d).is_ok().then_some(d)
-    };
-    // The rows of the wanted dates only (a nightly run exports one day of a month's rows),
-    // before they are read a cell at a time.
-    let month: Vec<(&str, DataFrame)> = month
-        .iter()
-        .map(|(name, df)| {
-            let keep: BooleanChunked = days(df)?
-                .into_iter()
-                .map(|day| Some(wanted(day).is_some()))
-                .collect();
-            Ok((*name, df.filter(&keep)?))
-        })
-        .collect::<Result<_>>()?;
     let frame = |name: &str| {
         month
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, df)| df)
             .expect("the month's rows")
+    };
+    let wanted = |day: i32| {
+        let d = date_of_days(day);
+        dates.binary_search(&d).is_ok().then_some(d)
     };
     let mut out: BTreeMap<NaiveDate, DayEntries> = BTreeMap::new();
     let mut each = |name: &str, f: &mut dyn FnMut(&DataFrame, usize, &mut Entry) -> Result<()>| {

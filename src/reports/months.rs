@@ -235,11 +235,16 @@ pub async fn keep(
     state.put(&kept_path(state, month, key, ext), bytes).await
 }
 
+/// The Parquet file of one month's stored rows of table `name`.
+async fn part_bytes(state: &Location, month: Month, name: &str) -> Result<bytes::Bytes> {
+    state
+        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
+        .await
+}
+
 /// The columns of one month's stored rows of table `name`, without the rows.
 pub async fn columns(state: &Location, month: (i32, u32), name: &str) -> Result<DataFrame> {
-    let bytes = state
-        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
-        .await?;
+    let bytes = part_bytes(state, month, name).await?;
     Ok(ParquetReader::new(std::io::Cursor::new(bytes))
         .with_slice(Some((0, 0)))
         .finish()?)
@@ -274,9 +279,7 @@ pub async fn part_of_dates(
     name: &str,
     (first, last): (chrono::NaiveDate, chrono::NaiveDate),
 ) -> Result<DataFrame> {
-    let bytes = state
-        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
-        .await?;
+    let bytes = part_bytes(state, month, name).await?;
     let dates = ParquetReader::new(std::io::Cursor::new(bytes.clone()))
         .with_columns(Some(vec![crate::schema::col::DATE.to_string()]))
         .finish()?;
@@ -296,8 +299,6 @@ pub async fn part_of_dates(
 
 /// One month's stored rows of table `name`.
 pub async fn part(state: &Location, month: (i32, u32), name: &str) -> Result<DataFrame> {
-    let bytes = state
-        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
-        .await?;
+    let bytes = part_bytes(state, month, name).await?;
     Ok(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?)
 }
