@@ -75,7 +75,7 @@ for pass in first steady; do
   phase() { { grep -o "$1 in [0-9.]*s" "$log" || true; } | tail -1 | grep -o "[0-9.]*s$" || echo "?"; }
   tables=$({ grep -o "built the tables of .*" "$log" || true; } | tail -1)
   echo "== $pass nightly run ($MEMBERS members, $DAYS days stored)"
-  echo "decoded the telemetry:    $(phase 'lines')"
+  echo "decoded the telemetry:    $(phase '[0-9] lines')"
   echo "tables:                   ${tables:-?}"
   echo "wrote the tables:         $(phase 'wrote the tables')"
   echo "published:                $({ grep -o "published [0-9]* files in [0-9.]*s" "$log" || true; } | tail -1 | grep -o "[0-9.]*s$" || echo "?")"

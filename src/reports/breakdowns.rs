@@ -277,23 +277,45 @@ pub fn member_by_model(models: &DataFrame) -> Result<DataFrame> {
 
 /// The internal per-(date, member) rows: role, spend (1e-12 USD, exact), and the smallest
 /// organisation id and terminal type of the member's records that day.
+///
+/// Its peak sets a large organisation's nightly peak (it runs over a month of session facts):
+/// the columns are walked as they are, not copied out, each (date, member) folded into one slot
+/// found by hash, and only the slots are sorted.
 pub fn member_days(sessions: &DataFrame) -> Result<DataFrame> {
-    let day = days(sessions)?;
-    let member = strs(sessions, fcol::MEMBER)?;
-    let typ = strs(sessions, fcol::MEMBER_TYPE)?;
-    let role = strs(sessions, fcol::ROLE)?;
-    let org = strs(sessions, fcol::ORGANIZATION_ID)?;
-    let term = strs(sessions, fcol::TERMINAL_TYPE)?;
-    let spend = ints(sessions, fcol::SPEND_PICO)?;
-    type Row<'a> = (Option<&'a str>, i128, Option<&'a str>, Option<&'a str>);
-    let mut rows: BTreeMap<(i32, &str, &str), Row> = BTreeMap::new();
-    for r in 0..sessions.height() {
-        let e = rows
-            .entry((day[r], member[r].unwrap_or(""), typ[r].unwrap_or("")))
-            .or_insert((role[r], 0, None, None));
-        e.0 = e.0.or(role[r]);
-        e.1 += spend[r] as i128;
-        for (slot, v) in [(&mut e.2, org[r]), (&mut e.3, term[r])] {
+    type Slot<'a> = (Option<&'a str>, i128, Option<&'a str>, Option<&'a str>);
+    let day = sessions.column(fcol::DATE)?.cast(&DataType::Int32)?;
+    let column = |name: &str| sessions.column(name).and_then(|c| c.str().cloned());
+    let [member, typ, role, org, term] = [
+        fcol::MEMBER,
+        fcol::MEMBER_TYPE,
+        fcol::ROLE,
+        fcol::ORGANIZATION_ID,
+        fcol::TERMINAL_TYPE,
+    ]
+    .map(column);
+    let (member, typ, role, org, term) = (member?, typ?, role?, org?, term?);
+    let spend = sessions.column(fcol::SPEND_PICO)?.i64()?;
+    let mut keys: Vec<(i32, &str, &str)> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut at: HashMap<(i32, &str, &str), u32, ahash::RandomState> = HashMap::default();
+    let rows = day
+        .i32()?
+        .into_no_null_iter()
+        .zip(member.iter().zip(typ.iter()))
+        .zip(role.iter().zip(spend.into_no_null_iter()))
+        .zip(org.iter().zip(term.iter()));
+    for (((d, (m, t)), (r, s)), (o, tt)) in rows {
+        let key = (d, m.unwrap_or(""), t.unwrap_or(""));
+        let i = *at.entry(key).or_insert_with(|| {
+            keys.push(key);
+            slots.push((r, 0, None, None));
+            (slots.len() - 1) as u32
+        }) as usize;
+        let e = &mut slots[i];
+        // The first role given, in the rows' order.
+        e.0 = e.0.or(r);
+        e.1 += s as i128;
+        for (slot, v) in [(&mut e.2, o), (&mut e.3, tt)] {
             if let Some(v) = v {
                 if slot.is_none_or(|s| v < s) {
                     *slot = Some(v);
@@ -301,33 +323,39 @@ pub fn member_days(sessions: &DataFrame) -> Result<DataFrame> {
             }
         }
     }
+    drop(at);
+    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| keys[i as usize]);
+    let key = |i: &u32| keys[*i as usize];
+    let slot = |i: &u32| &slots[*i as usize];
     let columns = vec![
-        date_column(c::DATE, rows.keys().map(|k| k.0).collect())?,
+        date_column(c::DATE, order.iter().map(|i| key(i).0).collect())?,
         Column::new(
             c::MEMBER.into(),
-            rows.keys().map(|k| k.1).collect::<Vec<_>>(),
+            order.iter().map(|i| key(i).1).collect::<Vec<_>>(),
         ),
         Column::new(
             c::MEMBER_TYPE.into(),
-            rows.keys().map(|k| k.2).collect::<Vec<_>>(),
+            order.iter().map(|i| key(i).2).collect::<Vec<_>>(),
         ),
         Column::new(
             c::ROLE.into(),
-            rows.values().map(|v| v.0).collect::<Vec<_>>(),
+            order.iter().map(|i| slot(i).0).collect::<Vec<_>>(),
         ),
         Column::new(
             fcol::SPEND_PICO.into(),
-            rows.values()
-                .map(|v| fit(v.1, "spend"))
+            order
+                .iter()
+                .map(|i| fit(slot(i).1, "spend"))
                 .collect::<Result<Vec<i64>>>()?,
         ),
         Column::new(
             fcol::ORGANIZATION_ID.into(),
-            rows.values().map(|v| v.2).collect::<Vec<_>>(),
+            order.iter().map(|i| slot(i).2).collect::<Vec<_>>(),
         ),
         Column::new(
             fcol::TERMINAL_TYPE.into(),
-            rows.values().map(|v| v.3).collect::<Vec<_>>(),
+            order.iter().map(|i| slot(i).3).collect::<Vec<_>>(),
         ),
     ];
     Ok(DataFrame::new_infer_height(columns)?)

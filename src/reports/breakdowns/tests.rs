@@ -291,3 +291,87 @@ fn without_dimensions_the_tables_are_empty_with_their_columns() {
     assert_eq!(names.len(), 14);
     assert_eq!(monthly.width(), 10);
 }
+
+/// Per (date, member, type): the first role in the rows' order, spend summed exactly, the
+/// smallest organisation id and terminal type given; a missing member is `""`; sorted by the
+/// key. Expectations worked out by hand from the rows.
+#[test]
+fn member_days_fold_each_member_and_day() {
+    let none: Option<&str> = None;
+    let sessions = DataFrame::new_infer_height(vec![
+        date_column(fcol::DATE, vec![20, 19, 20, 20, 19, 20]).unwrap(),
+        Column::new(
+            fcol::MEMBER.into(),
+            [
+                Some("b@x"),
+                Some("b@x"),
+                Some("a@x"),
+                Some("b@x"),
+                None,
+                Some(""),
+            ],
+        ),
+        Column::new(
+            fcol::MEMBER_TYPE.into(),
+            ["user", "user", "user", "user", "", ""],
+        ),
+        Column::new(
+            fcol::ROLE.into(),
+            [
+                Some("ops"),
+                Some("dev"),
+                Some("admin"),
+                Some("lead"),
+                none,
+                Some("x"),
+            ],
+        ),
+        Column::new(fcol::SPEND_PICO.into(), [i64::MAX, 5, 7, 1, 2, 3]),
+        Column::new(
+            fcol::ORGANIZATION_ID.into(),
+            [Some("o2"), none, none, Some("o1"), none, none],
+        ),
+        Column::new(
+            fcol::TERMINAL_TYPE.into(),
+            [Some("zed"), Some("cli"), none, Some("vscode"), none, none],
+        ),
+    ])
+    .unwrap();
+    // b@x on day 20 sums past i64: refused, not wrapped.
+    assert!(member_days(&sessions).is_err());
+    let mut sessions = sessions;
+    sessions
+        .with_column(Column::new(fcol::SPEND_PICO.into(), [4i64; 6]))
+        .unwrap();
+    let got = member_days(&sessions).unwrap();
+    let s = |name: &str| -> Vec<Option<String>> {
+        got.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
+    };
+    let o = |v: &[Option<&str>]| -> Vec<Option<String>> {
+        v.iter().map(|v| v.map(String::from)).collect()
+    };
+    assert_eq!(days(&got).unwrap(), vec![19, 19, 20, 20, 20]);
+    assert_eq!(
+        s(c::MEMBER),
+        o(&[Some(""), Some("b@x"), Some(""), Some("a@x"), Some("b@x")])
+    );
+    assert_eq!(
+        s(c::ROLE),
+        o(&[None, Some("dev"), Some("x"), Some("admin"), Some("ops")])
+    );
+    assert_eq!(ints(&got, fcol::SPEND_PICO).unwrap(), vec![4, 4, 4, 4, 8]);
+    assert_eq!(
+        s(fcol::ORGANIZATION_ID),
+        o(&[None, None, None, None, Some("o1")])
+    );
+    assert_eq!(
+        s(fcol::TERMINAL_TYPE),
+        o(&[None, Some("cli"), None, None, Some("vscode")])
+    );
+}
