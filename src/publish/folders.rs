@@ -111,17 +111,27 @@ pub async fn stage(
     publisher: &mut Publisher,
     manifest: &mut Manifest,
 ) -> Result<()> {
+    let built_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let access: Vec<_> = roles
+        .iter()
+        .map(|r| policy.access(r).expect("selected roles may see something"))
+        .collect();
+    // The export reads only the stored months: staged first, while the early copying ends
+    // (its files are listed in the manifest after the tables', as they always were).
+    let t = std::time::Instant::now();
+    let mut export_outputs = Vec::new();
+    let export = ExportTo {
+        publisher: &mut *publisher,
+        outputs: &mut export_outputs,
+    };
+    stage_export(cfg, policy, roles, &access, export_dates, state, export).await?;
+    tracing::debug!("the export in {:.2}s", t.elapsed().as_secs_f64());
     let wait = std::time::Instant::now();
     let mut carried = carry.take().await;
     tracing::debug!(
         "waited {:.2}s for the months copied early",
         wait.elapsed().as_secs_f64()
     );
-    let built_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
-    let access: Vec<_> = roles
-        .iter()
-        .map(|r| policy.access(r).expect("selected roles may see something"))
-        .collect();
     let mut visible: Vec<Vec<(&'static str, DataFrame)>> = vec![Vec::new(); roles.len()];
     // The kept encodings written or copied, by month: the others are removed.
     let mut used: Vec<(months::Month, String)> = Vec::new();
@@ -157,19 +167,7 @@ pub async fn stage(
     if written == every_role {
         months::sweep_kept(state, &used).await?;
     }
-    let t = std::time::Instant::now();
-    stage_export(
-        cfg,
-        policy,
-        roles,
-        &access,
-        export_dates,
-        state,
-        publisher,
-        manifest,
-    )
-    .await?;
-    tracing::debug!("the export in {:.2}s", t.elapsed().as_secs_f64());
+    manifest.outputs.append(&mut export_outputs);
     if cfg.dashboard {
         for (role, visible) in roles.iter().zip(&visible) {
             // Built from this role's own (filtered, pseudonymised) tables only.
@@ -186,9 +184,14 @@ pub async fn stage(
     Ok(())
 }
 
+/// Where the export's files go: the run's staging, and their manifest entries.
+struct ExportTo<'a> {
+    publisher: &'a mut Publisher,
+    outputs: &'a mut Vec<OutputFile>,
+}
+
 /// The API-shaped export (contract 5.6) of `dates` (those with activity), for the roles that
 /// may see `member_daily`, each in its form of that table (pseudonymised, columns dropped).
-#[allow(clippy::too_many_arguments)]
 async fn stage_export(
     cfg: &RunConfig,
     policy: &Policy,
@@ -196,8 +199,7 @@ async fn stage_export(
     access: &[&RoleAccess],
     dates: &[chrono::NaiveDate],
     state: &Location,
-    publisher: &mut Publisher,
-    manifest: &mut Manifest,
+    to: ExportTo<'_>,
 ) -> Result<()> {
     use chrono::{Datelike, NaiveDate};
     let who: Vec<usize> = (0..roles.len())
@@ -261,12 +263,12 @@ async fn stage_export(
                 for (d, rows, bytes) in export::pages(some, cfg.tz, &view) {
                     for &i in &readers {
                         let rel = format!("reports/{}/claude_code_usage/{d}.json", roles[i]);
-                        manifest.outputs.push(OutputFile {
+                        to.outputs.push(OutputFile {
                             path: rel.clone(),
                             rows: rows as u64,
                             bytes: bytes.len() as u64,
                         });
-                        publisher.stage(&rel, bytes.clone()).await?;
+                        to.publisher.stage(&rel, bytes.clone()).await?;
                     }
                 }
             }
