@@ -77,6 +77,12 @@ pub fn by_dimension(
     roster: &Roster,
     dims: &Dimensions,
 ) -> Result<(DataFrame, DataFrame)> {
+    if dims.dims.is_empty() {
+        // No rows, only the columns (a month of a large organisation's facts is millions of
+        // rows: not read for nothing).
+        let none = BTreeMap::new();
+        return Ok((daily_frame(&none, dims)?, monthly_frame(&none, dims)?));
+    }
     let day = days(sessions)?;
     let member = strs(sessions, fcol::MEMBER)?;
     let typ = strs(sessions, fcol::MEMBER_TYPE)?;

@@ -148,8 +148,7 @@ pub async fn save(
     for old in state.list_all(&state.child(&kept_dir(month))).await? {
         state.delete(&old.location).await?;
     }
-    for (name, df) in tables {
-        let bytes = parquet_bytes(&mut df.clone(), name, None)?;
+    for ((name, _), bytes) in tables.iter().zip(encoded(tables)?) {
         state
             .put(
                 &state.child(&format!("{}/{name}.parquet", dir(month))),
@@ -163,6 +162,30 @@ pub async fn save(
             fp.as_bytes().to_vec(),
         )
         .await
+}
+
+/// Each table's rows as Parquet, on two threads (a rebuilt month's rows are encoded while the
+/// run waits: a second or more for a large organisation's per-member tables).
+fn encoded(tables: &[(&'static str, DataFrame)]) -> Result<Vec<Vec<u8>>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<Option<Result<Vec<u8>>>> = (0..tables.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut out);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((name, df)) = tables.get(i) else {
+                    return;
+                };
+                let bytes = parquet_bytes(&mut df.clone(), name, None);
+                slots.lock().expect("no encoder panics")[i] = Some(bytes);
+            });
+        }
+    });
+    out.into_iter()
+        .map(|b| b.expect("every table encoded"))
+        .collect()
 }
 
 /// Tables whose rows grow with members × dates: written month by month from the stored rows,
