@@ -149,12 +149,7 @@ pub async fn save(
         state.delete(&old.location).await?;
     }
     for ((name, _), bytes) in tables.iter().zip(encoded(tables)?) {
-        state
-            .put(
-                &state.child(&format!("{}/{name}.parquet", dir(month))),
-                bytes,
-            )
-            .await?;
+        state.put(&part_path(state, month, name), bytes).await?;
     }
     state
         .put(
@@ -169,23 +164,25 @@ pub async fn save(
 fn encoded(tables: &[(&'static str, DataFrame)]) -> Result<Vec<Vec<u8>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    let mut out: Vec<Option<Result<Vec<u8>>>> = (0..tables.len()).map(|_| None).collect();
-    let slots = std::sync::Mutex::new(&mut out);
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((name, df)) = tables.get(i) else {
-                    return;
-                };
-                let bytes = parquet_bytes(&mut df.clone(), name, None);
-                slots.lock().expect("no encoder panics")[i] = Some(bytes);
-            });
+    // Takes the next table not yet taken until none is left; returns what it encoded.
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((name, df)) = tables.get(i) else {
+                return done;
+            };
+            done.push((i, parquet_bytes(&mut df.clone(), name, None)));
         }
+    };
+    let mut done = std::thread::scope(|scope| {
+        let other = scope.spawn(work);
+        let mut done = work();
+        done.extend(other.join().expect("the encoder does not panic"));
+        done
     });
-    out.into_iter()
-        .map(|b| b.expect("every table encoded"))
-        .collect()
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, bytes)| bytes).collect()
 }
 
 /// Tables whose rows grow with members × dates: written month by month from the stored rows,
@@ -258,11 +255,14 @@ pub async fn keep(
     state.put(&kept_path(state, month, key, ext), bytes).await
 }
 
+/// Where one month's stored rows of table `name` are.
+fn part_path(state: &Location, month: Month, name: &str) -> object_store::path::Path {
+    state.child(&format!("{}/{name}.parquet", dir(month)))
+}
+
 /// The Parquet file of one month's stored rows of table `name`.
 async fn part_bytes(state: &Location, month: Month, name: &str) -> Result<bytes::Bytes> {
-    state
-        .get(&state.child(&format!("{}/{name}.parquet", dir(month))))
-        .await
+    state.get(&part_path(state, month, name)).await
 }
 
 /// The columns of one month's stored rows of table `name`, without the rows.

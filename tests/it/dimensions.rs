@@ -274,14 +274,7 @@ fn pseudonymised_folders_carry_no_identity_in_the_new_tables_or_the_export() {
     let data = generate(dir.path());
     let out = dir.path().join("out");
     let cfg = config(dir.path(), &data, &out);
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
-        "pseudonym_key_env = \"CC_ANALYTICS_PSEUDONYM_KEY\"\n\
-         [roles.admin]\ntables = [\"*\"]\n\
-         [roles.developer]\ntables = [\"*\"]\npseudonymise = [\"member\"]\ndrop = [\"role\"]\n",
-    )
-    .unwrap();
+    let policy = admin_and_pseudonymised_developer(dir.path(), "drop = [\"role\"]\n");
     run_in(
         None,
         &[

@@ -858,14 +858,7 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
 fn a_run_for_some_roles_keeps_the_other_forms_encodings() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), "25", "6");
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
-        "pseudonym_key_env = \"CC_ANALYTICS_PSEUDONYM_KEY\"\n\
-         [roles.admin]\ntables = [\"*\"]\n\
-         [roles.developer]\ntables = [\"*\"]\npseudonymise = [\"member\"]\n",
-    )
-    .unwrap();
+    let policy = admin_and_pseudonymised_developer(dir.path(), "");
     let (input, out) = (data.join("telemetry"), dir.path().join("out"));
     let key = [("CC_ANALYTICS_PSEUDONYM_KEY", "k".repeat(40))];
     let key: Vec<(&str, &str)> = key.iter().map(|(k, v)| (*k, v.as_str())).collect();

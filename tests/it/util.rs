@@ -8,6 +8,22 @@ pub fn bin() -> Command {
     c
 }
 
+/// Writes `dir/policy.toml`: `admin` sees every table as it is, `developer` every table with
+/// `member` pseudonymised (plus `developer_extra`, lines of that role's section).
+pub fn admin_and_pseudonymised_developer(dir: &Path, developer_extra: &str) -> PathBuf {
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "pseudonym_key_env = \"CC_ANALYTICS_PSEUDONYM_KEY\"\n\
+             [roles.admin]\ntables = [\"*\"]\n\
+             [roles.developer]\ntables = [\"*\"]\npseudonymise = [\"member\"]\n{developer_extra}"
+        ),
+    )
+    .unwrap();
+    policy
+}
+
 /// The newest record of an output's lease, if any.
 pub fn lease_newest(state: &Path) -> Option<serde_json::Value> {
     let newest = std::fs::read_dir(state.join("_lease"))
