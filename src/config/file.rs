@@ -36,6 +36,9 @@ pub struct FileConfig {
     pub max_count: Option<f64>,
     /// Event dates per window of a run over a range (default 7): memory follows one window.
     pub window_days: Option<u32>,
+    /// On a local disk, reuse the per-member CSV files the run before last replaced, keeping
+    /// their unchanged months (default true; see the README's "Reused files").
+    pub reuse_replaced_files: Option<bool>,
     /// Shards of a backfill (contract 4.3): shard mode, the index from the flag or environment.
     pub shard_count: Option<u32>,
     /// Dimensions (contract 5.5.1), by name.

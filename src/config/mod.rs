@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub allow_shrink: bool,
     pub limits: crate::decode::otlp::Limits,
     pub window_days: u32,
+    /// Reuse the replaced per-member CSV files on a local disk (`publish::reuse`).
+    pub reuse_replaced_files: bool,
     /// Shard mode (contract 4.3): this shard's index and the count; `range` is then the
     /// backfill's whole range, and `shard_block` gives this shard's dates.
     pub shard: Option<Shard>,
@@ -129,6 +131,7 @@ impl RunConfig {
             allow_shrink: args.allow_shrink,
             limits: limits(&file)?,
             window_days: args.window_days.or(file.window_days).unwrap_or(7).max(1),
+            reuse_replaced_files: file.reuse_replaced_files.unwrap_or(true),
             shard: if need_inputs {
                 resolve_shard(args, file.shard_count, range, &|v| std::env::var(v).ok())?
             } else {

@@ -246,7 +246,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    let (lock, cleanup) = hold_output(&roots, &run_id, plan.as_ref().map(|(p, _)| p)).await?;
+    let (lock, cleanup) = hold_output(&roots, (&run_id, cfg.reuse_replaced_files), plan.as_ref().map(|(p, _)| p)).await?;
     // Whatever happens below, the lease is released before the run returns.
     let result: Result<RunOutcome> = async {
         let mut ctx = DecodeContext::new(
@@ -282,6 +282,7 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
         }
     }
     .await;
+    publish::discard_unused(&roots, &run_id);
     cleanup.finish().await;
     let released = match lock {
         Some(l) => l.release().await,
@@ -319,13 +320,14 @@ fn shard_block(cfg: &RunConfig, sh: crate::config::Shard) -> RunConfig {
 /// back by the next run of any kind: a shard takes the lease just for that, and lets it go.
 async fn hold_output(
     roots: &Roots,
-    run_id: &str,
+    (run_id, reuse): (&str, bool),
     plan: Option<&shard::Plan>,
 ) -> Result<(Option<Lease>, Cleanup)> {
     let state = &roots.state;
     let Some(plan) = plan else {
         let lease = Lease::acquire(state, run_id).await?;
-        return match publish::recover(roots).await {
+        let reuse_for = reuse.then_some(run_id);
+        return match publish::recover(roots, reuse_for).await {
             Ok(cleanup) => Ok((Some(lease), cleanup)),
             Err(e) => {
                 lease.release().await?;
@@ -338,7 +340,7 @@ async fn hold_output(
     if publish::interrupted(roots).await? {
         let lease = Lease::acquire(state, run_id).await?;
         // A shard waits for the removal: it lets the lease go at once.
-        let recovered = match publish::recover(roots).await {
+        let recovered = match publish::recover(roots, None).await {
             Ok(cleanup) => {
                 cleanup.finish().await;
                 Ok(())
@@ -367,7 +369,7 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
     }
     store::check_meta(state, cfg).await?;
     shard::check_complete(state).await?;
-    let (lock, cleanup) = hold_output(&roots, &run_id, None).await?;
+    let (lock, cleanup) = hold_output(&roots, (&run_id, cfg.reuse_replaced_files), None).await?;
     let lock = lock.expect("a run without a plan holds the lease");
     let result: Result<RunOutcome> = async {
         let setup = Setup {
@@ -389,6 +391,7 @@ pub async fn reports(cfg: &RunConfig, argv: Vec<String>) -> Result<RunOutcome> {
             .await
     }
     .await;
+    publish::discard_unused(&roots, &run_id);
     cleanup.finish().await;
     let released = lock.release().await;
     let outcome = result?;

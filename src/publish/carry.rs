@@ -6,13 +6,14 @@
 //! still the ones the run publishes (each month named by its kept key, which names the month's
 //! fingerprint); else it is discarded and the files are written as if nothing was carried.
 
+use std::collections::VecDeque;
 use std::io::Read;
 
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::DataFrame;
 
 use super::folders::{encode_month, forms_of, streamed_rels, Form};
-use super::StagedFile;
+use super::{reuse, StagedFile};
 use crate::config::dimensions::Dimensions;
 use crate::config::roster::Roster;
 use crate::error::Result;
@@ -33,22 +34,53 @@ pub(super) struct FormFiles {
     pub(super) rows: u64,
     /// The kept key of each month written, in order.
     pub(super) keys: Vec<String>,
+    /// The CSV file's layout so far: its header, and where each month written ends.
+    layout: reuse::Layout,
+    /// A reused CSV file's months after those written (key hash, end): already in the file.
+    ahead: VecDeque<(u64, u64)>,
+    /// Where the months written end in the CSV file (before `ahead`).
+    csv_at: u64,
 }
 
 impl FormFiles {
     /// Starts the files of table `name` in `form` (`columns_of`: the table's columns), to be
-    /// published at `rels` (Parquet, CSV): the CSV header written.
+    /// published at `rels` (Parquet, CSV), for the months of kept keys `plan` first: the CSV
+    /// header written, or on a local disk a replaced CSV file that begins with the most of
+    /// those months reused (`reuse`).
     pub(super) async fn open(
-        state: &Location,
-        run_id: &str,
+        (state, run_id): (&Location, &str),
         name: &str,
         (form, columns_of, policy): (&Form, &DataFrame, &Policy),
         rels: [String; 2],
+        plan: &[String],
     ) -> Result<FormFiles> {
         let mut header = form.apply(&columns_of.clear(), policy)?;
         let parquet = StagedFile::new(state, run_id, &rels[0]);
-        let mut csv = StagedFile::new(state, run_id, &rels[1]);
-        csv.write(csv_part(&mut header, true)?).await?;
+        let head = csv_part(&mut header, true)?;
+        let layout = reuse::Layout {
+            header: (reuse::key_hash_bytes(&head), head.len() as u64),
+            months: Vec::new(),
+        };
+        let reused = StagedFile::local_path(state, run_id, &rels[1]).and_then(|to| {
+            let ahead = reuse::take(state, run_id, name, layout.header, plan, &to)?;
+            Some((to, ahead))
+        });
+        let (csv, ahead) = match reused {
+            Some((to, ahead)) => {
+                let len = ahead.back().map_or(layout.header.1, |m| m.1);
+                tracing::debug!(
+                    "{}: reusing {} months ({len} bytes) of a replaced file",
+                    rels[1],
+                    ahead.len()
+                );
+                (StagedFile::reuse(to, &rels[1], len)?, ahead)
+            }
+            None => {
+                let mut csv = StagedFile::new(state, run_id, &rels[1]);
+                csv.write(head).await?;
+                (csv, VecDeque::new())
+            }
+        };
         let pq = ParquetParts::new(&header, name, Some(run_id))?;
         Ok(FormFiles {
             parquet,
@@ -56,20 +88,60 @@ impl FormFiles {
             pq,
             rows: 0,
             keys: Vec::new(),
+            csv_at: layout.header.1,
+            layout,
+            ahead,
         })
     }
 
+    /// Whether the next month, of kept key `key`, is the next of the reused file's months.
+    fn reused_next(&self, key: &str) -> bool {
+        self.ahead.front().map(|m| m.0) == Some(reuse::key_hash(key))
+    }
+
+    /// Starts the CSV rows of the month of kept key `key`: true when they are in the file
+    /// already (the next reused month, taken as it is); else the reused months left are cut
+    /// off, and the rows are to be written.
+    fn csv_month(&mut self, key: &str) -> Result<bool> {
+        if self.reused_next(key) {
+            let (_, end) = self.ahead.pop_front().expect("a next month");
+            self.csv_at = end;
+            return Ok(true);
+        }
+        if !self.ahead.is_empty() {
+            self.csv.cut(self.csv_at)?;
+            self.ahead.clear();
+        }
+        Ok(false)
+    }
+
+    /// Ends the month of kept key `key` (its rows written or reused).
+    fn month_done(&mut self, key: &str, rows: u64) {
+        if self.ahead.is_empty() {
+            self.csv_at = self.csv.bytes();
+        }
+        self.layout.months.push((reuse::key_hash(key), self.csv_at));
+        self.rows += rows;
+        self.keys.push(key.to_string());
+    }
+
     /// Appends the month's kept encodings (`months::kept`): its Parquet pages and its CSV rows,
-    /// decompressed a part at a time. False, with nothing written, when they are not both there
-    /// or were kept with other columns than this file's (not made by this version).
+    /// decompressed a part at a time (none when the reused file holds them). False, with
+    /// nothing written, when they are not both there or were kept with other columns than this
+    /// file's (not made by this version).
     pub(super) async fn copy_kept(
         &mut self,
         state: &Location,
         month: Month,
         key: &str,
     ) -> Result<bool> {
-        let Some(csv) = months::kept(state, month, key, Encoded::Csv).await else {
-            return Ok(false);
+        let csv = if self.reused_next(key) {
+            None
+        } else {
+            match months::kept(state, month, key, Encoded::Csv).await {
+                Some(csv) => Some(csv),
+                None => return Ok(false),
+            }
         };
         let Some(pq_alone) = months::kept(state, month, key, Encoded::Parquet).await else {
             return Ok(false);
@@ -78,15 +150,17 @@ impl FormFiles {
             return Ok(false);
         };
         self.parquet.write(pq_bytes).await?;
-        let mut parts = decompress_aside(csv);
-        while let Some(part) = parts.recv().await {
-            let part = part.map_err(|e| {
-                crate::Error::Other(format!("the kept CSV rows of {month:?} ({key}): {e}"))
-            })?;
-            self.csv.write(part).await?;
+        let in_file = self.csv_month(key)?;
+        if let (false, Some(csv)) = (in_file, csv) {
+            let mut parts = decompress_aside(csv);
+            while let Some(part) = parts.recv().await {
+                let part = part.map_err(|e| {
+                    crate::Error::Other(format!("the kept CSV rows of {month:?} ({key}): {e}"))
+                })?;
+                self.csv.write(part).await?;
+            }
         }
-        self.rows += rows;
-        self.keys.push(key.to_string());
+        self.month_done(key, rows);
         Ok(true)
     }
 
@@ -116,20 +190,26 @@ impl FormFiles {
             }
         };
         self.parquet.write(pq_bytes).await?;
-        self.csv.write(c).await?;
-        self.rows += rows;
-        self.keys.push(key.to_string());
+        if !self.csv_month(key)? {
+            self.csv.write(c).await?;
+        }
+        self.month_done(key, rows);
         Ok(())
     }
 
-    /// Ends both files; returns their sizes (Parquet, CSV) and the rows.
+    /// Ends both files (a reused CSV file cut after the months written, its layout recorded
+    /// for the runs after); returns their sizes (Parquet, CSV) and the rows.
     pub(super) async fn finish(mut self) -> Result<(u64, u64, u64)> {
+        if !self.ahead.is_empty() {
+            self.csv.cut(self.csv_at)?;
+        }
         self.parquet.write(self.pq.finish()?).await?;
-        Ok((
-            self.parquet.finish().await?,
-            self.csv.finish().await?,
-            self.rows,
-        ))
+        let csv_path = self.csv.path().map(std::path::Path::to_path_buf);
+        let sizes = (self.parquet.finish().await?, self.csv.finish().await?);
+        if let Some(p) = csv_path {
+            reuse::record(&p, &self.layout);
+        }
+        Ok((sizes.0, sizes.1, self.rows))
     }
 
     /// Discards both files.
@@ -334,10 +414,14 @@ impl Owned {
     ) -> Result<Option<FormFiles>> {
         let state = &self.state;
         let shape = (form, columns_of, &self.policy);
-        let mut files = FormFiles::open(state, &self.run_id, name, shape, rels).await?;
-        for month in unchanged {
-            let key = form.kept_key(name, month, &self.policy);
-            match files.copy_kept(state, month.month, &key).await {
+        let keys: Vec<String> = unchanged
+            .iter()
+            .map(|m| form.kept_key(name, m, &self.policy))
+            .collect();
+        let to = (state, &self.run_id[..]);
+        let mut files = FormFiles::open(to, name, shape, rels, &keys).await?;
+        for (month, key) in unchanged.iter().zip(&keys) {
+            match files.copy_kept(state, month.month, key).await {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {

@@ -383,7 +383,7 @@ async fn stage_months(
             None => {
                 let shape = (&form, &columns_of, out.policy);
                 let run_id = out.publisher.run_id().to_string();
-                FormFiles::open(state, &run_id, name, shape, rels).await?
+                FormFiles::open((state, &run_id), name, shape, rels, &keys).await?
             }
         };
         out.publisher.adopt(&files.parquet);

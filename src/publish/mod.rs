@@ -25,6 +25,7 @@
 mod carry;
 pub mod folders;
 pub mod lease;
+mod reuse;
 
 pub use carry::{Carry, CarryPlan};
 
@@ -279,25 +280,70 @@ impl Publisher {
     }
 }
 
-/// A staged file being written in parts.
+/// A staged file being written in parts: uploaded through the store, or (a reused file on a
+/// local disk, see `reuse`) appended to in place.
 pub struct StagedFile {
-    writer: object_store::buffered::BufWriter,
+    to: Sink,
     rel: String,
     bytes: u64,
+    /// Where it is, when the staging is on a local disk.
+    local: Option<std::path::PathBuf>,
+}
+
+enum Sink {
+    Store(object_store::buffered::BufWriter),
+    /// Taken out while a write runs on the blocking pool.
+    File(Option<std::fs::File>),
+}
+
+fn io_error(rel: &str, e: std::io::Error) -> Error {
+    Error::Other(format!("writing the staged {rel}: {e}"))
 }
 
 impl StagedFile {
     /// A file of run `run_id` to be published at `rel`, staged under `state`; published only
     /// once a `Publisher` of the run adopts it.
     pub fn new(state: &Location, run_id: &str, rel: &str) -> StagedFile {
+        let path = staged(state, run_id, rel);
         StagedFile {
-            writer: object_store::buffered::BufWriter::new(
+            local: state
+                .local
+                .as_ref()
+                .and_then(|l| l.path_to_filesystem(&path).ok()),
+            to: Sink::Store(object_store::buffered::BufWriter::new(
                 state.store.clone(),
-                staged(state, run_id, rel),
-            ),
+                path,
+            )),
             rel: rel.to_string(),
             bytes: 0,
         }
+    }
+
+    /// Where run `run_id` stages `rel` on a local disk (none on an object store).
+    pub(super) fn local_path(state: &Location, run_id: &str, rel: &str) -> Option<std::path::PathBuf> {
+        state
+            .local
+            .as_ref()?
+            .path_to_filesystem(&staged(state, run_id, rel))
+            .ok()
+    }
+
+    /// The file already at `path` (a local staging), cut to its first `len` bytes, appended to.
+    pub(super) fn reuse(path: std::path::PathBuf, rel: &str, len: u64) -> Result<StagedFile> {
+        use std::io::{Seek, SeekFrom};
+        let open = || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            f.set_len(len)?;
+            f.seek(SeekFrom::End(0))?;
+            Ok::<_, std::io::Error>(f)
+        };
+        let f = open().map_err(|e| io_error(rel, e))?;
+        Ok(StagedFile {
+            to: Sink::File(Some(f)),
+            rel: rel.to_string(),
+            bytes: len,
+            local: Some(path),
+        })
     }
 
     /// Where it is to be published.
@@ -305,25 +351,77 @@ impl StagedFile {
         &self.rel
     }
 
+    /// Its bytes so far.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Where it is staged, on a local disk.
+    pub(super) fn path(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
+    }
+
     /// Discards what was written.
     pub async fn abort(mut self) {
-        if let Err(e) = self.writer.abort().await {
-            tracing::debug!("discarding the staged {}: {e}", self.rel);
+        match &mut self.to {
+            Sink::Store(w) => {
+                if let Err(e) = w.abort().await {
+                    tracing::debug!("discarding the staged {}: {e}", self.rel);
+                }
+            }
+            Sink::File(f) => {
+                drop(f.take());
+                if let Some(p) = &self.local {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
         }
     }
 
     pub async fn write(&mut self, bytes: impl Into<bytes::Bytes>) -> Result<()> {
         let bytes: bytes::Bytes = bytes.into();
         self.bytes += bytes.len() as u64;
-        self.writer
-            .put(bytes)
-            .await
-            .map_err(|e| Error::store(self.rel.as_str(), e))
+        match &mut self.to {
+            Sink::Store(w) => w
+                .put(bytes)
+                .await
+                .map_err(|e| Error::store(self.rel.as_str(), e)),
+            Sink::File(slot) => {
+                use std::io::Write;
+                let mut f = slot.take().expect("one write at a time");
+                let (f, done) = tokio::task::spawn_blocking(move || {
+                    let done = f.write_all(&bytes);
+                    (f, done)
+                })
+                .await
+                .map_err(|e| Error::Other(format!("writing the staged {}: {e}", self.rel)))?;
+                *slot = Some(f);
+                done.map_err(|e| io_error(&self.rel, e))
+            }
+        }
+    }
+
+    /// Cuts a reused file back to its first `len` bytes (what follows is written anew).
+    pub(super) fn cut(&mut self, len: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let Sink::File(Some(f)) = &mut self.to else {
+            return Err(Error::Other(format!(
+                "{}: only a reused file is cut",
+                self.rel
+            )));
+        };
+        f.set_len(len)
+            .and_then(|()| f.seek(SeekFrom::Start(len)))
+            .map_err(|e| io_error(&self.rel, e))?;
+        self.bytes = len;
+        Ok(())
     }
 
     /// Completes the upload; returns the file's size.
     pub async fn finish(mut self) -> Result<u64> {
-        crate::source::finish_upload(&mut self.writer, &self.rel).await?;
+        if let Sink::Store(w) = &mut self.to {
+            crate::source::finish_upload(w, &self.rel).await?;
+        }
         Ok(self.bytes)
     }
 }
@@ -549,6 +647,11 @@ impl Cleanup {
     }
 }
 
+/// Removes the replaced files run `run_id` took to reuse and did not (`reuse`).
+pub fn discard_unused(roots: &Roots, run_id: &str) {
+    reuse::discard_left(&roots.state, run_id);
+}
+
 /// The output root's directory when it is on a local disk.
 pub fn local_root(out: &Location) -> Option<std::path::PathBuf> {
     out.url
@@ -615,8 +718,9 @@ pub async fn interrupted(roots: &Roots) -> Result<bool> {
 /// Before a run (under the lease): deletes partial files a killed run left on a local disk, rolls
 /// back commits whose journal was written (the run was killed while moving files into place),
 /// and starts removing, in the background, what complete commits left and the staging of runs
-/// that never reached their commit point.
-pub async fn recover(roots: &Roots) -> Result<Cleanup> {
+/// that never reached their commit point. A run that writes the tables (`reuse_for`: its id)
+/// first takes, on one local root, the replaced CSV files it may reuse (`reuse`).
+pub async fn recover(roots: &Roots, reuse_for: Option<&str>) -> Result<Cleanup> {
     for root in [&roots.state, &roots.reports] {
         if let Some(root) = local_root(root) {
             let removed = sweep_temporary(&root);
@@ -636,7 +740,7 @@ pub async fn recover(roots: &Roots) -> Result<Cleanup> {
         .iter()
         .filter_map(|p| p.as_ref().get(base..)?.split('/').next().map(String::from))
         .collect();
-    let mut left = Vec::new();
+    let (mut left, mut complete) = (Vec::new(), Vec::new());
     for run in runs {
         let journal = out.child(&format!("{STAGING}/{run}/{JOURNAL}"));
         match out.get(&journal).await {
@@ -654,10 +758,15 @@ pub async fn recover(roots: &Roots) -> Result<Cleanup> {
                     tracing::warn!(
                         "discarding the staged files of run {run}, which did not finish"
                     );
+                } else {
+                    complete.push(run.clone());
                 }
                 left.push(run);
             }
         }
+    }
+    if let Some(run_id) = reuse_for.filter(|_| !roots.split()) {
+        reuse::claim(out, run_id, &complete);
     }
     Ok(Cleanup::start(out, left))
 }

@@ -851,6 +851,82 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     assert!(csv.contains("\n2026-10-10,") && csv.contains("\n2026-11-03,"));
 }
 
+/// On a local disk a run reuses the per-member CSV files the run before last replaced, up to
+/// the first month changed since, and appends the rest: the same tables as runs that write
+/// every file whole (`reuse_replaced_files = false`), also when an older month changed between.
+#[test]
+fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-10-10 … 2026-12-08: October, November, December.
+    let data = generate(dir.path(), "60", "7");
+    // (The generator's bad lines are a few per cent of a window's; both outputs take them.)
+    let (on_toml, off) = (dir.path().join("on.toml"), dir.path().join("off.toml"));
+    std::fs::write(&on_toml, "max_bad_ratio = 0.5\n").unwrap();
+    std::fs::write(&off, "max_bad_ratio = 0.5\nreuse_replaced_files = false\n").unwrap();
+    let (input, roster) = (data.join("telemetry"), data.join("roster.csv"));
+    let debug = [("CC_ANALYTICS_LOG", "cc_analytics=debug")];
+    let on = |out: &Path, step: &[&str], whole: bool| -> String {
+        let mut a = vec![step[0]];
+        if step[0] == "run" {
+            a.extend_from_slice(&["--input", input.to_str().unwrap()]);
+        }
+        a.extend_from_slice(&["--roster", roster.to_str().unwrap()]);
+        a.extend_from_slice(&["--output", out.to_str().unwrap()]);
+        let config = if whole { &off } else { &on_toml };
+        a.extend_from_slice(&["--config", config.to_str().unwrap()]);
+        a.extend_from_slice(&step[1..]);
+        stderr(&run_in(None, &a, &debug, 0))
+    };
+    let (out, whole) = (dir.path().join("out"), dir.path().join("whole"));
+    let inode = || {
+        std::fs::metadata(out.join("reports/admin/member_daily.csv"))
+            .unwrap()
+            .ino()
+    };
+    let reused = |e: &str| -> Option<String> {
+        let at = e.find("member_daily.csv: reusing ")?;
+        Some(e[at..].split(" of a replaced file").next()?.to_string())
+    };
+    // What each step reuses of member_daily.csv: the files the step before last replaced
+    // (none for the first two), as far as their months are still the run's.
+    let steps: [(&[&str], Option<&str>); 6] = [
+        (&["run", "--from", "2026-10-10", "--to", "2026-12-05"], None),
+        (&["run", "--date", "2026-12-06"], None),
+        // The backfill's files: October and November unchanged (December is recomputed).
+        (&["run", "--date", "2026-12-07"], Some("reusing 2 months")),
+        // November recomputed: only October is still the same.
+        (&["run", "--date", "2026-11-20"], Some("reusing 1 months")),
+        // The third step's files hold the November before the fourth step: October only.
+        (&["run", "--date", "2026-12-08"], Some("reusing 1 months")),
+        // The fourth step's files: October and the November it rebuilt.
+        (&["reports"], Some("reusing 2 months")),
+    ];
+    let mut first = 0;
+    for (i, (step, want)) in steps.iter().enumerate() {
+        let e = on(&out, step, false);
+        let got = reused(&e);
+        assert_eq!(
+            got.as_deref().map(|g| g.split(" (").next().unwrap()),
+            want.map(|w| &w[..]).map(|w| format!("member_daily.csv: {w}")).as_deref(),
+            "step {i} {step:?}: {e}"
+        );
+        let w = on(&whole, step, true);
+        assert!(!w.contains("reusing"), "{w}");
+        assert_same(&reports(&out), &reports(&whole), &format!("step {i} {step:?}"));
+        match i {
+            0 => first = inode(),
+            // The backfill's own file, its months kept and the rest appended.
+            2 => assert_eq!(inode(), first),
+            _ => {}
+        }
+    }
+    assert!(
+        !walk(&out.join("_staging")).iter().any(|p| p.to_string_lossy().contains("/_reuse/")),
+        "nothing taken to reuse is left"
+    );
+}
+
 /// A run for some roles (`--roles`) knows only their forms of the per-member tables: it keeps
 /// the encodings of the forms only other roles see (removing them would make the next run
 /// for every role encode all their months again); a run for every role removes what no form uses.
