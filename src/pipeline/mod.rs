@@ -246,7 +246,12 @@ pub async fn run(cfg: &RunConfig, argv: Vec<String>, progress: bool) -> Result<R
     let roots = open_roots(cfg)?;
     let state = &roots.state;
     store::check_meta(state, cfg).await?;
-    let (lock, cleanup) = hold_output(&roots, (&run_id, cfg.reuse_replaced_files), plan.as_ref().map(|(p, _)| p)).await?;
+    let (lock, cleanup) = hold_output(
+        &roots,
+        (&run_id, cfg.reuse_replaced_files),
+        plan.as_ref().map(|(p, _)| p),
+    )
+    .await?;
     // Whatever happens below, the lease is released before the run returns.
     let result: Result<RunOutcome> = async {
         let mut ctx = DecodeContext::new(

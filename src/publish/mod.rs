@@ -291,7 +291,8 @@ pub struct StagedFile {
 }
 
 enum Sink {
-    Store(object_store::buffered::BufWriter),
+    // Boxed: the writer is ten times the size of a file handle.
+    Store(Box<object_store::buffered::BufWriter>),
     /// Taken out while a write runs on the blocking pool.
     File(Option<std::fs::File>),
 }
@@ -310,17 +311,21 @@ impl StagedFile {
                 .local
                 .as_ref()
                 .and_then(|l| l.path_to_filesystem(&path).ok()),
-            to: Sink::Store(object_store::buffered::BufWriter::new(
+            to: Sink::Store(Box::new(object_store::buffered::BufWriter::new(
                 state.store.clone(),
                 path,
-            )),
+            ))),
             rel: rel.to_string(),
             bytes: 0,
         }
     }
 
     /// Where run `run_id` stages `rel` on a local disk (none on an object store).
-    pub(super) fn local_path(state: &Location, run_id: &str, rel: &str) -> Option<std::path::PathBuf> {
+    pub(super) fn local_path(
+        state: &Location,
+        run_id: &str,
+        rel: &str,
+    ) -> Option<std::path::PathBuf> {
         state
             .local
             .as_ref()?

@@ -126,15 +126,7 @@ pub(super) fn record(path: &Path, layout: &Layout) {
     }
     let v = layout.encode(meta.len(), mtime_ns(&meta));
     // SAFETY: the path and name are NUL-terminated, the value is `v.len()` readable bytes.
-    let r = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            v.as_ptr().cast(),
-            v.len(),
-            0,
-        )
-    };
+    let r = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
     if r != 0 {
         tracing::debug!(
             "{}: its months not recorded ({}): the file is not reused",
@@ -203,7 +195,11 @@ pub(super) fn claim(state: &Location, run_id: &str, done: &[String]) -> usize {
     let mut seen = HashSet::new();
     let mut claimed = 0;
     for run in done {
-        let previous = root.join(STAGING).join(run).join("_previous").join(REPORTS_DIR);
+        let previous = root
+            .join(STAGING)
+            .join(run)
+            .join("_previous")
+            .join(REPORTS_DIR);
         for (name, p) in streamed_csvs(&previous) {
             let Ok(meta) = std::fs::metadata(&p) else {
                 continue;
@@ -247,7 +243,11 @@ pub(super) fn take(
             continue;
         };
         // `<name>.<n>.csv`: not a longer table name that begins with this one.
-        if !rest.trim_end_matches(".csv").bytes().all(|b| b.is_ascii_digit()) {
+        if !rest
+            .trim_end_matches(".csv")
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         let Some(layout) = read(&entry.path()).filter(|l| l.header == header) else {
@@ -310,7 +310,10 @@ mod tests {
         // Written to since (another size or time), or cut short: not trusted.
         assert_eq!(Layout::decode(&v, 301, 1_700_000_000_123_456_789), None);
         assert_eq!(Layout::decode(&v, 300, 1_700_000_000_123_456_790), None);
-        assert_eq!(Layout::decode(&v[..v.len() - 1], 300, 1_700_000_000_123_456_789), None);
+        assert_eq!(
+            Layout::decode(&v[..v.len() - 1], 300, 1_700_000_000_123_456_789),
+            None
+        );
         assert_eq!(Layout::decode(b"xxxx", 300, 0), None);
         // Offsets out of order, or past the end of the file.
         let bad = Layout {
@@ -353,13 +356,22 @@ mod tests {
         assert_eq!(claim(&state, "r2", &["r1".to_string()]), 1);
         assert!(!a.exists() && published.exists());
 
-        let to = dir.path().join("_staging/r2/reports/admin/member_daily.csv");
+        let to = dir
+            .path()
+            .join("_staging/r2/reports/admin/member_daily.csv");
         let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         // Another header, or a first month that differs: not this file.
         assert!(take(&state, "r2", "member_daily", (8, 20), &keys(&["a"]), &to).is_none());
         assert!(take(&state, "r2", "member_daily", (7, 20), &keys(&["b"]), &to).is_none());
         assert!(take(&state, "r2", "member_daily_by", (7, 20), &keys(&["a"]), &to).is_none());
-        let months = take(&state, "r2", "member_daily", (7, 20), &keys(&["a", "c"]), &to);
+        let months = take(
+            &state,
+            "r2",
+            "member_daily",
+            (7, 20),
+            &keys(&["a", "c"]),
+            &to,
+        );
         assert_eq!(months, Some(VecDeque::from([(key_hash("a"), 120)])));
         assert!(to.exists());
         // Taken: not there a second time.

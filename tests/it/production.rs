@@ -858,12 +858,26 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
 fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    // 2026-10-10 … 2026-12-08: October, November, December.
-    let data = generate(dir.path(), "60", "7");
-    // (The generator's bad lines are a few per cent of a window's; both outputs take them.)
+    // 2026-09-10 … 2026-11-08: September, October, November.
+    let data = dir.path().join("data");
+    let g = [
+        "generate",
+        "--output",
+        data.to_str().unwrap(),
+        "--members",
+        "6",
+    ];
+    run(
+        &[
+            &g[..],
+            &["--days", "60", "--start", "2026-09-10", "--seed", "7"],
+        ]
+        .concat(),
+        0,
+    );
     let (on_toml, off) = (dir.path().join("on.toml"), dir.path().join("off.toml"));
-    std::fs::write(&on_toml, "max_bad_ratio = 0.5\n").unwrap();
-    std::fs::write(&off, "max_bad_ratio = 0.5\nreuse_replaced_files = false\n").unwrap();
+    std::fs::write(&on_toml, "").unwrap();
+    std::fs::write(&off, "reuse_replaced_files = false\n").unwrap();
     let (input, roster) = (data.join("telemetry"), data.join("roster.csv"));
     let debug = [("CC_ANALYTICS_LOG", "cc_analytics=debug")];
     let on = |out: &Path, step: &[&str], whole: bool| -> String {
@@ -891,15 +905,15 @@ fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
     // What each step reuses of member_daily.csv: the files the step before last replaced
     // (none for the first two), as far as their months are still the run's.
     let steps: [(&[&str], Option<&str>); 6] = [
-        (&["run", "--from", "2026-10-10", "--to", "2026-12-05"], None),
-        (&["run", "--date", "2026-12-06"], None),
-        // The backfill's files: October and November unchanged (December is recomputed).
-        (&["run", "--date", "2026-12-07"], Some("reusing 2 months")),
-        // November recomputed: only October is still the same.
-        (&["run", "--date", "2026-11-20"], Some("reusing 1 months")),
-        // The third step's files hold the November before the fourth step: October only.
-        (&["run", "--date", "2026-12-08"], Some("reusing 1 months")),
-        // The fourth step's files: October and the November it rebuilt.
+        (&["run", "--from", "2026-09-10", "--to", "2026-11-05"], None),
+        (&["run", "--date", "2026-11-06"], None),
+        // The backfill's files: September and October unchanged (November is recomputed).
+        (&["run", "--date", "2026-11-07"], Some("reusing 2 months")),
+        // October recomputed: only September is still the same.
+        (&["run", "--date", "2026-10-20"], Some("reusing 1 months")),
+        // The third step's files hold the October before the fourth step: September only.
+        (&["run", "--date", "2026-11-08"], Some("reusing 1 months")),
+        // The fourth step's files: September and the October it rebuilt.
         (&["reports"], Some("reusing 2 months")),
     ];
     let mut first = 0;
@@ -908,12 +922,16 @@ fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
         let got = reused(&e);
         assert_eq!(
             got.as_deref().map(|g| g.split(" (").next().unwrap()),
-            want.map(|w| &w[..]).map(|w| format!("member_daily.csv: {w}")).as_deref(),
+            want.map(|w| format!("member_daily.csv: {w}")).as_deref(),
             "step {i} {step:?}: {e}"
         );
         let w = on(&whole, step, true);
         assert!(!w.contains("reusing"), "{w}");
-        assert_same(&reports(&out), &reports(&whole), &format!("step {i} {step:?}"));
+        assert_same(
+            &reports(&out),
+            &reports(&whole),
+            &format!("step {i} {step:?}"),
+        );
         match i {
             0 => first = inode(),
             // The backfill's own file, its months kept and the rest appended.
@@ -922,7 +940,9 @@ fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
         }
     }
     assert!(
-        !walk(&out.join("_staging")).iter().any(|p| p.to_string_lossy().contains("/_reuse/")),
+        !walk(&out.join("_staging"))
+            .iter()
+            .any(|p| p.to_string_lossy().contains("/_reuse/")),
         "nothing taken to reuse is left"
     );
 }
