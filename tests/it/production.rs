@@ -851,6 +851,19 @@ fn kept_month_encodings_are_the_bytes_a_fresh_encoding_gives() {
     assert!(csv.contains("\n2026-10-10,") && csv.contains("\n2026-11-03,"));
 }
 
+/// Whether files under `dir` take user extended attributes (where reuse records its layouts).
+fn user_xattrs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let file = dir.join("xattr-probe");
+    std::fs::write(&file, b"").unwrap();
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes()).unwrap();
+    let name = c"user.cc_analytics.probe";
+    // SAFETY: both strings are NUL-terminated and outlive the call; the value is one byte.
+    let r = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+    std::fs::remove_file(&file).unwrap();
+    r == 0
+}
+
 /// On a local disk a run reuses the per-member CSV files the run before last replaced, up to
 /// the first month changed since, and appends the rest: the same tables as runs that write
 /// every file whole (`reuse_replaced_files = false`), also when an older month changed between.
@@ -916,8 +929,18 @@ fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
         // The fourth step's files: September and the October it rebuilt.
         (&["reports"], Some("reusing 2 months")),
     ];
+    // Without user extended attributes (some filesystems), nothing is reused and the files
+    // are written whole: still the same bytes.
+    let xattrs = user_xattrs(dir.path());
+    if !xattrs {
+        eprintln!(
+            "no user extended attributes under {}: no reuse expected",
+            dir.path().display()
+        );
+    }
     let mut first = 0;
     for (i, (step, want)) in steps.iter().enumerate() {
+        let want = want.filter(|_| xattrs);
         let e = on(&out, step, false);
         let got = reused(&e);
         assert_eq!(
@@ -935,7 +958,7 @@ fn replaced_csv_files_are_reused_up_to_the_first_changed_month() {
         match i {
             0 => first = inode(),
             // The backfill's own file, its months kept and the rest appended.
-            2 => assert_eq!(inode(), first),
+            2 if xattrs => assert_eq!(inode(), first),
             _ => {}
         }
     }
