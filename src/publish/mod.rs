@@ -297,6 +297,11 @@ enum Sink {
     File(Option<std::fs::File>),
 }
 
+/// The local file of `path` under `state`, when `state` is a local disk.
+fn on_disk(state: &Location, path: &object_store::path::Path) -> Option<std::path::PathBuf> {
+    state.local.as_ref()?.path_to_filesystem(path).ok()
+}
+
 fn io_error(rel: &str, e: std::io::Error) -> Error {
     Error::Other(format!("writing the staged {rel}: {e}"))
 }
@@ -307,10 +312,7 @@ impl StagedFile {
     pub fn new(state: &Location, run_id: &str, rel: &str) -> StagedFile {
         let path = staged(state, run_id, rel);
         StagedFile {
-            local: state
-                .local
-                .as_ref()
-                .and_then(|l| l.path_to_filesystem(&path).ok()),
+            local: on_disk(state, &path),
             to: Sink::Store(Box::new(object_store::buffered::BufWriter::new(
                 state.store.clone(),
                 path,
@@ -326,11 +328,7 @@ impl StagedFile {
         run_id: &str,
         rel: &str,
     ) -> Option<std::path::PathBuf> {
-        state
-            .local
-            .as_ref()?
-            .path_to_filesystem(&staged(state, run_id, rel))
-            .ok()
+        on_disk(state, &staged(state, run_id, rel))
     }
 
     /// The file already at `path` (a local staging), cut to its first `len` bytes, appended to.
